@@ -1,0 +1,57 @@
+"""The model options shared by `net2brain extract` and `fovex explain` / `evaluate`."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+
+from shared.errors import ConfigError
+from shared.models.loading import LoadedModel, load_model
+
+PANEL = "Model"
+
+Model = Annotated[str, typer.Option(
+    "--model", "-m", rich_help_panel=PANEL,
+    help="torchvision or timm model name, module:function or file.py:function (a factory returning "
+    "an nn.Module; runs your own code), or a TorchScript file.",
+)]
+Source = Annotated[Literal["auto", "torchvision", "timm"], typer.Option(
+    rich_help_panel=PANEL,
+    help="Where to look up a model name: auto tries torchvision, then timm.",
+)]
+Weights = Annotated[str, typer.Option(
+    rich_help_panel=PANEL,
+    help="pretrained (from $TORCH_HOME / $HF_HOME caches), random (seeded), or a state-dict file "
+    "(.pth, .pt, .bin, .safetensors; loaded with weights_only).",
+)]
+Seed = Annotated[int, typer.Option(rich_help_panel=PANEL, help="Seed for random weights and anything random.")]
+Device = Annotated[str, typer.Option(rich_help_panel=PANEL, help="auto, cpu, cuda, cuda:N or mps.")]
+ImageSize = Annotated[int | None, typer.Option(
+    rich_help_panel=PANEL, help="Crop size in pixels (the resize keeps the model's crop fraction).",
+)]
+Mean = Annotated[str | None, typer.Option(rich_help_panel=PANEL, help="Normalisation mean R,G,B (default: the model's).")]
+Std = Annotated[str | None, typer.Option(rich_help_panel=PANEL, help="Normalisation std R,G,B (default: the model's).")]
+
+
+def parse_triple(name: str, text: str | None) -> tuple[float, float, float] | None:
+    """'0.5,0.5,0.5' -> (0.5, 0.5, 0.5); None stays None."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--{name} {text!r} must be three numbers R,G,B") from None
+    if len(values) != 3:
+        raise ConfigError(f"--{name} {text!r} must be three numbers R,G,B")
+    return values  # type: ignore[return-value]
+
+
+def load_model_from_options(
+    model: str, source: str, weights: str, seed: int, device: str,
+    image_size: int | None, mean: str | None, std: str | None,
+) -> LoadedModel:
+    """Load the model the shared options describe."""
+    return load_model(
+        model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
+        mean=parse_triple("mean", mean), std=parse_triple("std", std),
+    )

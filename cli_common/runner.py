@@ -1,0 +1,71 @@
+"""Running a Typer app with the toolbox's exit-code contract.
+
+0 success; 2 bad usage, configuration or input (one line on stderr, no traceback);
+1 an unexpected failure (a one-line summary; `--debug` shows the traceback);
+130 interrupted with Ctrl-C.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+import typer
+
+from shared.errors import ToolboxError
+
+
+class _State:
+    debug = False
+
+
+state = _State()
+
+
+def global_options(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an unexpected error."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    """Options that come before the command name."""
+    state.debug = debug
+    if version:
+        from shared import __version__
+
+        typer.echo(f"{ctx.info_name} {__version__}")
+        raise typer.Exit()
+
+
+def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> int:
+    """Run `app` on `argv` (default: sys.argv[1:]) and return the exit code."""
+    state.debug = False
+    logging.basicConfig(level=logging.INFO, format=f"{prog_name}: %(message)s", stream=sys.stderr, force=True)
+    command = typer.main.get_command(app)
+    # Typer has vendored click in recent releases: find its exception base without importing it.
+    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except typer.Exit as done:
+        return done.exit_code
+    except click_exception as error:  # usage errors: bad flags, missing options
+        error.show(file=sys.stderr)
+        return error.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        print(f"{prog_name}: interrupted", file=sys.stderr)
+        return 130
+    except ToolboxError as error:
+        print(f"{prog_name}: error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - the one place that turns crashes into exit 1
+        if state.debug:
+            traceback.print_exc()
+        summary = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(
+            f"{prog_name}: unexpected error: {type(error).__name__}: {summary} "
+            f"(rerun with `{prog_name} --debug ...` for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 1

@@ -1,0 +1,1 @@
+"""The `fovex` command: explain image classifiers with foveated fixations (FovEx)."""

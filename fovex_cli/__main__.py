@@ -1,0 +1,3 @@
+from fovex_cli.app import main
+
+raise SystemExit(main())

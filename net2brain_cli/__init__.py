@@ -1,0 +1,1 @@
+"""The `net2brain` command: compare deep network representations with brain data."""

@@ -1,0 +1,3 @@
+from net2brain_cli.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""`net2brain`: models, layers, extract, demo. Thin: options in, one core call, summary out."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from cli_common import model_options as mo
+from cli_common.config import require, resolved_options, with_config
+from cli_common.progress import progress_bar
+from cli_common.runner import global_options, run
+
+app = typer.Typer(
+    name="net2brain",
+    help="Compare the representations of deep vision networks with brain data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.callback()(global_options)
+log = logging.getLogger("net2brain")
+
+ConfigFile = Annotated[Path | None, typer.Option(
+    "--config", help="YAML file of options (keys = long flag names); command-line flags win.",
+)]
+
+
+@app.command("models")
+@with_config
+def models_command(
+    ctx: typer.Context,
+    source: Annotated[Literal["torchvision", "timm"] | None, typer.Option(help="Only this source.")] = None,
+    filter: Annotated[str | None, typer.Option("--filter", help="Only names containing this text.")] = None,
+    config: ConfigFile = None,
+) -> None:
+    """List every classification model torchvision and timm offer (source<TAB>name)."""
+    from shared.models.zoo import list_models
+
+    pairs = list_models(source, filter)
+    typer.echo("\n".join(f"{s}\t{name}" for s, name in pairs))
+    log.info("%d models", len(pairs))
+
+
+@app.command("layers")
+@with_config
+def layers_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name, module:function, or TorchScript file.")],
+    source: mo.Source = "auto",
+    image_size: mo.ImageSize = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "cpu",
+    config: ConfigFile = None,
+) -> None:
+    """List a model's layers in execution order with their output shapes; '*' marks the
+    default (top) selection."""
+    from shared.models.layers import list_layers
+    from shared.models.loading import load_model
+
+    loaded = load_model(model, source=source, weights="random", device=device, image_size=image_size)
+    infos = list_layers(loaded)
+    width = max(len(info.name) for info in infos)
+    for info in infos:
+        shape = " x ".join(map(str, info.shape)) or "scalar"
+        typer.echo(f"{'*' if info.top else ' '} {info.name:<{width}}  {shape}")
+    log.info("%d layers; * = default selection (%d)", len(infos), sum(i.top for i in infos))
+
+
+@app.command("extract")
+@with_config
+def extract_command(
+    ctx: typer.Context,
+    model: mo.Model = None,
+    source: mo.Source = "auto",
+    weights: mo.Weights = "pretrained",
+    seed: mo.Seed = 0,
+    device: mo.Device = "auto",
+    image_size: mo.ImageSize = None,
+    mean: mo.Mean = None,
+    std: mo.Std = None,
+    stimuli: Annotated[Path | None, typer.Option(help="Folder of images / videos, or a text file listing them.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output HDF5 file.")] = None,
+    layers: Annotated[str, typer.Option(help="top, all, or NAME,NAME (see `net2brain layers MODEL`).")] = "top",
+    batch_size: Annotated[int, typer.Option(help="Stimuli per forward pass.")] = 32,
+    dtype: Annotated[Literal["float32", "float16"], typer.Option(help="Stored dtype.")] = "float32",
+    tokens: Annotated[Literal["auto", "cls", "mean", "all"], typer.Option(
+        help="Transformer outputs (batch, tokens, dim): class token, patch-token mean, or all tokens; "
+        "auto = cls when the model has a class token, else mean.",
+    )] = "auto",
+    frames: Annotated[int, typer.Option(help="Frames sampled evenly from each video.")] = 8,
+    per_frame: Annotated[bool, typer.Option("--per-frame", help="Keep each video frame's activations instead of their mean.")] = False,
+    reduce: Annotated[str, typer.Option(help="none, or srp:N (seeded sparse random projection to N features per layer).")] = "none",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+    config: ConfigFile = None,
+) -> None:
+    """Extract layer activations over a stimulus set into an HDF5 file."""
+    from shared.activations import extract_to_file, plan_extraction
+    from shared.config import config_path_for, write_resolved_config
+    from shared.reduction import parse_reduce
+    from shared.stimuli import discover_stimuli
+    from shared.storage import check_new_output
+
+    options = resolved_options(ctx)
+    require(options, "model", "stimuli", "out")
+    found = discover_stimuli(stimuli)
+    if resume and out.exists() and not overwrite:
+        log.info("%s is complete already; nothing to resume", out)
+        return
+    check_new_output(out, overwrite)
+    srp = parse_reduce(reduce)
+    loaded = mo.load_model_from_options(model, source, weights, seed, device, image_size, mean, std)
+    plan = plan_extraction(loaded, layers, tokens, frames, per_frame, srp)
+    with progress_bar(f"extract {loaded.name}") as update:
+        path = extract_to_file(
+            loaded, found, plan, out, batch_size=batch_size, dtype=dtype, resume=resume,
+            overwrite=overwrite, config=options, progress=update,
+        )
+    write_resolved_config(config_path_for(path), "net2brain extract", options)
+    log.info("wrote %s: %d stimuli x %d layers of %s on %s", path, len(found), len(plan.layers), loaded.name, loaded.device)
+
+
+@app.command("demo")
+@with_config
+def demo_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Folder for the demo's files (created).")] = Path("net2brain-demo"),
+    device: mo.Device = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace earlier demo outputs.")] = False,
+    config: ConfigFile = None,
+) -> None:
+    """Generate a small stimulus set with known structure and extract a random ResNet-18's
+    activations: a first look at the file layouts, no downloads needed."""
+    from net2brain_cli.demo import run_demo
+
+    with progress_bar("demo") as update:
+        report = run_demo(out, device=device, overwrite=overwrite, options=resolved_options(ctx), progress=update)
+    typer.echo(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code."""
+    return run(app, "net2brain", argv)

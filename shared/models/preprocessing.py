@@ -1,0 +1,118 @@
+"""The image preprocessing a model expects: resize, centre crop, scale to [0, 1], normalise.
+
+One description covers torchvision's `ImageClassification` presets (resize the shorter
+side to `resize`, crop `crop`) and timm's evaluation transforms (resize the shorter side
+to floor(crop / crop_pct), crop `crop`), so a run records exactly what was applied.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from ..errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Resize the shorter side to `resize` px, centre-crop `crop` px, normalise.
+
+    Attributes
+    ----------
+    resize, crop : int
+        Sizes in pixels.
+    mean, std : tuple of 3 floats
+        Per-channel normalisation applied to values in [0, 1].
+    interpolation : str
+        "bilinear", "bicubic" or "nearest".
+    """
+
+    resize: int = 256
+    crop: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+    def with_overrides(
+        self,
+        image_size: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> Preprocessing:
+        """A copy with the user's overrides; `image_size` sets the crop and scales the
+        resize so that the model's crop fraction is kept."""
+        changed = self
+        if image_size is not None:
+            if image_size < 8:
+                raise ConfigError(f"--image-size must be at least 8 pixels, got {image_size}")
+            resize = math.floor(image_size * self.resize / self.crop)
+            changed = replace(changed, crop=image_size, resize=resize)
+        if mean is not None:
+            changed = replace(changed, mean=_triple("mean", mean))
+        if std is not None:
+            triple = _triple("std", std)
+            if min(triple) <= 0:
+                raise ConfigError(f"--std values must be positive, got {std}")
+            changed = replace(changed, std=triple)
+        return changed
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        """Turn an RGB image into a normalised float32 tensor (3, crop, crop)."""
+        image = TF.resize(image, [self.resize], interpolation=InterpolationMode(self.interpolation), antialias=True)
+        image = TF.center_crop(image, [self.crop])
+        tensor = TF.to_dtype(TF.pil_to_tensor(image), torch.float32, scale=True)
+        return TF.normalize(tensor, list(self.mean), list(self.std))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _triple(name: str, values: Sequence[float]) -> tuple[float, float, float]:
+    values = tuple(float(v) for v in values)
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"--{name} needs three finite numbers R,G,B, got {values}")
+    return values  # type: ignore[return-value]
+
+
+def from_torchvision(name: str) -> Preprocessing:
+    """The preprocessing of a torchvision model's default weights (ImageNet defaults
+    when the model has no weights enum)."""
+    from torchvision.models import get_model_weights
+
+    try:
+        preset = get_model_weights(name).DEFAULT.transforms()
+    except (ValueError, AttributeError):
+        return Preprocessing()
+    return Preprocessing(
+        resize=int(preset.resize_size[0]),
+        crop=int(preset.crop_size[0]),
+        mean=tuple(preset.mean),
+        std=tuple(preset.std),
+        interpolation=preset.interpolation.value,
+    )
+
+
+def from_timm(model: torch.nn.Module) -> Preprocessing:
+    """The evaluation preprocessing of a timm model, from its data config."""
+    from timm.data import resolve_data_config
+
+    config = resolve_data_config({}, model=model)
+    crop = int(config["input_size"][-1])
+    interpolation = config.get("interpolation", "bilinear")
+    if interpolation not in ("bilinear", "bicubic", "nearest"):
+        interpolation = "bilinear"
+    return Preprocessing(
+        resize=math.floor(crop / config.get("crop_pct", 0.875)),
+        crop=crop,
+        mean=tuple(config["mean"]),
+        std=tuple(config["std"]),
+        interpolation=interpolation,
+    )

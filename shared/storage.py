@@ -1,0 +1,275 @@
+"""Files on disk: atomic writes, output checks, and the HDF5 activation layout.
+
+Every output is written under a temporary name in its own folder and renamed into place
+only when complete, so a file with the final name is always a finished one. Activation
+files are the exception that proves the rule: their temporary `<name>.partial` file
+survives an interruption so that `--resume` can continue it.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .errors import InputError, OutputError
+
+PARTIAL_SUFFIX = ".partial"
+ACTIVATIONS_KIND = "activations"
+_ROWS_DONE = "_rows_done"
+# Chunks of about this many bytes: a few rows of a large layer, many rows of a small one.
+_CHUNK_BYTES = 4 * 2**20
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` when the block succeeds.
+
+    On any exception (including KeyboardInterrupt) the temporary file is removed and
+    `path` is left untouched.
+    """
+    path = Path(path)
+    check_output_folder(path)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise _output_error(path, error) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_output_folder(path: Path) -> None:
+    """Raise `OutputError` unless the folder of `path` exists and is writable."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise OutputError(f"output folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {folder} is not writable; choose another --out")
+
+
+def check_new_output(path: str | Path, overwrite: bool) -> Path:
+    """Validate an output path before any work: its folder is writable and, unless
+    `overwrite`, no file of that name exists."""
+    path = Path(path)
+    check_output_folder(path)
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder; give a file name")
+    if path.exists() and not overwrite:
+        raise OutputError(f"output {path} exists already; add --overwrite to replace it")
+    return path
+
+
+def _output_error(path: Path, error: OSError) -> OutputError:
+    if error.errno == errno.ENOSPC:
+        return OutputError(f"no space left on the device while writing {path}; free some space")
+    return OutputError(f"cannot write {path}: {error.strerror or error}")
+
+
+# --------------------------------------------------------------------------- activations
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """The per-stimulus shape and stored dtype of one layer's dataset."""
+
+    name: str
+    shape: tuple[int, ...]
+    attrs: Mapping[str, Any]
+
+
+class ActivationWriter:
+    """Streams activation rows into `/layers/<name>` of a `<out>.partial` HDF5 file.
+
+    Datasets are allocated in full when the file is created, so later writes change raw
+    data only and never the file's metadata: a process killed between two batches leaves
+    a readable partial file whose `_rows_done` counter says how far it got.
+
+    Parameters
+    ----------
+    path : Path
+        The final output path; the writer works on `path` + ".partial".
+    stimuli : sequence of str
+        Stimulus ids, one per row, in order.
+    layers : sequence of LayerSpec
+        The datasets to create.
+    dtype : str
+        "float32" or "float16".
+    signature : str
+        Identifies the job (options and inputs); a partial file is resumed only when its
+        signature is the same.
+    resume : bool
+        Continue an existing partial file instead of refusing to touch it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        stimuli: Sequence[str],
+        layers: Sequence[LayerSpec],
+        dtype: str,
+        signature: str,
+        resume: bool,
+    ) -> None:
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+        self.n = len(stimuli)
+        self.rows_done = 0
+        self.file: h5py.File | None = None
+        if self.partial.exists():
+            if not resume:
+                raise OutputError(
+                    f"an interrupted run left {self.partial}: add --resume to continue it, "
+                    "or --overwrite to start again"
+                )
+            self.file = self._reopen(signature, stimuli)
+        if self.file is None:
+            self.file = self._create(stimuli, layers, dtype, signature)
+
+    def _create(self, stimuli, layers, dtype, signature) -> h5py.File:
+        try:
+            file = h5py.File(self.partial, "w", libver="latest")
+        except OSError as error:
+            raise _output_error(self.partial, error) from None
+        file.attrs["kind"] = ACTIVATIONS_KIND
+        file.attrs["signature"] = signature
+        file.create_dataset("stimuli", data=np.array(list(stimuli), dtype=h5py.string_dtype()))
+        group = file.create_group("layers", track_order=True)
+        for layer in layers:
+            row_bytes = int(np.prod(layer.shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+            rows = int(min(self.n, max(1, _CHUNK_BYTES // max(row_bytes, 1))))
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            dataset = group.create_dataset(
+                layer.name,
+                shape=(self.n, *layer.shape),
+                dtype=dtype,
+                chunks=(rows, *layer.shape),
+                dcpl=dcpl,
+                fill_time="never",
+            )
+            for key, value in layer.attrs.items():
+                dataset.attrs[key] = value
+        counter = file.create_dataset(_ROWS_DONE, shape=(), dtype="i8", dcpl=_early())
+        counter[()] = 0
+        file.flush()
+        return file
+
+    def _reopen(self, signature: str, stimuli: Sequence[str]) -> h5py.File | None:
+        try:
+            file = h5py.File(self.partial, "r+")
+            rows_done = int(file[_ROWS_DONE][()])
+            same = file.attrs.get("signature") == signature and [
+                s.decode() if isinstance(s, bytes) else s for s in file["stimuli"][()]
+            ] == list(stimuli)
+        except (OSError, KeyError, ValueError):
+            # A partial file damaged by the interruption holds nothing to trust: start over.
+            self.partial.unlink(missing_ok=True)
+            return None
+        if not same:
+            file.close()
+            raise OutputError(
+                f"{self.partial} was written with other options or stimuli; "
+                "rerun with the same options, or use --overwrite to start again"
+            )
+        self.rows_done = rows_done
+        return file
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.file["layers"].keys())
+
+    def write(self, start: int, rows: Mapping[str, np.ndarray]) -> None:
+        """Write rows `start:start + len` of every layer, then record them as done."""
+        group = self.file["layers"]
+        stop = start
+        try:
+            for name, values in rows.items():
+                dataset = group[name]
+                stop = start + len(values)
+                dataset[start:stop] = values.astype(dataset.dtype, copy=False)
+            self.file[_ROWS_DONE][()] = stop
+            self.file.flush()
+        except OSError as error:
+            raise _output_error(self.partial, error) from None
+        self.rows_done = stop
+
+    def finish(self, attrs: Mapping[str, Any]) -> Path:
+        """Write the root attributes, close and rename the partial file to the output."""
+        try:
+            del self.file[_ROWS_DONE]
+            for key, value in attrs.items():
+                self.file.attrs[key] = value
+            self.file.close()
+            self.file = None
+            os.replace(self.partial, self.path)
+        except OSError as error:
+            raise _output_error(self.path, error) from None
+        return self.path
+
+    def close(self, discard: bool) -> None:
+        """Close the file; remove the partial file when `discard` (it cannot be resumed)."""
+        if self.file is not None:
+            with contextlib.suppress(Exception):
+                self.file.close()
+            self.file = None
+        if discard:
+            self.partial.unlink(missing_ok=True)
+
+
+def _early():
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    return dcpl
+
+
+def json_attr(value: Any) -> str:
+    """A dictionary or list stored as a JSON string attribute."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def open_h5(path: str | Path, kind: str) -> h5py.File:
+    """Open one of our HDF5 files for reading and check it holds `kind` of data.
+
+    Raises `InputError` when the file is missing, is not HDF5, or holds another kind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"file {path} does not exist")
+    try:
+        file = h5py.File(path, "r")
+    except OSError:
+        raise InputError(f"{path} is not a readable HDF5 file (truncated or of another format)") from None
+    found = file.attrs.get("kind")
+    if found != kind:
+        file.close()
+        raise InputError(f"{path} holds {found or 'unknown data'}, expected {kind}")
+    return file
+
+
+def read_stimuli(file: h5py.File) -> list[str]:
+    """The `/stimuli` ids of an open file as Python strings."""
+    return [s.decode() if isinstance(s, bytes) else str(s) for s in file["stimuli"][()]]
+
+
+def read_activations(path: str | Path, layers: Sequence[str] | None = None) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Read an activations file into memory: (stimulus ids, {layer: array (n, ...)})."""
+    with open_h5(path, ACTIVATIONS_KIND) as file:
+        names = list(file["layers"].keys()) if layers is None else list(layers)
+        missing = [name for name in names if name not in file["layers"]]
+        if missing:
+            raise InputError(f"{path} has no layer {missing[0]!r}; it holds {', '.join(file['layers'])}")
+        return read_stimuli(file), {name: file["layers"][name][()] for name in names}

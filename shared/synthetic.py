@@ -1,0 +1,74 @@
+"""Synthetic data with known structure for the demos and tests.
+
+`shape_stimuli` draws every combination of a few shapes, colours and positions on a
+lightly textured background. The factors of each image are kept, so later steps can
+plant ground truth on them (a "brain" region that codes shape, another colour, ...).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .storage import atomic_output
+
+SHAPES = ("circle", "square", "triangle", "cross")
+COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220)}
+POSITIONS = {"left": (0.3, 0.5), "right": (0.7, 0.5)}
+
+
+@dataclass(frozen=True)
+class ShapeStimulus:
+    """One generated image and the factors it was drawn from."""
+
+    id: str
+    shape: str
+    colour: str
+    position: str
+    image: Image.Image
+
+
+def shape_stimuli(size: int = 224, seed: int = 0) -> list[ShapeStimulus]:
+    """All shape x colour x position combinations (4 x 3 x 2 = 24 images of `size` px),
+    with seeded background texture so that no two images are identical."""
+    rng = np.random.default_rng(seed)
+    items = []
+    combos = itertools.product(SHAPES, COLOURS, POSITIONS)
+    for index, (shape, colour, position) in enumerate(combos, start=1):
+        background = rng.normal(128, 12, (size, size, 1)).clip(0, 255).repeat(3, axis=2).astype(np.uint8)
+        image = Image.fromarray(background)
+        _draw(ImageDraw.Draw(image), shape, COLOURS[colour], POSITIONS[position], size)
+        items.append(ShapeStimulus(f"stim_{index:02d}_{shape}_{colour}_{position}.png", shape, colour, position, image))
+    return items
+
+
+def _draw(draw: ImageDraw.ImageDraw, shape: str, colour: tuple, centre: tuple, size: int) -> None:
+    cx, cy = centre[0] * size, centre[1] * size
+    r = size * 0.16
+    if shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
+    elif shape == "square":
+        draw.rectangle([cx - r, cy - r, cx + r, cy + r], fill=colour)
+    elif shape == "triangle":
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+    else:
+        w = r / 3
+        draw.rectangle([cx - r, cy - w, cx + r, cy + w], fill=colour)
+        draw.rectangle([cx - w, cy - r, cx + w, cy + r], fill=colour)
+
+
+def write_shape_stimuli(items: list[ShapeStimulus], folder: str | Path) -> Path:
+    """Write the images as PNG files and their factors as `factors.csv` beside the folder
+    (so the folder itself holds only stimuli). Returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in items:
+        with atomic_output(folder / item.id) as tmp:
+            item.image.save(tmp, format="PNG")
+    with atomic_output(folder.parent / "factors.csv") as tmp:
+        rows = ["stimulus,shape,colour,position"] + [f"{i.id},{i.shape},{i.colour},{i.position}" for i in items]
+        tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
