@@ -47,6 +47,8 @@ def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
+        if result == 130:  # recent Typer turns Ctrl-C into a returned 130; our commands never do
+            print(f"{prog_name}: interrupted", file=sys.stderr)
         return result if isinstance(result, int) else 0
     except typer.Exit as done:
         return done.exit_code

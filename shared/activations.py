@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from .models.loading import LoadedModel
 from .reduction import project, projection_matrix
 from .stimuli import Stimulus, fingerprint, load_image, load_video_frames
 from .storage import ACTIVATIONS_KIND, ActivationWriter, LayerSpec, check_new_output, json_attr
+
+log = logging.getLogger(__name__)
 
 TOKEN_MODES = ("auto", "cls", "mean", "all")
 DTYPES = ("float32", "float16")
@@ -122,8 +125,8 @@ def plan_extraction(
     plan = ExtractionPlan(names, tokens, frames, per_frame, srp_components, loaded.seed)
     for name in names:
         sample = outputs[name]
-        if per_frame:  # a blank "video" of one frame shows the shape of a frame row
-            sample = sample.unsqueeze(1)
+        if per_frame:  # a blank "video" shows the shape of a per-frame row
+            sample = sample.unsqueeze(1).expand(-1, frames, *sample.shape[1:])
         plan.shapes[name] = tuple(plan.transform(name, sample, loaded.prefix_tokens).shape[1:])
     return plan
 
@@ -237,6 +240,8 @@ def extract_to_file(
     if overwrite and not resume:
         out.with_name(out.name + ".partial").unlink(missing_ok=True)
     writer = ActivationWriter(out, ids, specs, dtype, signature, resume)
+    if writer.rows_done:
+        log.info("resuming %s at stimulus %d of %d", writer.partial, writer.rows_done + 1, len(ids))
     discard = True
     try:
         if progress:

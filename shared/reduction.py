@@ -28,7 +28,7 @@ def parse_reduce(spec: str | None) -> int | None:
 
 
 def projection_matrix(features: int, components: int, seed: int, layer: str) -> torch.Tensor:
-    """A sparse (components x features) CSR matrix for the projection y = P x."""
+    """A sparse (components x features) COO matrix for the projection y = P x."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(layer.encode()))
     density = 1.0 / math.sqrt(features)
     per_component = torch.binomial(
@@ -42,9 +42,10 @@ def projection_matrix(features: int, components: int, seed: int, layer: str) -> 
     key = rows * features + cols
     key, first = _unique_first(key)
     matrix = torch.sparse_coo_tensor(
-        torch.stack([key // features, key % features]), signs[first] * scale, (components, features)
+        torch.stack([key // features, key % features]), signs[first] * scale, (components, features),
+        check_invariants=True,
     )
-    return matrix.coalesce().to_sparse_csr()
+    return matrix.coalesce()
 
 
 def _unique_first(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

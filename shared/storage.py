@@ -141,7 +141,7 @@ class ActivationWriter:
 
     def _create(self, stimuli, layers, dtype, signature) -> h5py.File:
         try:
-            file = h5py.File(self.partial, "w", libver="latest")
+            file = h5py.File(self.partial, "w")
         except OSError as error:
             raise _output_error(self.partial, error) from None
         file.attrs["kind"] = ACTIVATIONS_KIND

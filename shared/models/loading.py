@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +144,9 @@ def _torchscript(path: Path, weights: str) -> torch.nn.Module:
     if weights == "random":
         raise ConfigError("--weights random cannot re-initialise a TorchScript model; leave --weights out")
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch deprecates TorchScript, but users have such files
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError) as error:
         raise ModelError(
             f"{path} is not a TorchScript model ({str(error).strip().splitlines()[0]}); "

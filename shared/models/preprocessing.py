@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from PIL import Image
 from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
+from torchvision.transforms import functional as TF
 
 from ..errors import ConfigError
 
@@ -65,10 +65,11 @@ class Preprocessing:
         return changed
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
-        """Turn an RGB image into a normalised float32 tensor (3, crop, crop)."""
+        """Turn an RGB image into a normalised float32 tensor (3, crop, crop), with the
+        same operations as torchvision's `ImageClassification` preset."""
         image = TF.resize(image, [self.resize], interpolation=InterpolationMode(self.interpolation), antialias=True)
         image = TF.center_crop(image, [self.crop])
-        tensor = TF.to_dtype(TF.pil_to_tensor(image), torch.float32, scale=True)
+        tensor = TF.convert_image_dtype(TF.pil_to_tensor(image), torch.float32)
         return TF.normalize(tensor, list(self.mean), list(self.std))
 
     def as_dict(self) -> dict:
