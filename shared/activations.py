@@ -134,14 +134,14 @@ def plan_extraction(
 
 
 def _load_stimulus(stimulus: Stimulus, loaded: LoadedModel, plan: ExtractionPlan) -> torch.Tensor:
-    """(frames, 3, H, W) for one stimulus: one frame for an image."""
+    """uint8 (frames, 3, H, W) for one stimulus, cropped: one frame for an image."""
     if stimulus.is_video:
         images = load_video_frames(stimulus.path, plan.frames)
     else:
         if plan.per_frame:
             raise InputError(f"--per-frame needs videos, but {stimulus.path} is an image")
         images = [load_image(stimulus.path)]
-    return torch.stack([loaded.preprocessing(image) for image in images])
+    return torch.stack([loaded.preprocessing.crop_image(image) for image in images])
 
 
 def iter_activations(
@@ -157,27 +157,31 @@ def iter_activations(
     A video's row is the mean over its sampled frames of the (token-reduced) layer
     output, or one row per frame with `plan.per_frame`.
     """
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    _check_batch_size(batch_size)
     torch_dtype = getattr(torch, dtype)
     starts = list(range(start, len(stimuli), batch_size))
 
-    def load(first: int) -> list[torch.Tensor]:
-        return [_load_stimulus(s, loaded, plan) for s in stimuli[first:first + batch_size]]
+    def load(first: int) -> tuple[torch.Tensor, list[int]]:
+        clips = [_load_stimulus(s, loaded, plan) for s in stimuli[first:first + batch_size]]
+        return loaded.preprocessing.normalise(torch.cat(clips)), [clip.shape[0] for clip in clips]
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(load, starts[0]) if starts else None
         for index, first in enumerate(starts):
-            clips = pending.result()
+            batch, counts = pending.result()
             pending = pool.submit(load, starts[index + 1]) if index + 1 < len(starts) else None
-            counts = [clip.shape[0] for clip in clips]
-            batch = torch.cat(clips).to(loaded.device, non_blocking=True)
+            batch = batch.to(loaded.device, non_blocking=True)
             outputs = run_layers(loaded, batch, plan.layers)
             rows = {}
             for name in plan.layers:
                 rows[name] = _per_stimulus(outputs[name], counts, plan, name, loaded)
                 rows[name] = rows[name].to(torch_dtype).cpu().numpy()
             yield first, rows
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
 
 
 def _per_stimulus(tensor, counts, plan, name, loaded) -> torch.Tensor:
@@ -223,6 +227,7 @@ def extract_to_file(
     """
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    _check_batch_size(batch_size)
     out = Path(out)
     if resume and out.exists() and not overwrite:
         return out
@@ -239,17 +244,25 @@ def extract_to_file(
     specs = [LayerSpec(name, plan.shapes[name], _layer_attrs(plan, name)) for name in plan.layers]
     if overwrite and not resume:
         out.with_name(out.name + ".partial").unlink(missing_ok=True)
-    writer = ActivationWriter(out, ids, specs, dtype, signature, resume)
+    writer = ActivationWriter(out, ids, specs, dtype, signature, resume, batch_rows=batch_size)
     if writer.rows_done:
         log.info("resuming %s at stimulus %d of %d", writer.partial, writer.rows_done + 1, len(ids))
+    report = progress or (lambda done, total: None)
     discard = True
     try:
-        if progress:
-            progress(writer.rows_done, len(ids))
-        for first, rows in iter_activations(loaded, stimuli, plan, batch_size, writer.rows_done, dtype):
-            writer.write(first, rows)
-            if progress:
-                progress(writer.rows_done, len(ids))
+        report(writer.rows_done, len(ids))
+        # Batch k is written in the background while batch k + 1 is computed; at most one
+        # write is pending, so memory holds two batches of rows at most.
+        with ThreadPoolExecutor(max_workers=1) as background:
+            pending = None
+            for first, rows in iter_activations(loaded, stimuli, plan, batch_size, writer.rows_done, dtype):
+                if pending is not None:
+                    pending.result()
+                    report(writer.rows_done, len(ids))
+                pending = background.submit(writer.write, first, rows)
+            if pending is not None:
+                pending.result()
+                report(writer.rows_done, len(ids))
         attrs = {
             "kind": ACTIVATIONS_KIND,
             "model": loaded.name, "source": loaded.source, "weights": loaded.weights, "seed": loaded.seed,

@@ -113,6 +113,9 @@ class ActivationWriter:
         signature is the same.
     resume : bool
         Continue an existing partial file instead of refusing to touch it.
+    batch_rows : int
+        Rows per write; chunks are sized to divide it, so that every write fills whole
+        chunks and none is read back and rewritten.
     """
 
     def __init__(
@@ -123,8 +126,10 @@ class ActivationWriter:
         dtype: str,
         signature: str,
         resume: bool,
+        batch_rows: int = 1,
     ) -> None:
         self.path = Path(path)
+        self.batch_rows = batch_rows
         self.partial = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self.n = len(stimuli)
         self.rows_done = 0
@@ -150,7 +155,7 @@ class ActivationWriter:
         group = file.create_group("layers", track_order=True)
         for layer in layers:
             row_bytes = int(np.prod(layer.shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-            rows = int(min(self.n, max(1, _CHUNK_BYTES // max(row_bytes, 1))))
+            rows = _chunk_rows(row_bytes, self.batch_rows, self.n)
             dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
             dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
             dataset = group.create_dataset(
@@ -228,6 +233,13 @@ class ActivationWriter:
             self.file = None
         if discard:
             self.partial.unlink(missing_ok=True)
+
+
+def _chunk_rows(row_bytes: int, batch_rows: int, n: int) -> int:
+    """The largest divisor of `batch_rows` whose chunk stays within about 4 MiB."""
+    target = max(1, _CHUNK_BYTES // max(row_bytes, 1))
+    rows = max(d for d in range(1, batch_rows + 1) if batch_rows % d == 0 and d <= target)
+    return min(rows, n)
 
 
 def _early():

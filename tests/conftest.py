@@ -12,7 +12,8 @@ _TORCH_HOME = tempfile.mkdtemp(prefix="n2b-torch-home-")
 os.environ["TORCH_HOME"] = _TORCH_HOME
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HOME"] = os.path.join(_TORCH_HOME, "hf")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import cli_common  # noqa: E402,F401  (the thread environment the commands run under)
 
 from pathlib import Path  # noqa: E402
 

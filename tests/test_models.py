@@ -185,3 +185,35 @@ def test_device_choice():
             load_model(factory("tiny_cnn"), device="cuda")
     with pytest.raises(ConfigError, match="unknown device"):
         load_model(factory("tiny_cnn"), device="tpu9")
+
+
+def test_timm_pretrained_from_hugging_face_cache():
+    """A file in the Hugging Face cache layout under $HF_HOME loads offline as `pretrained`."""
+    import timm
+    from safetensors.torch import save_file
+
+    reference = timm.create_model("convnext_atto", pretrained=False)
+    torch.nn.init.constant_(reference.head.fc.bias, 0.125)
+    repo = os.path.join(os.environ["HF_HOME"], "hub", "models--timm--convnext_atto.d2_in1k")
+    os.makedirs(os.path.join(repo, "refs"), exist_ok=True)
+    os.makedirs(os.path.join(repo, "snapshots", "0" * 40), exist_ok=True)
+    with open(os.path.join(repo, "refs", "main"), "w") as ref:
+        ref.write("0" * 40)
+    save_file(reference.state_dict(), os.path.join(repo, "snapshots", "0" * 40, "model.safetensors"))
+    try:
+        loaded = load_model("convnext_atto", weights="pretrained", device="cpu")
+        assert same_weights(loaded.module, reference)
+    finally:
+        import shutil
+
+        shutil.rmtree(repo)
+
+
+def test_timm_state_dict_file(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    reference = timm.create_model("convnext_atto", pretrained=False)
+    save_file(reference.state_dict(), str(tmp_path / "atto.safetensors"))
+    loaded = load_model("convnext_atto", weights=str(tmp_path / "atto.safetensors"), seed=9, device="cpu")
+    assert same_weights(loaded.module, reference)

@@ -67,10 +67,18 @@ class Preprocessing:
     def __call__(self, image: Image.Image) -> torch.Tensor:
         """Turn an RGB image into a normalised float32 tensor (3, crop, crop), with the
         same operations as torchvision's `ImageClassification` preset."""
+        return self.normalise(self.crop_image(image).unsqueeze(0))[0]
+
+    def crop_image(self, image: Image.Image) -> torch.Tensor:
+        """The geometric part: resized and centre-cropped, as uint8 (3, crop, crop)."""
         image = TF.resize(image, [self.resize], interpolation=InterpolationMode(self.interpolation), antialias=True)
-        image = TF.center_crop(image, [self.crop])
-        tensor = TF.convert_image_dtype(TF.pil_to_tensor(image), torch.float32)
-        return TF.normalize(tensor, list(self.mean), list(self.std))
+        return TF.pil_to_tensor(TF.center_crop(image, [self.crop]))
+
+    def normalise(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 (n, 3, H, W) -> float32 scaled to [0, 1] and normalised, element by element
+        as torchvision does it, so a batch gives the same values as single images."""
+        batch = TF.convert_image_dtype(batch, torch.float32)
+        return TF.normalize(batch, list(self.mean), list(self.std), inplace=True)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -1,0 +1,98 @@
+"""Benchmark: `extract` against a bare batched forward pass and a Net2Brain-style loop.
+
+resnet18 with random weights, 256 JPEG stimuli of 256 x 256 px, batch 32, CPU, the
+default ("top") layers. Each timing is the best of three interleaved runs, so that the
+ratios compare like with like on a shared machine. Run with:
+
+    pytest tests/benchmarks -m benchmark -s
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from shared.activations import extract_to_file, plan_extraction
+from shared.models.loading import load_model
+from shared.stimuli import discover_stimuli, load_image
+from shared.synthetic import shape_stimuli
+
+pytestmark = pytest.mark.benchmark
+
+N_IMAGES, BATCH, REPEATS = 256, 32, 3
+
+
+@pytest.fixture(scope="module")
+def stimulus_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench-stimuli")
+    rng = np.random.default_rng(0)
+    base = shape_stimuli(size=256, seed=0)
+    for index in range(N_IMAGES):
+        image = base[index % len(base)].image.rotate(float(rng.uniform(-20, 20)))
+        image.save(folder / f"img_{index:03d}.jpg", quality=90)
+    return folder
+
+
+def best_of(function, repeats=REPEATS) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def net2brain_style(loaded, stimuli, layers, folder):
+    """One image at a time, autograd on, hooks registered anew for every image, one .npz per image."""
+    modules = dict(loaded.module.named_modules())
+    for stimulus in stimuli:
+        batch = loaded.preprocessing(load_image(stimulus.path)).unsqueeze(0)
+        outputs, handles = {}, []
+        for name in layers:
+            handles.append(modules[name].register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, o)))
+        loaded.module(batch)
+        for handle in handles:
+            handle.remove()
+        np.savez(folder / f"{stimulus.path.stem}.npz", **{k: v.detach().numpy() for k, v in outputs.items()})
+
+
+def test_extract_speed(stimulus_folder, tmp_path):
+    loaded = load_model("resnet18", weights="random", device="cpu")
+    stimuli = discover_stimuli(stimulus_folder)
+    plan = plan_extraction(loaded, "top")
+    tensors = torch.stack([loaded.preprocessing(load_image(s.path)) for s in stimuli])
+
+    def bare():
+        with torch.inference_mode():
+            for start in range(0, N_IMAGES, BATCH):
+                loaded.module(tensors[start:start + BATCH])
+
+    runs = iter(range(100))
+
+    def ours():
+        out = tmp_path / f"acts{next(runs)}.h5"
+        extract_to_file(loaded, stimuli, plan, out, batch_size=BATCH)
+        out.unlink()  # deleting a large file costs time too; keep it out of the next run
+
+    bare()  # warm-up
+    bare_times, our_times = [], []
+    for _ in range(REPEATS):  # interleaved, so that a busy moment does not favour one side
+        bare_times.append(best_of(bare, 1))
+        our_times.append(best_of(ours, 1))
+    t_bare, t_ours = min(bare_times), min(our_times)
+    loop_folder = tmp_path / "npz"
+    loop_folder.mkdir()
+    t_loop = best_of(lambda: net2brain_style(loaded, stimuli, plan.layers, loop_folder), 1)
+    megabytes = sum(np.prod(shape) for shape in plan.shapes.values()) * 4 * N_IMAGES / 2**20
+    print(
+        f"\nextract benchmark: resnet18 (random), {N_IMAGES} JPEG images, batch {BATCH}, CPU x{torch.get_num_threads()}, "
+        f"layers {', '.join(plan.layers)} ({megabytes:.0f} MB written)\n"
+        f"  bare batched forward      {t_bare:6.2f} s   1.00x\n"
+        f"  net2brain extract         {t_ours:6.2f} s   {t_ours / t_bare:.2f}x the bare forward (target <= 1.25x)\n"
+        f"  per-image loop, autograd,\n"
+        f"  hooks rebuilt per image   {t_loop:6.2f} s   extract is {t_loop / t_ours:.1f}x faster"
+    )
+    assert t_ours / t_bare <= 1.25
+    assert t_loop > t_ours
