@@ -37,6 +37,14 @@ def global_options(
         raise typer.Exit()
 
 
+def make_app(name: str, help: str) -> typer.Typer:
+    """A Typer app with the toolbox's global options (--debug, --version) and no
+    pretty tracebacks (errors are handled by `run`)."""
+    app = typer.Typer(name=name, help=help, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+    app.callback(invoke_without_command=True)(global_options)
+    return app
+
+
 def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> int:
     """Run `app` on `argv` (default: sys.argv[1:]) and return the exit code."""
     state.debug = False

@@ -10,16 +10,9 @@ import typer
 from cli_common import model_options as mo
 from cli_common.config import require, resolved_options, with_config
 from cli_common.progress import progress_bar
-from cli_common.runner import global_options, run
+from cli_common.runner import make_app, run
 
-app = typer.Typer(
-    name="net2brain",
-    help="Compare the representations of deep vision networks with brain data.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.callback()(global_options)
+app = make_app("net2brain", "Compare the representations of deep vision networks with brain data.")
 log = logging.getLogger("net2brain")
 
 ConfigFile = Annotated[Path | None, typer.Option(
@@ -53,12 +46,11 @@ def layers_command(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "cpu",
     config: ConfigFile = None,
 ) -> None:
-    """List a model's layers in execution order with their output shapes; '*' marks the
-    default (top) selection."""
+    """List a model's layers in execution order with output shapes; '*' marks the default selection."""
     from shared.models.layers import list_layers
     from shared.models.loading import load_model
 
-    loaded = load_model(model, source=source, weights="random", device=device, image_size=image_size)
+    loaded = load_model(model, source=source, weights=None, device=device, image_size=image_size)
     infos = list_layers(loaded)
     width = max(len(info.name) for info in infos)
     for info in infos:
@@ -130,8 +122,10 @@ def demo_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace earlier demo outputs.")] = False,
     config: ConfigFile = None,
 ) -> None:
-    """Generate a small stimulus set with known structure and extract a random ResNet-18's
-    activations: a first look at the file layouts, no downloads needed."""
+    """Run the pipeline on generated stimuli with a random ResNet-18 (no downloads needed).
+
+    Writes 24 shape stimuli with their factors and their activations, and prints what the files hold.
+    """
     from net2brain_cli.demo import run_demo
 
     with progress_bar("demo") as update:

@@ -70,6 +70,8 @@ def discover_stimuli(source: str | Path) -> list[Stimulus]:
         files.sort(key=lambda p: natural_key(p.name))
         return [Stimulus(p.name, p) for p in files]
     if source.is_file():
+        if source.suffix.lower() in supported:
+            raise InputError(f"--stimuli {source} is a single stimulus; give its folder or a text file listing stimuli")
         return _read_list(source, supported)
     raise InputError(f"stimuli {source} do not exist; give a folder of images or a text file listing them")
 
@@ -115,7 +117,7 @@ def load_image(path: Path) -> Image.Image:
         with Image.open(path) as image:
             image.load()
             return image.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as error:
         raise InputError(f"cannot decode image {path}: {error}; replace or remove the file") from None
 
 
@@ -135,21 +137,36 @@ def load_video_frames(path: Path, count: int) -> list[Image.Image]:
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise InputError(f"{path} has no video stream")
-            total = sum(1 for _ in container.demux(video=0) if _.size)
-        wanted = video_frame_indices(total, count) if total else np.array([], dtype=int)
-        wanted_set = set(wanted.tolist())
-        frames: dict[int, Image.Image] = {}
-        with av.open(str(path)) as container:
-            for index, frame in enumerate(container.decode(video=0)):
-                if index in wanted_set:
-                    frames[index] = frame.to_image().convert("RGB")
-                if index >= max(wanted_set, default=-1):
-                    break
+                raise InputError(f"{path} has no video stream; replace or remove the file")
+            total = container.streams.video[0].frames or sum(1 for p in container.demux(video=0) if p.size)
+        frames, decoded = _decode_frames(path, video_frame_indices(total, count)) if total else ({}, 0)
+        if 0 < decoded < total:  # the container promised more frames than it holds
+            frames, decoded = _decode_frames(path, video_frame_indices(decoded, count))
     except InputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as error:
         raise InputError(f"cannot decode video {path}: {error}; replace or remove the file") from None
-    if total == 0 or len(frames) < len(wanted_set):
+    if not frames:
         raise InputError(f"video {path} holds no decodable frames; replace or remove the file")
-    return [frames[i] for i in wanted.tolist()]
+    return list(frames)
+
+
+def _decode_frames(path: Path, wanted: np.ndarray) -> tuple[list[Image.Image], int]:
+    """The frames at `wanted` indices (in that order, repeats allowed) and the number of
+    frames decoded; an empty list when the video ends before the last wanted index."""
+    import av
+
+    keep: dict[int, Image.Image] = {}
+    wanted_set = set(wanted.tolist())
+    last = int(wanted.max())
+    decoded = 0
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            decoded = index + 1
+            if index in wanted_set:
+                keep[index] = frame.to_image().convert("RGB")
+            if index == last:
+                break
+        else:
+            return [], decoded
+    return [keep[i] for i in wanted.tolist()], decoded

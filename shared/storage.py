@@ -180,7 +180,12 @@ class ActivationWriter:
             same = file.attrs.get("signature") == signature and [
                 s.decode() if isinstance(s, bytes) else s for s in file["stimuli"][()]
             ] == list(stimuli)
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError) as error:
+            if "unable to lock file" in str(error).lower():
+                raise OutputError(
+                    f"{self.partial} is open in another process (a second run on the same output?); "
+                    "wait for it or stop it"
+                ) from None
             # A partial file damaged by the interruption holds nothing to trust: start over.
             self.partial.unlink(missing_ok=True)
             return None

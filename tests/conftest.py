@@ -42,31 +42,30 @@ class CliResult:
         return f"CliResult(code={self.code}, out={self.out[-500:]!r}, err={self.err[-1500:]!r})"
 
 
+def _runner(main, capsys):
+    def run(*args: object) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
 @pytest.fixture
 def net2brain(capsys):
     """Run `net2brain ARGS...` in this process; returns code, stdout and stderr."""
     from net2brain_cli.app import main
 
-    def run(*args: object) -> CliResult:
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    return run
+    return _runner(main, capsys)
 
 
 @pytest.fixture
 def fovex(capsys):
+    """Run `fovex ARGS...` in this process; returns code, stdout and stderr."""
     from fovex_cli.app import main
 
-    def run(*args: object) -> CliResult:
-        capsys.readouterr()
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return CliResult(code, captured.out, captured.err)
-
-    return run
+    return _runner(main, capsys)
 
 
 def write_images(folder: Path, count: int, size: int = 40, seed: int = 0, names: list[str] | None = None) -> Path:

@@ -205,3 +205,55 @@ def test_core_extract_to_file(tmp_path, images):
     with h5py.File(path) as file:
         assert "_rows_done" not in file and list(file["layers"]) == plan.layers
         assert file["layers/features.0"].chunks[0] >= 1
+
+
+def test_timm_model_with_its_own_preprocessing(net2brain, tmp_path, images):
+    """A timm ViT: timm's own evaluation transform and a plain hook give the same rows."""
+    import timm
+
+    out = tmp_path / "vit.h5"
+    result = net2brain("extract", "--model", "vit_tiny_patch16_224", "--weights", "random", "--seed", 2,
+                       "--stimuli", images, "--out", out, "--layers", "blocks.11,head", "--batch-size", 7)
+    assert result.code == 0, result
+    torch.manual_seed(2)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
+    transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))
+    paths = sorted(images.iterdir(), key=lambda p: int(p.stem.split("_")[1]))
+    batch = torch.stack([transform(Image.open(p).convert("RGB")) for p in paths])
+    expected = reference_outputs(model, batch, ["blocks.11", "head"])
+    with h5py.File(out) as file:
+        np.testing.assert_allclose(file["layers/blocks.11"][()], expected["blocks.11"][:, 0].numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(file["layers/head"][()], expected["head"].numpy(), rtol=1e-5, atol=1e-5)
+        assert file.attrs["source"] == "timm"
+
+
+def test_torchscript_model_via_cli(net2brain, tmp_path, images):
+    from tests.toy_models import Features
+
+    torch.manual_seed(0)
+    module = Features().eval()
+    path = tmp_path / "features.pt"
+    torch.jit.save(torch.jit.script(module), str(path))
+    listing = net2brain("layers", path, "--image-size", 16)
+    assert listing.code == 0, listing
+    assert [line.split()[1] for line in listing.out.splitlines()] == ["stage1", "logits"]
+    out = tmp_path / "ts.h5"
+    result = net2brain("extract", "--model", path, "--stimuli", images, "--out", out, "--image-size", 16)
+    assert result.code == 0, result
+    paths = sorted(images.iterdir(), key=lambda p: int(p.stem.split("_")[1]))
+    with torch.no_grad():
+        expected = module(reference_batch(paths, 16, 18))
+    with h5py.File(out) as file:
+        assert list(file["layers"]) == ["stage1", "logits"] and file.attrs["source"] == "torchscript"
+        np.testing.assert_allclose(file["layers/logits"][()], expected["logits"].numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(file["layers/stage1"][()], expected["stage1"].numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_progress_bar_on_a_terminal(net2brain, tmp_path, images, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    result = net2brain("extract", "--model", factory("tiny_cnn"), "--weights", "random", "--stimuli", images,
+                       "--out", tmp_path / "a.h5", "--image-size", 16)
+    assert result.code == 0, result
+    assert "extract" in result.err and "7/7" in result.err

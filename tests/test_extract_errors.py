@@ -34,6 +34,7 @@ CASES = {
     "bad batch size": (lambda t: write_images(t / "stim", 2), ["--batch-size", 0], "--batch-size must be at least 1"),
     "bad mean": (lambda t: write_images(t / "stim", 2), ["--mean", "0.5,0.5"], "--mean '0.5,0.5' must be three numbers"),
     "per-frame images": (lambda t: write_images(t / "stim", 2), ["--per-frame"], "--per-frame needs videos"),
+    "single image": (lambda t: write_images(t / "stim", 1) / "img_1.png", [], "is a single stimulus; give its folder"),
     "missing list entry": (
         lambda t: (t / "list.txt").write_text("a.png\n") and t / "list.txt", [], "{tmp}/list.txt, line 1: file {tmp}/a.png does not exist",
     ),

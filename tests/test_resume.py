@@ -133,3 +133,18 @@ def test_damaged_partial_file_starts_over(net2brain, tmp_path, stimuli, referenc
                        "--out", out, "--image-size", 16, "--batch-size", 2, "--resume")
     assert result.code == 0, result
     assert_same_file(reference, out)
+
+
+def test_partial_file_in_use_is_left_alone(net2brain, tmp_path, stimuli):
+    """A second run on the same output (a duplicated array task) must not delete the first's file."""
+    out = tmp_path / "acts.h5"
+    process = start(stimuli, out)
+    wait_for_rows(process, tmp_path / "acts.h5.partial", 2)
+    try:
+        result = net2brain("extract", "--model", factory("slow_cnn"), "--weights", "random", "--stimuli", stimuli,
+                           "--out", out, "--image-size", 16, "--batch-size", 2, "--resume")
+        assert result.code == 2 and "is open in another process" in result.err
+    finally:
+        process.kill()
+        process.wait()
+    assert (tmp_path / "acts.h5.partial").exists()

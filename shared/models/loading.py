@@ -63,7 +63,7 @@ class LoadedModel:
 def load_model(
     model: str,
     source: str = "auto",
-    weights: str = "pretrained",
+    weights: str | None = "pretrained",
     seed: int = 0,
     device: str = "auto",
     image_size: int | None = None,
@@ -80,16 +80,20 @@ def load_model(
         TorchScript file.
     source : {"auto", "torchvision", "timm"}
         Where to look up a model name; auto tries torchvision, then timm.
-    weights : str
+    weights : str or None
         "pretrained" (from the local caches), "random" (initialised after seeding torch
-        with `seed`), or a state-dict file (.pth, .pt, .bin, .safetensors).
+        with `seed`), or a state-dict file (.pth, .pt, .bin, .safetensors). None asks
+        for the architecture only, with whatever weights cost nothing to get (random for
+        zoo models, its own for a TorchScript file): enough to list layers.
     seed : int, default 0
     device : str, default "auto"
     image_size, mean, std
         Overrides of the model's own preprocessing.
     """
     target = resolve_device(device)
-    if weights not in WEIGHT_CHOICES and not Path(weights).suffix.lower() in STATE_DICT_SUFFIXES:
+    if weights is None:
+        weights = "pretrained" if _looks_like_file(model) else "random"
+    if weights not in WEIGHT_CHOICES and Path(weights).suffix.lower() not in STATE_DICT_SUFFIXES:
         raise ConfigError(
             f"--weights {weights!r} is neither pretrained, random nor a weights file "
             f"({', '.join(STATE_DICT_SUFFIXES)})"
