@@ -6,7 +6,6 @@ from typing import Annotated, Literal
 import typer
 
 from shared.errors import ConfigError
-from shared.models.loading import LoadedModel, load_model
 
 PANEL = "Model"
 
@@ -49,8 +48,10 @@ def parse_triple(name: str, text: str | None) -> tuple[float, float, float] | No
 def load_model_from_options(
     model: str, source: str, weights: str, seed: int, device: str,
     image_size: int | None, mean: str | None, std: str | None,
-) -> LoadedModel:
-    """Load the model the shared options describe."""
+):
+    """Load the model the shared options describe (a `shared.models.loading.LoadedModel`)."""
+    from shared.models.loading import load_model  # torch loads only when a command needs it
+
     return load_model(
         model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
         mean=parse_triple("mean", mean), std=parse_triple("std", std),
