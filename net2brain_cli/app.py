@@ -8,16 +8,15 @@ from typing import Annotated, Literal
 import typer
 
 from cli_common import model_options as mo
+from net2brain_cli import analysis
 from cli_common.config import require, resolved_options, with_config
+from cli_common.options import ConfigFile, Device, Overwrite
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run
 
 app = make_app("net2brain", "Compare the representations of deep vision networks with brain data.")
 log = logging.getLogger("net2brain")
 
-ConfigFile = Annotated[Path | None, typer.Option(
-    "--config", help="YAML file of options (keys = long flag names); command-line flags win.",
-)]
 
 
 @app.command("models")
@@ -43,7 +42,7 @@ def layers_command(
     model: Annotated[str, typer.Argument(help="Model name, module:function, or TorchScript file.")],
     source: mo.Source = "auto",
     image_size: mo.ImageSize = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "cpu",
+    device: Device = "cpu",
     config: ConfigFile = None,
 ) -> None:
     """List a model's layers in execution order with output shapes; '*' marks the default selection."""
@@ -84,7 +83,7 @@ def extract_command(
     per_frame: Annotated[bool, typer.Option("--per-frame", help="Keep each video frame's activations instead of their mean.")] = False,
     reduce: Annotated[str, typer.Option(help="none, or srp:N (seeded sparse random projection to N features per layer).")] = "none",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+    overwrite: Overwrite = False,
     config: ConfigFile = None,
 ) -> None:
     """Extract layer activations over a stimulus set into an HDF5 file."""
@@ -111,6 +110,10 @@ def extract_command(
         )
     write_resolved_config(config_path_for(path), "net2brain extract", options)
     log.info("wrote %s: %d stimuli x %d layers of %s on %s", path, len(found), len(plan.layers), loaded.name, loaded.device)
+
+
+app.command("rdm")(analysis.rdm_command)
+app.command("rsa")(analysis.rsa_command)
 
 
 @app.command("demo")

@@ -212,24 +212,3 @@ def _rank_last(block: torch.Tensor) -> torch.Tensor:
     from scipy.stats import rankdata
 
     return torch.as_tensor(rankdata(block.cpu().numpy(), axis=-1), dtype=block.dtype, device=block.device)
-
-
-def feature_chunks(dataset, memory_bytes: int, itemsize: int) -> tuple[int, Callable[[], Iterator[torch.Tensor]]]:
-    """Stream an HDF5 dataset (n, d1, ...) in slabs along d1 of about `memory_bytes`.
-
-    Returns (number of chunks, a function yielding (1, n, p_c) tensors). A slab holds at
-    least one index of d1, so the smallest chunk is n x prod(d2, ...) values.
-    """
-    n = dataset.shape[0]
-    if dataset.ndim == 1:
-        return 1, lambda: iter([torch.as_tensor(dataset[()]).reshape(1, n, 1)])
-    inner = int(np.prod(dataset.shape[2:], dtype=np.int64))
-    step = max(1, memory_bytes // max(1, n * inner * itemsize))
-    starts = range(0, dataset.shape[1], step)
-
-    def chunks() -> Iterator[torch.Tensor]:
-        for start in starts:
-            slab = dataset[:, start:start + step]
-            yield torch.from_numpy(np.ascontiguousarray(slab).reshape(1, n, -1))
-
-    return len(starts), chunks

@@ -40,6 +40,7 @@ class RDMSet:
     stimuli: list[str] | None
     metric: str | None
     source: str
+    model: str | None = None
 
 
 def write_rdms(
@@ -65,8 +66,11 @@ def read_rdm_file(path: str | Path) -> RDMSet:
     """Our HDF5 RDM layout."""
     with open_h5(path, RDMS_KIND) as file:
         rdms = {name: file["rdms"][name][()] for name in file["rdms"]}
-        metric = file.attrs.get("metric")
-        return RDMSet(rdms, read_stimuli(file), str(metric) if metric is not None else None, str(path))
+        metric, model = file.attrs.get("metric"), file.attrs.get("model")
+        return RDMSet(
+            rdms, read_stimuli(file), str(metric) if metric is not None else None, str(path),
+            str(model) if model is not None else None,
+        )
 
 
 def read_model_rdms(path: str | Path) -> RDMSet:
@@ -244,3 +248,73 @@ def align_to_model(model: RDMSet, brain: RDMSet) -> dict[str, np.ndarray]:
     position = {s: i for i, s in enumerate(brain.stimuli)}
     order = np.array([position[s] for s in model.stimuli])
     return {roi: stack[..., order[:, None], order[None, :]] for roi, stack in brain.rdms.items()}
+
+
+def feature_chunks(dataset: h5py.Dataset, memory_bytes: int, itemsize: int):
+    """Stream an HDF5 dataset (n, d1, ...) in slabs along d1 of about `memory_bytes`.
+
+    Returns (number of chunks, a function yielding (1, n, p_c) tensors). A slab holds at
+    least one index of d1, so the smallest chunk is n x prod(d2, ...) values. Slabs of
+    a row-chunked dataset are read as long contiguous runs of every row.
+    """
+    import torch
+
+    n = dataset.shape[0]
+    if dataset.ndim == 1:
+        return 1, lambda: iter([torch.as_tensor(dataset[()]).reshape(1, n, 1)])
+    inner = int(np.prod(dataset.shape[2:], dtype=np.int64))
+    step = max(1, memory_bytes // max(1, n * inner * itemsize))
+    starts = range(0, dataset.shape[1], step)
+
+    def chunks():
+        for start in starts:
+            slab = dataset[:, start:start + step]
+            yield torch.from_numpy(np.ascontiguousarray(slab).reshape(1, n, -1))
+
+    return len(starts), chunks
+
+
+def rdms_from_activations(
+    path: str | Path,
+    layers: Sequence[str] | None,
+    metric: str,
+    standardize: bool = False,
+    precision: str = "single",
+    device: str = "cpu",
+    memory_bytes: int = 2 * 2**30,
+    progress=None,
+) -> tuple[RDMSet, dict]:
+    """One RDM per layer of an activations file, streamed in feature chunks of about
+    `memory_bytes` (peak memory: about two n x n matrices plus one chunk).
+
+    Returns the RDMs (in the file's stimulus order) and the activation file's model
+    attributes (model, source, weights).
+    """
+    from .rdm import check_metric, rdm_from_chunks
+    from .storage import ACTIVATIONS_KIND
+
+    check_metric(metric)
+    itemsize = 8 if precision == "double" else 4
+    with open_h5(path, ACTIVATIONS_KIND) as file:
+        available = list(file["layers"])
+        names = available if layers is None else list(layers)
+        for name in names:
+            if name not in available:
+                from .errors import unknown_name
+
+                raise unknown_name("layer", name, available, hint=f"{path} holds {len(available)} layers")
+        stimuli = read_stimuli(file)
+        rdms = {}
+        for index, name in enumerate(names):
+            dataset = file["layers"][name]
+            count, chunks = feature_chunks(dataset, memory_bytes, itemsize)
+            if metric == "spearman" and count > 1:
+                raise InputError(
+                    f"layer {name} of {path} does not fit in --memory and the spearman metric cannot be "
+                    "streamed (it ranks whole stimulus rows): raise --memory or use another metric"
+                )
+            rdms[name] = rdm_from_chunks(chunks, (1, len(stimuli)), metric, standardize, precision, device)[0]
+            if progress:
+                progress(index + 1, len(names))
+        model = {key: str(file.attrs[key]) for key in ("model", "source", "weights") if key in file.attrs}
+    return RDMSet(rdms, stimuli, metric, str(path)), model

@@ -363,3 +363,51 @@ def _fit(design: np.ndarray, target: np.ndarray, fit: str) -> np.ndarray:
 
         return nnls(design, target)[0]
     return np.linalg.lstsq(design, target, rcond=None)[0]
+
+
+# --------------------------------------------------------------------------- tables
+
+RESULT_COLUMNS = ["roi", "model", "layer", "time", "score", "sem", "p", "p_corrected", "lnc", "unc",
+                  "pct_of_nc", "n_subjects", "measure", "ci_low", "ci_high"]
+
+
+def tidy_rows(results: list[ROIResult | WeightedResult], model: str, options: RSAOptions) -> list[dict]:
+    """One row per (ROI, layer[, time]); weighted results give the layer "weighted"."""
+    rows = []
+    for result in results:
+        weighted = isinstance(result, WeightedResult)
+        layers = ["weighted"] if weighted else result.layers
+        times = result.times or [None]
+        for li, layer in enumerate(layers):
+            for ti, time in enumerate(times):
+                def at(array):
+                    value = np.asarray(array, dtype=float)
+                    value = value if weighted else value[li]
+                    return float(value[ti]) if value.ndim else float(value)
+
+                score, lnc = at(result.score), at(result.lnc)
+                row = {
+                    "roi": result.roi, "model": model, "layer": layer, "time": "" if time is None else time,
+                    "score": score, "sem": at(result.sem), "p": at(result.p),
+                    "p_corrected": at(result.p) if weighted else at(result.p_corrected),
+                    "lnc": lnc, "unc": at(result.unc),
+                    "pct_of_nc": score / lnc * 100 if lnc and np.isfinite(lnc) else float("nan"),
+                    "n_subjects": result.n_subjects, "measure": options.measure,
+                }
+                if not weighted and result.ci is not None:
+                    ci = result.ci[li]
+                    row["ci_low"], row["ci_high"] = (float(ci[0][ti]), float(ci[1][ti])) if ci.ndim > 1 else (float(ci[0]), float(ci[1]))
+                rows.append(row)
+    return rows
+
+
+def weight_rows(results: list[WeightedResult]) -> list[dict]:
+    """The mean fitted weight of every layer, per ROI [and time]."""
+    rows = []
+    for result in results:
+        times = result.times or [None]
+        for li, layer in enumerate(result.layers):
+            for ti, time in enumerate(times):
+                weight = result.weights[li] if result.times is None else result.weights[li, ti]
+                rows.append({"roi": result.roi, "time": "" if time is None else time, "layer": layer, "weight": float(weight)})
+    return rows

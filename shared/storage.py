@@ -260,6 +260,24 @@ def _early():
     return dcpl
 
 
+def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
+    """Write rows as a CSV file atomically (floats with full precision, NaN as empty)."""
+    import csv
+
+    def cell(value: Any) -> Any:
+        if isinstance(value, float) and not np.isfinite(value):
+            return ""
+        return value
+
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="raise")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({key: cell(row.get(key, "")) for key in columns})
+    return Path(path)
+
+
 def json_attr(value: Any) -> str:
     """A dictionary or list stored as a JSON string attribute."""
     return json.dumps(value, sort_keys=True, default=str)

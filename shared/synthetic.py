@@ -72,3 +72,24 @@ def write_shape_stimuli(items: list[ShapeStimulus], folder: str | Path) -> Path:
         rows = ["stimulus,shape,colour,position"] + [f"{i.id},{i.shape},{i.colour},{i.position}" for i in items]
         tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return folder
+
+
+def simulate_brain_rdms(
+    model_rdms: dict[str, np.ndarray], generators: dict[str, str], subjects: int = 8, noise: float = 1.0, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Brain RDMs with a known answer: ROI `roi` of every subject is the RDM of layer
+    `generators[roi]` (its upper triangle z-scored) plus independent Gaussian noise of
+    standard deviation `noise`, shifted to be non-negative. Returns {roi: (subjects, n, n)}."""
+    from scipy.spatial.distance import squareform
+
+    from .rsa import upper_triangle
+
+    rng = np.random.default_rng(seed)
+    simulated = {}
+    for roi, layer in generators.items():
+        signal = upper_triangle(model_rdms[layer])
+        signal = (signal - signal.mean()) / signal.std()
+        noisy = signal + noise * rng.normal(size=(subjects, signal.size))
+        noisy -= noisy.min()
+        simulated[roi] = np.stack([squareform(vector) for vector in noisy])
+    return simulated

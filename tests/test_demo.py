@@ -17,17 +17,38 @@ def test_shape_stimuli_are_seeded_and_distinct():
     assert abs(pixels[5, 60] - 128).max() < 60  # grey textured background
 
 
+def test_simulated_brain_rdms_are_noisy_copies():
+    from scipy.stats import pearsonr
+
+    from shared.rsa import upper_triangle
+    from shared.synthetic import simulate_brain_rdms
+
+    rng = np.random.default_rng(0)
+    layer = np.abs(rng.normal(size=(12, 12)))
+    layer = layer + layer.T
+    np.fill_diagonal(layer, 0)
+    brain = simulate_brain_rdms({"a": layer}, {"roi": "a"}, subjects=3, noise=0.5, seed=1)["roi"]
+    assert brain.shape == (3, 12, 12) and (brain >= 0).all()
+    assert np.allclose(brain, np.swapaxes(brain, 1, 2)) and (np.diagonal(brain, axis1=1, axis2=2) == 0).all()
+    r = pearsonr(upper_triangle(brain[0]), upper_triangle(layer)).statistic
+    assert 0.75 < r < 0.98  # 1 / sqrt(1 + 0.5^2) = 0.89 expected
+
+
 def test_demo(net2brain, tmp_path):
     out = tmp_path / "demo"
     result = net2brain("demo", "--out", out, "--device", "cpu")
     assert result.code == 0, result
-    assert "24 generated stimuli" in result.out and "/layers/layer4" in result.out
+    assert "24 generated stimuli" in result.out and "layer4   512 x 7 x 7" in result.out
+    assert "early  best layer1" in result.out and "late   best fc" in result.out
+    assert "NOT recovered" not in result.out and result.out.count("recovered") == 2
     assert len(list((out / "stimuli").glob("*.png"))) == 24
     assert (out / "factors.csv").read_text().splitlines()[1] == "stim_01_circle_red_left.png,circle,red,left"
     with h5py.File(out / "activations.h5") as file:
         assert list(file["layers"]) == ["layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
         assert file["layers/fc"].shape == (24, 1000) and np.isfinite(file["layers/fc"][()]).all()
-    assert (out / "activations.config.yaml").exists()
+    assert (out / "demo.config.yaml").exists()
+    for name in ("rdms.h5", "brain_rdms.h5", "rsa.csv", "rsa.png"):
+        assert (out / name).stat().st_size > 0
     again = net2brain("demo", "--out", out, "--device", "cpu")
     assert again.code == 2 and "exists already; add --overwrite" in again.err
 

@@ -1,0 +1,13 @@
+"""Option types every command shares."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ConfigFile = Annotated[Path | None, typer.Option(
+    "--config", help="YAML file of options (keys = long flag names); command-line flags win.",
+)]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]

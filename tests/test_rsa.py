@@ -1,0 +1,259 @@
+"""RSA against literal per-subject implementations and scipy; brain RDM formats; alignment."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.io import savemat
+from scipy.optimize import nnls
+from scipy.spatial.distance import pdist, squareform
+from scipy.stats import pearsonr, spearmanr, ttest_1samp
+
+from shared.errors import InputError, UnknownNameError
+from shared.rdm_io import RDMSet, align_to_model, read_brain_rdms, read_model_rdms, write_rdms
+from shared.rsa import (
+    RSAOptions, compare, compare_pairs, correct, noise_ceiling, rsa_roi, tidy_rows, upper_triangle, weighted_rsa,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def random_rdm(n, rng=RNG):
+    return squareform(pdist(rng.normal(size=(n, 4))))
+
+
+def upper(matrix):
+    rows, cols = np.triu_indices(len(matrix), k=1)
+    return matrix[rows, cols]
+
+
+def tau_a(x, y):
+    total = 0.0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            total += np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])
+    return total / (len(x) * (len(x) - 1) / 2)
+
+
+LITERAL = {
+    "spearman": lambda x, y: spearmanr(x, y).statistic,
+    "pearson": lambda x, y: pearsonr(x, y).statistic,
+    "kendall": tau_a,
+}
+
+
+def test_upper_triangle_is_squareform_order():
+    rdm = random_rdm(6)
+    np.testing.assert_array_equal(upper_triangle(rdm), squareform(rdm, checks=False))
+
+
+@pytest.mark.parametrize("method", list(LITERAL))
+def test_comparisons_against_literal(method):
+    a, b = RNG.normal(size=(3, 28)), RNG.normal(size=(4, 28))
+    b[1, :7] = 0.5  # ties
+    a[2, 3:9] = a[2, 3]
+    expected = np.array([[LITERAL[method](x, y) for y in b] for x in a])
+    np.testing.assert_allclose(compare(a, b, method), expected, atol=1e-12)
+    np.testing.assert_allclose(compare_pairs(a, b[:3], method), np.diag(expected[:, :3]), atol=1e-12)
+
+
+def literal_roi(model_rdms, brain, method, squared):
+    """Net2Brain's way: loops over layers and subjects."""
+    rows = {}
+    for layer, rdm in model_rdms.items():
+        values = np.array([LITERAL[method](upper(rdm), upper(subject)) for subject in brain])
+        values = values**2 if squared else values
+        rows[layer] = (values.mean(), values.std(ddof=1) / np.sqrt(len(values)), ttest_1samp(values, 0).pvalue)
+    lower, upper_ = [], []
+    for s in range(len(brain)):
+        others = np.delete(brain, s, axis=0).mean(axis=0)
+        lower.append(LITERAL[method](upper(brain[s]), upper(others)))
+        upper_.append(LITERAL[method](upper(brain[s]), upper(brain.mean(axis=0))))
+    lower, upper_ = np.array(lower), np.array(upper_)
+    if squared:
+        lower, upper_ = lower**2, upper_**2
+    return rows, lower.mean(), upper_.mean()
+
+
+@pytest.mark.parametrize(("method", "squared"), [("spearman", True), ("pearson", False), ("kendall", True)])
+def test_roi_scores_and_noise_ceilings_against_loops(method, squared):
+    n = 9
+    model_rdms = {f"layer{i}": random_rdm(n) for i in range(3)}
+    base = random_rdm(n)
+    brain = np.stack([base + squareform(np.abs(RNG.normal(size=n * (n - 1) // 2))) for _ in range(5)])
+    result = rsa_roi(model_rdms, brain, "roi", RSAOptions(method, squared, "none"))
+    rows, lower, upper_ = literal_roi(model_rdms, brain, method, squared)
+    for index, layer in enumerate(model_rdms):
+        np.testing.assert_allclose([result.score[index], result.sem[index], result.p[index]], rows[layer], atol=1e-10)
+    np.testing.assert_allclose(result.lnc, lower, atol=1e-10)
+    np.testing.assert_allclose(result.unc, upper_, atol=1e-10)
+    assert np.array_equal(result.p, result.p_corrected)
+
+
+def test_corrections():
+    p = np.array([0.01, 0.04, 0.03, 0.5])
+    np.testing.assert_allclose(correct(p, "bonferroni"), [0.04, 0.16, 0.12, 1.0])
+    # Benjamini-Hochberg by hand: sorted p * m / rank, then the running minimum from the top
+    ranked = np.sort(p) * 4 / np.arange(1, 5)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    np.testing.assert_allclose(correct(p, "fdr"), adjusted[np.argsort(np.argsort(p))])
+    with pytest.raises(UnknownNameError, match="unknown correction 'holm'"):
+        correct(p, "holm")
+
+
+def test_single_subject_has_no_lower_ceiling_or_sem():
+    result = rsa_roi({"a": random_rdm(6)}, random_rdm(6)[None], "roi", RSAOptions())
+    assert np.isnan(result.lnc).all() and np.isnan(result.sem).all() and np.isfinite(result.unc).all()
+
+
+def test_time_resolved_rows_and_aggregate():
+    n, subjects, times = 8, 4, 3
+    model_rdms = {"a": random_rdm(n), "b": random_rdm(n)}
+    brain = np.stack([[random_rdm(n) for _ in range(times)] for _ in range(subjects)])
+    options = RSAOptions("spearman", True, "bonferroni")
+    result = rsa_roi(model_rdms, brain, "meg", options)
+    assert result.times == ["0", "1", "2", "mean"] and result.score.shape == (2, 4)
+    for t in range(times):
+        single = rsa_roi(model_rdms, brain[:, t], "meg", options)
+        np.testing.assert_allclose(result.score[:, t], single.score, atol=1e-12)
+        np.testing.assert_allclose(result.p_corrected[:, t], single.p_corrected, atol=1e-12)
+        np.testing.assert_allclose(result.lnc[:, t], single.lnc, atol=1e-12)
+    values = np.stack([[[spearmanr(upper(model_rdms[k]), upper(brain[s, t])).statistic ** 2 for t in range(times)]
+                        for s in range(subjects)] for k in model_rdms])
+    np.testing.assert_allclose(result.score[:, -1], values.mean(axis=2).mean(axis=1), atol=1e-12)
+    rows = tidy_rows([result], "toy", options)
+    assert len(rows) == 2 * 4 and rows[3]["time"] == "mean"
+
+
+def test_planted_layer_wins():
+    from shared.synthetic import simulate_brain_rdms
+
+    model_rdms = {f"layer{i}": random_rdm(20) for i in range(5)}
+    brain = simulate_brain_rdms(model_rdms, {"V1": "layer1", "IT": "layer3"}, subjects=6, noise=1.0, seed=1)
+    for roi, layer in {"V1": "layer1", "IT": "layer3"}.items():
+        result = rsa_roi(model_rdms, brain[roi], roi, RSAOptions())
+        assert result.layers[int(result.score.argmax())] == layer
+        assert result.p_corrected[result.layers.index(layer)] < 0.001
+
+
+def test_weighted_rsa_against_literal_folds():
+    n, subjects = 10, 6
+    model_rdms = {f"l{i}": random_rdm(n) for i in range(3)}
+    mix = 2.0 * model_rdms["l0"] + 0.5 * model_rdms["l2"]
+    brain = np.stack([mix + squareform(np.abs(RNG.normal(scale=0.3, size=n * (n - 1) // 2))) for _ in range(subjects)])
+    options = RSAOptions("pearson", True, "none", seed=3)
+    result = weighted_rsa(model_rdms, brain, "roi", options, folds=3, fit="nnls")
+    order = np.random.default_rng(3).permutation(subjects)
+    design = np.column_stack([np.stack([upper(r) for r in model_rdms.values()]).T, np.ones(n * (n - 1) // 2)])
+    fold_scores, weights = [], []
+    for test in np.array_split(order, 3):
+        train = [s for s in order if s not in test]
+        w = nnls(design, np.mean([upper(brain[s]) for s in train], axis=0))[0]
+        fold_scores.append(np.mean([pearsonr(design @ w, upper(brain[s])).statistic ** 2 for s in test]))
+        weights.append(w[:-1])
+    np.testing.assert_allclose(result.fold_scores, fold_scores, atol=1e-10)
+    np.testing.assert_allclose(result.score, np.mean(fold_scores), atol=1e-10)
+    np.testing.assert_allclose(result.sem, np.std(fold_scores, ddof=1) / np.sqrt(3), atol=1e-10)
+    np.testing.assert_allclose(result.weights, np.mean(weights, axis=0), atol=1e-10)
+    assert result.weights[0] > result.weights[2] > result.weights[1] >= 0
+    lower, upper_ = noise_ceiling(upper_triangle(brain), "pearson", True)
+    assert result.lnc == pytest.approx(lower) and result.unc == pytest.approx(upper_)
+    with pytest.raises(InputError, match="needs at least 2 subjects"):
+        weighted_rsa(model_rdms, brain[:1], "roi", options)
+
+
+def test_bootstrap_is_seeded_and_brackets_the_score():
+    model_rdms = {f"l{i}": random_rdm(12) for i in range(2)}
+    from shared.synthetic import simulate_brain_rdms
+
+    brain = simulate_brain_rdms(model_rdms, {"roi": "l0"}, subjects=5, seed=2)["roi"]
+    first = rsa_roi(model_rdms, brain, "roi", RSAOptions(bootstrap=200, seed=4))
+    again = rsa_roi(model_rdms, brain, "roi", RSAOptions(bootstrap=200, seed=4))
+    np.testing.assert_array_equal(first.ci, again.ci)
+    assert (first.ci[:, 0] < first.score).all() and (first.score < first.ci[:, 1]).all()
+
+
+# ------------------------------------------------------------------------- file formats
+
+
+@pytest.fixture
+def brain_stack():
+    return np.stack([random_rdm(7) for _ in range(3)])
+
+
+def test_read_net2brain_npz(tmp_path, brain_stack):
+    np.savez(tmp_path / "fmri_EVC_RDMs.npz", brain_stack, np.zeros(2))
+    read = read_brain_rdms(tmp_path / "fmri_EVC_RDMs.npz")
+    assert list(read.rdms) == ["fmri_EVC_RDMs"] and read.stimuli is None
+    np.testing.assert_array_equal(read.rdms["fmri_EVC_RDMs"], brain_stack)
+    meg = np.stack([brain_stack] * 2, axis=1)  # (subjects, time, n, n)
+    np.savez(tmp_path / "meg.npz", meg)
+    assert read_brain_rdms(tmp_path / "meg.npz").rdms["meg"].shape == (3, 2, 7, 7)
+
+
+def test_read_pickled_npz_is_refused(tmp_path):
+    np.savez(tmp_path / "evil.npz", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(InputError, match="without unpickling"):
+        read_brain_rdms(tmp_path / "evil.npz")
+
+
+def test_read_mat_layouts(tmp_path, brain_stack):
+    struct = np.empty((3, 2), dtype=[("RDM", object), ("name", object)])
+    for s in range(3):
+        for session in range(2):
+            struct[s, session] = (brain_stack[s] * (1 + session), f"IT | S{s} | Session: {session + 1}")
+    savemat(tmp_path / "IT.mat", {"RDMs": struct})
+    read = read_brain_rdms(tmp_path / "IT.mat")
+    np.testing.assert_allclose(read.rdms["IT"], brain_stack * 1.5)  # sessions averaged
+    savemat(tmp_path / "V1.mat", {"rdms": brain_stack})
+    np.testing.assert_allclose(read_brain_rdms(tmp_path / "V1.mat").rdms["V1"], brain_stack)
+    savemat(tmp_path / "V2.mat", {"vectors": np.stack([squareform(r, checks=False) for r in brain_stack])})
+    np.testing.assert_allclose(read_brain_rdms(tmp_path / "V2.mat").rdms["V2"], brain_stack)
+    models = np.empty((1, 2), dtype=[("RDM", object), ("name", object)])
+    models[0, 0], models[0, 1] = (brain_stack[0], "animacy"), (squareform(brain_stack[1], checks=False), "V1 model")
+    savemat(tmp_path / "models.mat", {"Models": models})
+    read = read_model_rdms(tmp_path / "models.mat")
+    assert list(read.rdms) == ["animacy", "V1 model"]
+    np.testing.assert_allclose(read.rdms["V1 model"], brain_stack[1])
+
+
+def test_read_folder_and_h5(tmp_path, brain_stack):
+    folder = tmp_path / "brain_data"
+    folder.mkdir()
+    np.savez(folder / "V1.npz", brain_stack)
+    write_rdms(folder / "more.h5", list("abcdefg"), {"IT": brain_stack, "single": brain_stack[0]}, "correlation")
+    (folder / "notes.txt").write_text("ignored")
+    read = read_brain_rdms(folder)
+    assert sorted(read.rdms) == ["IT", "V1", "single"] and read.rdms["single"].shape == (1, 7, 7)
+    assert read.stimuli == list("abcdefg")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="holds no .h5, .hdf5, .npz, .mat files"):
+        read_brain_rdms(empty)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda s: s[:, :, :-1], "is not square"),
+        (lambda s: s + np.triu(np.ones_like(s[0]), 1), "is not symmetric"),
+        (lambda s: np.where(np.eye(7, dtype=bool), np.nan, s), "holds NaN or infinite values"),
+        (lambda s: s[0, 0], "expected \\(subjects, n, n\\)"),
+    ],
+)
+def test_bad_brain_rdms(tmp_path, brain_stack, make, message):
+    np.savez(tmp_path / "bad.npz", make(brain_stack))
+    with pytest.raises(InputError, match=message):
+        read_brain_rdms(tmp_path / "bad.npz")
+
+
+def test_alignment_reorders_and_names_mismatches(brain_stack):
+    model = RDMSet({"a": brain_stack[0]}, list("abcdefg"), "correlation", "model.h5")
+    order = [3, 0, 1, 2, 6, 5, 4]
+    shuffled = brain_stack[:, order][:, :, order]
+    brain = RDMSet({"IT": shuffled}, [list("abcdefg")[i] for i in order], None, "brain.h5")
+    np.testing.assert_array_equal(align_to_model(model, brain)["IT"], brain_stack)
+    brain.stimuli = list("abcdefx")
+    with pytest.raises(InputError, match="missing from the brain data: g; not in the model RDMs: x"):
+        align_to_model(model, brain)
+    with pytest.raises(InputError, match="has 6 stimuli, the model RDMs in model.h5 have 7"):
+        align_to_model(model, RDMSet({"IT": brain_stack[:, :6, :6]}, None, None, "brain.h5"))
