@@ -51,9 +51,7 @@ def compare(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarra
     a, b = np.atleast_2d(a).astype(float), np.atleast_2d(b).astype(float)
     if method == "kendall":
         return _kendall_tau_a(a, b)
-    if method == "spearman":
-        a, b = _ranks(a), _ranks(b)
-    return _unit(a) @ _unit(b).T
+    return prepare(a, method) @ prepare(b, method).T
 
 
 def compare_pairs(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarray:
@@ -62,15 +60,32 @@ def compare_pairs(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.
     a, b = np.atleast_2d(a).astype(float), np.atleast_2d(b).astype(float)
     if method == "kendall":
         return np.array([_kendall_tau_a(x[None], y[None])[0, 0] for x, y in zip(a, b)])
-    if method == "spearman":
-        a, b = _ranks(a), _ranks(b)
-    return np.einsum("km,km->k", _unit(a), _unit(b))
+    return np.einsum("km,km->k", prepare(a, method), prepare(b, method))
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
+def prepare(x: np.ndarray, method: str) -> np.ndarray:
+    """Vectors turned into unit-length centred rows (of their ranks for spearman), so
+    that Pearson and Spearman correlations are dot products."""
+    return _unit(ranks(x) if method == "spearman" else np.asarray(x, dtype=float))
 
-    return rankdata(x, axis=-1)
+
+def ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis, 1..m, ties given their average rank (as scipy's
+    `rankdata`, with numpy's faster unstable sort: ties are averaged anyway)."""
+    x = np.asarray(x, dtype=float)
+    flat = x.reshape(-1, x.shape[-1])
+    rows, m = flat.shape
+    order = np.argsort(flat, axis=-1)
+    ordered = np.take_along_axis(flat, order, axis=-1)
+    starts = np.ones(ordered.shape, dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    group = np.cumsum(starts, axis=-1) - 1 + (np.arange(rows) * m)[:, None]
+    positions = np.broadcast_to(np.arange(1, m + 1, dtype=float), flat.shape)
+    size = np.bincount(group.ravel(), minlength=rows * m)
+    mean_rank = np.bincount(group.ravel(), weights=positions.ravel(), minlength=rows * m) / np.maximum(size, 1)
+    result = np.empty_like(flat)
+    np.put_along_axis(result, order, mean_rank[group], axis=-1)
+    return result.reshape(x.shape)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -148,20 +163,25 @@ def noise_ceiling(vectors: np.ndarray, method: str, squared: bool) -> tuple[np.n
     """
     subjects = vectors.shape[0]
     flat = vectors.reshape(subjects, -1, vectors.shape[-1])  # (S, T, m)
-    mean_all = flat.mean(axis=0, keepdims=True)
-    upper = compare_pairs(flat.reshape(-1, flat.shape[-1]), np.broadcast_to(mean_all, flat.shape).reshape(-1, flat.shape[-1]), method)
+    mean_all = flat.mean(axis=0)  # (T, m)
+    if method == "kendall":
+        upper = compare_pairs(flat.reshape(-1, flat.shape[-1]), np.broadcast_to(mean_all, flat.shape).reshape(-1, flat.shape[-1]), method)
+        upper = upper.reshape(subjects, -1)
+    else:  # each distinct vector is ranked and normalised once
+        own = prepare(flat, method)
+        upper = np.einsum("stm,tm->st", own, prepare(mean_all, method))
     if subjects > 1:
         others = (flat.sum(axis=0, keepdims=True) - flat) / (subjects - 1)
-        lower = compare_pairs(flat.reshape(-1, flat.shape[-1]), others.reshape(-1, flat.shape[-1]), method)
+        if method == "kendall":
+            lower = compare_pairs(flat.reshape(-1, flat.shape[-1]), others.reshape(-1, flat.shape[-1]), method).reshape(subjects, -1)
+        else:
+            lower = np.einsum("stm,stm->st", own, prepare(others, method))
     else:
         lower = np.full(upper.shape, np.nan)
-    shape = (subjects, flat.shape[1])
-    lower, upper = lower.reshape(shape), upper.reshape(shape)
     if squared:
         lower, upper = lower**2, upper**2
-    squeeze = vectors.ndim == 2
     lower, upper = lower.mean(axis=0), upper.mean(axis=0)
-    return (lower[0], upper[0]) if squeeze else (lower, upper)
+    return (lower[0], upper[0]) if vectors.ndim == 2 else (lower, upper)
 
 
 @dataclass

@@ -118,3 +118,9 @@ def test_rdm_file_round_trip(tmp_path):
     assert list(read.rdms) == ["b", "a"] and read.stimuli == list("abcde")
     assert read.metric == "euclidean" and read.model == "toy"
     np.testing.assert_array_equal(read.rdms["a"], rdm * 2)
+
+
+@pytest.mark.parametrize("metric", ["correlation", "euclidean", "cosine"])
+def test_many_stimuli_use_symmetric_blocks(metric):
+    x = np.random.default_rng(4).normal(size=(301, 17)) + 1  # n >= 256: block-wise products
+    np.testing.assert_allclose(compute_rdm(x, metric, precision="double"), reference(x, metric), atol=1e-10)

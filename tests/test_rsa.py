@@ -257,3 +257,12 @@ def test_alignment_reorders_and_names_mismatches(brain_stack):
         align_to_model(model, brain)
     with pytest.raises(InputError, match="has 6 stimuli, the model RDMs in model.h5 have 7"):
         align_to_model(model, RDMSet({"IT": brain_stack[:, :6, :6]}, None, None, "brain.h5"))
+
+
+def test_ranks_equal_scipy_with_ties():
+    from scipy.stats import rankdata
+
+    from shared.rsa import ranks
+
+    x = np.round(RNG.normal(size=(3, 4, 50)), 1)  # many ties
+    np.testing.assert_array_equal(ranks(x), rankdata(x, axis=-1))
