@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from cli_common import model_options as mo
-from net2brain_cli import analysis
+from net2brain_cli import analysis, searchlight
 from cli_common.config import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Device, Overwrite
 from cli_common.progress import progress_bar
@@ -114,6 +114,7 @@ def extract_command(
 
 app.command("rdm")(analysis.rdm_command)
 app.command("rsa")(analysis.rsa_command)
+app.command("searchlight")(searchlight.searchlight_command)
 
 
 @app.command("demo")

@@ -2,7 +2,9 @@
 
 Stimuli with known factors -> activations of a random ResNet-18 -> model RDMs ->
 simulated brain RDMs of two ROIs, each generated from one layer's RDM plus noise -> RSA,
-whose best layer per ROI must be the generating one.
+whose best layer per ROI must be the generating one; and simulated 4D volumes with one
+sphere following one layer and another sphere another layer -> searchlight maps, which
+must peak in those spheres.
 """
 from __future__ import annotations
 
@@ -21,13 +23,18 @@ from shared.synthetic import shape_stimuli, simulate_brain_rdms, write_shape_sti
 DEMO_MODEL = "resnet18"
 GENERATORS = {"early": "layer1", "late": "fc"}  # simulated ROI -> the layer that generates it
 SUBJECTS = 8
+SPHERES = {"layer1": (4, 8, 6), "fc": (11, 8, 6)}  # planted sphere centres (voxels) in a 16 x 16 x 12 volume
+VOLUME_SUBJECTS, RADIUS = 4, 6.0
 
 
 def run_demo(out: Path, device: str, overwrite: bool, options: dict, progress: Callable[[int, int], None]) -> str:
     """Write the demo files into `out` and return a report of what they hold."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: check_new_output(out / name, overwrite) for name in ("activations.h5", "rdms.h5", "brain_rdms.h5", "rsa.csv", "rsa.png")}
+    names = ("activations.h5", "rdms.h5", "brain_rdms.h5", "rsa.csv", "rsa.png", "searchlight/summary.csv")
+    (out / "searchlight").mkdir(exist_ok=True)
+    (out / "volumes").mkdir(exist_ok=True)
+    paths = {name: check_new_output(out / name, overwrite) for name in names}
     folder = write_shape_stimuli(shape_stimuli(seed=0), out / "stimuli")
     stimuli = discover_stimuli(folder)
     loaded = load_model(DEMO_MODEL, source="torchvision", weights="random", seed=0, device=device)
@@ -45,6 +52,7 @@ def run_demo(out: Path, device: str, overwrite: bool, options: dict, progress: C
     from net2brain_cli.plots import rsa_figure
 
     rsa_figure(results, paths["rsa.png"], settings.measure)
+    spheres = _searchlight(out, model_rdms.rdms, overwrite)
     write_resolved_config(out / "demo.config.yaml", "net2brain demo", options)
     lines = [
         f"net2brain demo: {len(stimuli)} generated stimuli (4 shapes x 3 colours x 2 positions)",
@@ -65,5 +73,39 @@ def run_demo(out: Path, device: str, overwrite: bool, options: dict, progress: C
             f"  {result.roi:<6} best {best:<8} r^2 = {result.score.max():.3f} "
             f"(noise ceiling {result.lnc[0]:.3f}-{result.unc[0]:.3f})  [generated from {GENERATORS[result.roi]}: {verdict}]"
         )
+    lines.append(f"searchlight ({out / 'volumes'}: {VOLUME_SUBJECTS} simulated 4D volumes, 2 mm voxels; "
+                 f"maps in {out / 'searchlight'}, radius {RADIUS:g} mm): peak of each layer's group mean map")
+    lines += spheres
     lines.append("read the files with: h5py.File(path)['layers' or 'rdms'][name][()]  (rows follow /stimuli)")
     return "\n".join(lines)
+
+
+def _searchlight(out: Path, model_rdms: dict, overwrite: bool) -> list[str]:
+    """Simulated volumes with planted spheres -> searchlight maps; one report line per sphere."""
+    import nibabel as nib
+    import numpy as np
+
+    from net2brain_cli.searchlight import SUMMARY_COLUMNS, write_maps
+    from shared.searchlight import run_searchlight
+    from shared.storage import atomic_output
+    from shared.synthetic import simulate_volumes
+
+    volumes, affine = simulate_volumes(model_rdms, SPHERES, subjects=VOLUME_SUBJECTS, radius=RADIUS, seed=0)
+    paths = []
+    for number, volume in enumerate(volumes, start=1):
+        path = out / "volumes" / f"sub-{number:02d}.nii.gz"
+        with atomic_output(path) as tmp:
+            nib.save(nib.Nifti1Image(volume, affine), str(tmp))
+        paths.append(path)
+    chosen = {layer: model_rdms[layer] for layer in SPHERES}
+    result = run_searchlight(paths, chosen, RADIUS)
+    rows = write_maps(out / "searchlight", result.subjects, result.layers, result.values, result.mask, result.reference,
+                      0.1, 0.001, None, overwrite)
+    write_csv(out / "searchlight" / "summary.csv", rows, SUMMARY_COLUMNS)
+    lines = []
+    for number, (layer, centre) in enumerate(SPHERES.items()):
+        mean = result.values[:, number].mean(axis=0)
+        voxel = tuple(int(v) for v in np.argwhere(result.mask)[int(np.nanargmax(mean))])
+        verdict = "in the planted sphere" if np.linalg.norm((np.array(voxel) - centre) * 2.0) <= RADIUS else "OUTSIDE the planted sphere"
+        lines.append(f"  {layer:<8} peak r = {np.nanmax(mean):.3f} at voxel {voxel}, planted at {centre}: {verdict}")
+    return lines

@@ -235,19 +235,25 @@ def align_to_model(model: RDMSet, brain: RDMSet) -> dict[str, np.ndarray]:
             )
     if model.stimuli is None or brain.stimuli is None:
         return dict(brain.rdms)
-    if len(set(brain.stimuli)) != len(brain.stimuli):
-        raise InputError(f"{brain.source} lists a stimulus id twice")
-    missing = [s for s in model.stimuli if s not in set(brain.stimuli)]
-    extra = [s for s in brain.stimuli if s not in set(model.stimuli)]
+    order = reorder_index(model.stimuli, brain.stimuli, model.source, brain.source)
+    return {roi: stack[..., order[:, None], order[None, :]] for roi, stack in brain.rdms.items()}
+
+
+def reorder_index(wanted: Sequence[str], given: Sequence[str], wanted_source: str, given_source: str) -> np.ndarray:
+    """Indices that put the `given` stimulus ids into the `wanted` order; `InputError`
+    naming the first ids missing on either side, or an id listed twice."""
+    if len(set(given)) != len(given):
+        raise InputError(f"{given_source} lists a stimulus id twice")
+    missing = [s for s in wanted if s not in set(given)]
+    extra = [s for s in given if s not in set(wanted)]
     if missing or extra:
         raise InputError(
-            f"stimulus ids differ between {model.source} and {brain.source}: "
+            f"stimulus ids differ between {wanted_source} and {given_source}: "
             f"missing from the brain data: {', '.join(missing[:3]) or 'none'}; "
             f"not in the model RDMs: {', '.join(extra[:3]) or 'none'}"
         )
-    position = {s: i for i, s in enumerate(brain.stimuli)}
-    order = np.array([position[s] for s in model.stimuli])
-    return {roi: stack[..., order[:, None], order[None, :]] for roi, stack in brain.rdms.items()}
+    position = {s: i for i, s in enumerate(given)}
+    return np.array([position[s] for s in wanted])
 
 
 def feature_chunks(dataset: h5py.Dataset, memory_bytes: int, itemsize: int):

@@ -38,7 +38,8 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     check_output_folder(path)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the temporary name keeps the suffixes, so writers that go by them (nibabel) still can
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix="".join(path.suffixes[-2:]) or ".tmp", dir=path.parent)
     os.close(handle)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's private 0600 would stay on the output

@@ -93,3 +93,47 @@ def simulate_brain_rdms(
         noisy -= noisy.min()
         simulated[roi] = np.stack([squareform(vector) for vector in noisy])
     return simulated
+
+
+def simulate_volumes(
+    layer_rdms: dict[str, np.ndarray],
+    plants: dict[str, tuple[int, int, int]],
+    shape: tuple[int, int, int] = (16, 16, 12),
+    voxel_size: float = 2.0,
+    radius: float = 6.0,
+    subjects: int = 4,
+    noise: float = 0.5,
+    seed: int = 0,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """4D response volumes (X, Y, Z, stimuli) with planted spheres, and their affine.
+
+    Inside the sphere of `radius` mm around `plants[layer]`, every subject's voxel
+    patterns are a random projection of stimulus coordinates whose correlations follow
+    the layer's correlation-distance RDM D: S = 1 - D, stretched to (S - c) / (1 - c)
+    with c its smallest off-diagonal value (the same order of dissimilarities, so the
+    same Spearman comparison, but differences between stimuli as large as possible:
+    deep layers of random networks have all correlations near 1), then embedded by its
+    eigendecomposition. Every voxel also gets Gaussian noise of standard deviation
+    `noise` (the signal has unit variance). Returns ([volume per subject], affine).
+    """
+    rng = np.random.default_rng(seed)
+    affine = np.diag([voxel_size, voxel_size, voxel_size, 1.0])
+    n = next(iter(layer_rdms.values())).shape[0]
+    coordinates = {}
+    off_diagonal = ~np.eye(n, dtype=bool)
+    for layer in plants:
+        similarity = 1 - np.asarray(layer_rdms[layer], dtype=float)
+        smallest = similarity[off_diagonal].min()
+        values, vectors = np.linalg.eigh((similarity - smallest) / (1 - smallest))
+        coordinates[layer] = vectors * np.sqrt(np.clip(values, 0, None))  # Gram = the stretched correlations
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), axis=-1)
+    volumes = []
+    for _ in range(subjects):
+        volume = rng.normal(scale=noise, size=(*shape, n)).astype(np.float32)
+        for layer, centre in plants.items():
+            inside = np.linalg.norm((grid - np.array(centre)) * voxel_size, axis=-1) <= radius
+            projected = coordinates[layer] @ rng.normal(size=(n, int(inside.sum())))
+            projected /= projected.std()
+            volume[inside] += projected.T.astype(np.float32)
+        volumes.append(volume)
+    return volumes, affine

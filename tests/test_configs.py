@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from net2brain_cli import analysis
+from net2brain_cli import analysis, searchlight
 from net2brain_cli import app as cli
 from shared.config import load_config
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 COMMANDS = {"models": cli.models_command, "layers": cli.layers_command, "extract": cli.extract_command, "demo": cli.demo_command,
-            "rdm": analysis.rdm_command, "rsa": analysis.rsa_command}
+            "rdm": analysis.rdm_command, "rsa": analysis.rsa_command, "searchlight": searchlight.searchlight_command}
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

@@ -41,6 +41,9 @@ def test_demo(net2brain, tmp_path):
     assert "24 generated stimuli" in result.out and "layer4   512 x 7 x 7" in result.out
     assert "early  best layer1" in result.out and "late   best fc" in result.out
     assert "NOT recovered" not in result.out and result.out.count("recovered") == 2
+    assert "layer1   peak r" in result.out and "at voxel (4, 8, 6), planted at (4, 8, 6): in the planted sphere" in result.out
+    assert "at voxel (11, 8, 6), planted at (11, 8, 6): in the planted sphere" in result.out
+    assert (out / "searchlight" / "group_fc_mean.nii.gz").exists() and (out / "searchlight" / "summary.csv").exists()
     assert len(list((out / "stimuli").glob("*.png"))) == 24
     assert (out / "factors.csv").read_text().splitlines()[1] == "stim_01_circle_red_left.png,circle,red,left"
     with h5py.File(out / "activations.h5") as file:

@@ -1,0 +1,195 @@
+"""`net2brain searchlight`: searchlight RSA maps from 4D volumes (or precomputed RDMs)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import typer
+
+from cli_common.config import require, resolved_options, with_config
+from cli_common.options import ConfigFile, Device, Overwrite
+from cli_common.progress import progress_bar
+
+log = logging.getLogger("net2brain")
+
+SUMMARY_COLUMNS = ["map", "subject", "layer", "statistic", "peak_value", "peak_i", "peak_j", "peak_k",
+                   "peak_x", "peak_y", "peak_z", "threshold", "n_above", "n_fdr"]
+
+
+@with_config
+def searchlight_command(
+    ctx: typer.Context,
+    betas: Annotated[list[Path] | None, typer.Option(
+        help="A subject's 4D NIfTI, one volume per stimulus (repeat per subject).")] = None,
+    mask: Annotated[Path | None, typer.Option(
+        help="3D brain mask; default: voxels with finite, non-constant responses in every subject.")] = None,
+    model_rdms: Annotated[Path | None, typer.Option(help="Model RDMs (`net2brain rdm` output or .mat).")] = None,
+    layers: Annotated[str, typer.Option(help="all, or NAME,NAME of the model RDMs.")] = "all",
+    radius: Annotated[float | None, typer.Option(help="Sphere radius in mm (voxels at distance <= radius).")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Folder for the maps and summary.csv (created).")] = None,
+    stimuli: Annotated[Path | None, typer.Option(
+        help="The stimulus order of the volumes (list file or folder); reordered to the model RDMs' order.")] = None,
+    metric: Annotated[Literal["correlation", "euclidean", "sqeuclidean", "cosine"], typer.Option(
+        help="Dissimilarity of the sphere patterns.")] = "correlation",
+    compare: Annotated[Literal["spearman", "pearson", "kendall"], typer.Option(
+        help="Comparison with the model RDMs (kendall: tau-a, slow).")] = "spearman",
+    min_voxels: Annotated[int, typer.Option(help="Centres with fewer voxels in their sphere get NaN.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Centres per batch (memory ~ batch x sphere x stimuli).")] = 1024,
+    precision: Annotated[Literal["single", "double"], typer.Option(help="float32 or float64 arithmetic.")] = "single",
+    device: Device = "cpu",
+    threshold: Annotated[float, typer.Option(help="Score maps: count voxels above this value in summary.csv.")] = 0.1,
+    alpha: Annotated[float, typer.Option(help="t maps: count voxels with uncorrected p below this.")] = 0.001,
+    fdr: Annotated[float | None, typer.Option(help="Also write a mask of the voxels significant at this FDR (q).")] = None,
+    searchlight_rdms: Annotated[Path | None, typer.Option(
+        help="Net2Brain's precomputed searchlight RDMs (.npz/.npy: searchlights x subjects x n x n).")] = None,
+    centres: Annotated[Path | None, typer.Option(
+        help="Voxel coordinates (searchlights x 3) of the precomputed RDMs (.npy), unless in the .npz as 'centres'.")] = None,
+    reference: Annotated[Path | None, typer.Option(
+        help="A NIfTI on the grid of the precomputed centres, for writing their maps.")] = None,
+    overwrite: Overwrite = False,
+    config: ConfigFile = None,
+) -> None:
+    """Searchlight RSA: a map per subject and layer, group mean / t / p maps, and a summary."""
+    from shared.config import write_resolved_config
+    from shared.device import resolve_device
+    from shared.errors import ConfigError
+    from shared.rdm_io import read_model_rdms, reorder_index
+    from shared.searchlight import run_searchlight
+    from shared.stimuli import discover_stimuli
+    from shared.storage import write_csv
+
+    options = resolved_options(ctx)
+    require(options, "model_rdms", "out_dir")
+    if bool(betas) == bool(searchlight_rdms):
+        raise ConfigError("give either --betas (4D volumes) or --searchlight-rdms (precomputed), not both or neither")
+    if betas:
+        require(options, "radius")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = read_model_rdms(model_rdms)
+    model.rdms = _chosen_layers(model, layers, model_rdms)
+    target = resolve_device(device)
+    with progress_bar("searchlight", unit="centres") as update:
+        if betas:
+            order = None
+            if stimuli is not None:
+                ids = [s.id for s in discover_stimuli(stimuli)]
+                if model.stimuli is None:
+                    raise ConfigError(f"--stimuli needs model RDMs that name their stimuli; {model_rdms} does not")
+                order = reorder_index(model.stimuli, ids, str(model_rdms), str(stimuli))
+            result = run_searchlight(
+                list(betas), model.rdms, radius, mask, order, metric, compare, min_voxels, batch_size, target,
+                precision, update,
+            )
+            subjects, values, reference_image, in_mask = result.subjects, result.values, result.reference, result.mask
+        else:
+            subjects, values, reference_image, in_mask = _precomputed(searchlight_rdms, centres, reference, model, compare)
+    rows = write_maps(out_dir, subjects, list(model.rdms), values, in_mask, reference_image, threshold, alpha, fdr, overwrite)
+    write_csv(_new(out_dir / "summary.csv", overwrite), rows, SUMMARY_COLUMNS)
+    write_resolved_config(out_dir / "searchlight.config.yaml", "net2brain searchlight", options)
+    log.info("wrote %d maps and summary.csv to %s", len(rows), out_dir)
+
+
+def _chosen_layers(model, layers: str, source: Path) -> dict:
+    from shared.errors import unknown_name
+
+    if layers.strip() == "all":
+        return model.rdms
+    names = [name.strip() for name in layers.split(",") if name.strip()]
+    for name in names:
+        if name not in model.rdms:
+            raise unknown_name("layer", name, model.rdms, hint=f"{source} holds {len(model.rdms)} RDMs")
+    return {name: model.rdms[name] for name in names}
+
+
+def _new(path: Path, overwrite: bool) -> Path:
+    from shared.storage import check_new_output
+
+    return check_new_output(path, overwrite)
+
+
+def write_maps(out_dir, subjects, layers, values, mask, reference, threshold, alpha, fdr, overwrite) -> list[dict]:
+    """Subject maps, group mean / t / p (and FDR) maps with several subjects; summary rows."""
+    from shared.searchlight import fdr_mask, group_statistics, peak
+    from shared.volumes import save_binary, save_map
+
+    coordinates = np.argwhere(mask)
+    planned = [out_dir / f"{s}_{layer}.nii.gz" for s in subjects for layer in layers]
+    if len(subjects) > 1:
+        kinds = ("mean", "t", "p") + ((f"fdr{fdr:g}",) if fdr is not None else ())
+        planned += [out_dir / f"group_{layer}_{kind}.nii.gz" for layer in layers for kind in kinds]
+    for path in planned + [out_dir / "summary.csv"]:  # refuse before writing anything
+        _new(path, overwrite)
+    rows = []
+
+    def summarise(path, subject, layer, statistic, vector, above):
+        rows.append({
+            "map": path.name, "subject": subject, "layer": layer, "statistic": statistic,
+            **peak(vector, coordinates, reference.affine), **above,
+        })
+
+    for s, subject in enumerate(subjects):
+        for l, layer in enumerate(layers):
+            path = save_map(values[s, l], mask, reference, out_dir / f"{subject}_{layer}.nii.gz")
+            summarise(path, subject, layer, "score", values[s, l],
+                      {"threshold": f"> {threshold:g}", "n_above": int(np.sum(values[s, l] > threshold))})
+    if len(subjects) > 1:
+        for l, layer in enumerate(layers):
+            mean, t, p = group_statistics(values[:, l])
+            summarise(save_map(mean, mask, reference, out_dir / f"group_{layer}_mean.nii.gz"), "group", layer, "mean",
+                      mean, {"threshold": f"> {threshold:g}", "n_above": int(np.sum(mean > threshold))})
+            summarise(save_map(t, mask, reference, out_dir / f"group_{layer}_t.nii.gz"), "group", layer, "t",
+                      t, {"threshold": f"p < {alpha:g}", "n_above": int(np.sum((p < alpha) & (t > 0)))})
+            save_map(p, mask, reference, out_dir / f"group_{layer}_p.nii.gz")
+            if fdr is not None:
+                selected = np.zeros(mask.shape, dtype=bool)
+                selected[mask] = fdr_mask(p, fdr) & (t > 0)
+                save_binary(selected, reference, out_dir / f"group_{layer}_fdr{fdr:g}.nii.gz")
+                rows[-1]["n_fdr"] = int(selected.sum())
+    return rows
+
+
+def _precomputed(path: Path, centres: Path | None, reference: Path | None, model, method: str):
+    """Score Net2Brain's precomputed searchlight RDMs; maps need --reference."""
+    from shared.brain_data import load_nifti
+    from shared.errors import ConfigError, InputError
+    from shared.searchlight import precomputed_scores
+
+    rdms, coordinates = _read_precomputed(path, centres)
+    values = precomputed_scores(rdms, model.rdms, method)  # (subjects, layers, searchlights)
+    if reference is None:
+        raise ConfigError("--searchlight-rdms needs --reference (a NIfTI on the grid of the centres) to write maps")
+    image = load_nifti(reference, "reference volume")
+    shape = image.shape[:3]
+    if coordinates.shape != (rdms.shape[0], 3) or (coordinates < 0).any() or (coordinates >= np.array(shape)).any():
+        raise InputError(f"the centres must be {rdms.shape[0]} voxel coordinates inside the reference grid {shape}")
+    mask = np.zeros(shape, dtype=bool)
+    mask[tuple(coordinates.T)] = True
+    if mask.sum() != len(coordinates):
+        raise InputError("two precomputed searchlights share a centre voxel")
+    order = np.lexsort(coordinates.T[::-1])  # the maps list mask voxels in C order
+    return [f"sub-{i + 1:02d}" for i in range(rdms.shape[1])], values[:, :, order], image, mask
+
+
+def _read_precomputed(path: Path, centres: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The RDM array (the first array not named centres / centers / coordinates) and the centres."""
+    from shared.errors import InputError
+
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                keys = ("centres", "centers", "coordinates")
+                arrays = [k for k in data.files if k not in keys]
+                if not arrays:
+                    raise InputError(f"{path} holds no searchlight RDM array")
+                rdms = data[arrays[0]]
+                inside = next((data[k] for k in keys if k in data.files), None)
+        else:
+            rdms, inside = np.load(path, allow_pickle=False), None
+        coordinates = inside if centres is None else np.load(centres, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise InputError(f"cannot read the precomputed searchlight RDMs: {error}") from None
+    if coordinates is None:
+        raise InputError(f"{path} has no 'centres' array; give --centres FILE.npy (searchlights x 3 voxel indices)")
+    return np.asarray(rdms, dtype=float), np.asarray(coordinates).astype(int)

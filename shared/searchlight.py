@@ -1,0 +1,350 @@
+"""Searchlight RSA on brain volumes.
+
+Spheres
+-------
+Every mask voxel is a centre. Its sphere holds the mask voxels whose centres lie within
+`radius` millimetres of it: distance <= radius, measured through the affine's linear
+part, so anisotropic (and oblique) voxels are handled. This is nilearn's convention (a
+radius in mm, inclusive); rsatoolbox's `get_volume_searchlight` takes a radius in voxels
+and keeps distances strictly below it. Centres whose sphere holds fewer than
+`min_voxels` voxels get NaN.
+
+Per centre, the RDM of the sphere's patterns (stimuli x voxels; `correlation`,
+`euclidean`, `sqeuclidean` or `cosine`, as in `shared.rdm`) is compared with each model
+RDM (`spearman`, `pearson` or `kendall` tau-a, as in `shared.rsa`).
+
+Centres are processed in batches: the spheres' patterns are gathered into a padded
+(batch, stimuli, voxels) tensor (padding masked out), RDMs come from one batched
+matrix product, ranks from one batched sort. Peak memory is the data (stimuli x mask
+voxels) plus, per batch, about batch x (voxels per sphere x stimuli + stimuli^2 +
+6 x stimuli(stimuli-1)/2) values; no more than one batch of RDMs exists at a time.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, InputError, unknown_name
+from .rsa import check_comparison
+
+METRICS = ("correlation", "euclidean", "sqeuclidean", "cosine")
+
+
+def sphere_offsets(affine: np.ndarray, radius: float) -> np.ndarray:
+    """Integer voxel offsets (K, 3) whose distance through the affine is <= `radius` mm,
+    the centre (0, 0, 0) first, then by distance."""
+    if not radius > 0:
+        raise ConfigError(f"--radius must be a positive number of millimetres, got {radius}")
+    linear = np.asarray(affine, dtype=float)[:3, :3]
+    sizes = np.linalg.norm(linear, axis=0)
+    if np.any(sizes <= 0):
+        raise InputError(f"the affine has a zero voxel size: {sizes}")
+    # the smallest singular value bounds how many voxels a radius can span on any axis
+    reach = int(math.ceil(radius / np.linalg.svd(linear, compute_uv=False).min())) + 1
+    axis = np.arange(-reach, reach + 1)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    distance = np.linalg.norm(grid @ linear.T, axis=1)
+    keep = distance <= radius * (1 + 1e-9)
+    order = np.lexsort((grid[keep][:, 2], grid[keep][:, 1], grid[keep][:, 0], distance[keep]))
+    return grid[keep][order]
+
+
+@dataclass
+class SphereIndex:
+    """Mask voxels and the lookup from grid positions to their index."""
+
+    mask: np.ndarray  # bool (X, Y, Z)
+    coordinates: np.ndarray  # (V, 3) voxel indices of the mask voxels, in C order
+    lookup: np.ndarray  # int (X, Y, Z): index into coordinates, -1 outside the mask
+    offsets: np.ndarray  # (K, 3)
+
+    @classmethod
+    def build(cls, mask: np.ndarray, affine: np.ndarray, radius: float) -> SphereIndex:
+        mask = np.asarray(mask, dtype=bool)
+        coordinates = np.argwhere(mask)
+        if len(coordinates) == 0:
+            raise InputError("the mask is empty: no voxel to centre a searchlight on")
+        lookup = np.full(mask.shape, -1, dtype=np.int64)
+        lookup[tuple(coordinates.T)] = np.arange(len(coordinates))
+        return cls(mask, coordinates, lookup, sphere_offsets(affine, radius))
+
+    def neighbours(self, centres: np.ndarray) -> np.ndarray:
+        """(B, K) mask-voxel indices of the spheres around mask voxels `centres`, -1 for
+        positions outside the volume or the mask."""
+        positions = self.coordinates[centres][:, None, :] + self.offsets[None]
+        inside = np.all((positions >= 0) & (positions < np.array(self.mask.shape)), axis=-1)
+        clipped = np.where(inside[..., None], positions, 0)
+        found = self.lookup[clipped[..., 0], clipped[..., 1], clipped[..., 2]]
+        return np.where(inside, found, -1)
+
+
+def searchlight_scores(
+    patterns: np.ndarray | torch.Tensor,
+    index: SphereIndex,
+    model_vectors: np.ndarray,
+    metric: str = "correlation",
+    method: str = "spearman",
+    min_voxels: int = 10,
+    batch_size: int = 2048,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+    centres: np.ndarray | None = None,
+    precision: str = "single",
+) -> np.ndarray:
+    """Scores of every centre against every model RDM.
+
+    Parameters
+    ----------
+    patterns : (V, n) responses of the V mask voxels (`index.coordinates` order) to n stimuli
+    model_vectors : (L, n(n-1)/2) upper triangles of the model RDMs (k=1, row-major)
+    centres : optional subset of mask-voxel indices to compute (default: all)
+    precision : "single" (float32, fast) or "double" (float64: exact ranks of nearly
+        equal dissimilarities, for checks against float64 references)
+
+    Returns
+    -------
+    (L, len(centres)) float64, NaN where the sphere has fewer than `min_voxels` voxels or
+    a correlation is undefined.
+    """
+    if metric not in METRICS:
+        raise unknown_name("searchlight metric", metric, METRICS)
+    check_comparison(method)
+    if min_voxels < 1 or batch_size < 1:
+        raise ConfigError("--min-voxels and --batch-size must be at least 1")
+    from .rdm import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    dtype, device = PRECISIONS[precision], torch.device(device)
+    data = torch.as_tensor(np.asarray(patterns)).to(device=device, dtype=dtype)
+    n = data.shape[1]
+    if model_vectors.shape[1] != n * (n - 1) // 2:
+        raise InputError(f"the model RDMs are for {_stimuli_of(model_vectors.shape[1])} stimuli, the volumes hold {n}")
+    model = torch.as_tensor(model_vectors, dtype=dtype, device=device)
+    if method != "kendall":  # kendall compares raw orderings, pair by pair
+        model = _prepare_rows(model, method)
+    centres = np.arange(len(index.coordinates)) if centres is None else np.asarray(centres)
+    scores = np.full((len(model_vectors), len(centres)), np.nan)
+    rows, cols = torch.triu_indices(n, n, offset=1, device=device)
+    padded = torch.cat([data, torch.zeros(1, n, dtype=dtype, device=device)])  # row -1 -> zeros
+    for start in range(0, len(centres), batch_size):
+        batch = centres[start:start + batch_size]
+        neighbours = index.neighbours(batch)
+        counts = (neighbours >= 0).sum(axis=1)
+        usable = counts >= max(min_voxels, 2)
+        if usable.any():
+            members = torch.as_tensor(neighbours[usable], device=device)
+            voxels = padded[members]  # (B, K, n), zero rows for padding
+            valid = (members >= 0).unsqueeze(-1).to(voxels.dtype)
+            rdm_vectors = _sphere_rdms(voxels, valid, metric)[:, rows, cols]
+            values = _compare_batch(rdm_vectors, model, method)
+            scores[:, start + np.flatnonzero(usable)] = values.T.cpu().numpy()
+        if progress:
+            progress(min(start + batch_size, len(centres)), len(centres))
+    return scores
+
+
+def _stimuli_of(pairs: int) -> int:
+    return int(round((1 + math.sqrt(1 + 8 * pairs)) / 2))
+
+
+def _sphere_rdms(voxels: torch.Tensor, valid: torch.Tensor, metric: str) -> torch.Tensor:
+    """RDMs (B, n, n) of padded sphere patterns (B, K, n); `valid` (B, K, 1) marks real voxels."""
+    count = valid.sum(dim=1, keepdim=True)  # (B, 1, 1)
+    if metric == "correlation":  # centre each stimulus's pattern over the sphere's voxels
+        voxels = (voxels - voxels.sum(dim=1, keepdim=True) / count) * valid
+    elif metric in ("euclidean", "sqeuclidean"):  # centring voxels across stimuli leaves distances as they are
+        voxels = voxels - voxels.mean(dim=2, keepdim=True) * valid
+    gram = voxels.transpose(1, 2) @ voxels  # (B, n, n)
+    norms = torch.diagonal(gram, dim1=1, dim2=2)
+    if metric in ("correlation", "cosine"):
+        scale = norms.sqrt()
+        return 1 - gram / (scale.unsqueeze(2) * scale.unsqueeze(1))
+    squared = (norms.unsqueeze(2) + norms.unsqueeze(1) - 2 * gram).clamp_(min=0)
+    return squared.sqrt() if metric == "euclidean" else squared
+
+
+def _ranks(x: torch.Tensor) -> torch.Tensor:
+    """Ranks 1..m along the last axis with ties averaged, for a batch of rows."""
+    if x.device.type == "cpu":  # numpy's vectorised sort is several times faster than torch's on CPU
+        from .rsa import ranks
+
+        return torch.from_numpy(ranks(x.numpy())).to(x.dtype)
+    values, order = torch.sort(x, dim=-1)
+    rows, m = x.shape
+    starts = torch.ones_like(values, dtype=torch.bool)
+    starts[:, 1:] = values[:, 1:] != values[:, :-1]
+    group = torch.cumsum(starts, dim=-1) - 1 + (torch.arange(rows, device=x.device) * m).unsqueeze(1)
+    positions = torch.arange(1, m + 1, dtype=torch.float64, device=x.device).expand(rows, m)
+    size = torch.bincount(group.flatten(), minlength=rows * m)
+    total = torch.bincount(group.flatten(), weights=positions.flatten(), minlength=rows * m)
+    ranks_sorted = (total / size.clamp(min=1))[group].to(x.dtype)
+    return torch.empty_like(x).scatter_(-1, order, ranks_sorted)
+
+
+def _prepare_rows(x: torch.Tensor, method: str) -> torch.Tensor:
+    """Rows as unit-length centred vectors (of ranks for spearman), for dot products."""
+    if method == "spearman":
+        x = _ranks(x)
+    centred = x - x.mean(dim=-1, keepdim=True)
+    return centred / centred.norm(dim=-1, keepdim=True)
+
+
+def _compare_batch(vectors: torch.Tensor, model: torch.Tensor, method: str) -> torch.Tensor:
+    """(B, m) sphere RDM vectors against the model rows (L, m) -> (B, L)."""
+    if method == "kendall":
+        from .rsa import compare
+
+        return torch.as_tensor(compare(vectors.cpu().numpy(), model.cpu().numpy(), "kendall"))
+    return _prepare_rows(vectors, method) @ model.T
+
+
+# ------------------------------------------------------------------- whole analyses
+
+
+@dataclass
+class SearchlightResult:
+    """Scores at the mask voxels: values (subjects, layers, mask voxels), NaN where a
+    centre was dropped (too few voxels, or unusable data in that subject)."""
+
+    subjects: list[str]
+    layers: list[str]
+    mask: np.ndarray
+    reference: object  # the first subject's image: affine and header of the outputs
+    values: np.ndarray
+
+
+def run_searchlight(
+    betas: list,
+    model_rdms: dict[str, np.ndarray],
+    radius: float,
+    mask_path=None,
+    order: np.ndarray | None = None,
+    metric: str = "correlation",
+    method: str = "spearman",
+    min_voxels: int = 10,
+    batch_size: int = 1024,
+    device: str | torch.device = "cpu",
+    precision: str = "single",
+    progress: Callable[[int, int], None] | None = None,
+) -> SearchlightResult:
+    """Searchlight RSA of every subject's 4D volume against the model RDMs.
+
+    Without `mask_path`, the mask is the voxels with finite, non-constant responses in
+    every subject (one extra reading pass). Inside a given mask, voxels whose responses
+    are unusable in a subject leave that subject's spheres (and get NaN there).
+    """
+    from .rsa import upper_triangle
+    from .volumes import load_mask, load_volume, usable_voxels
+
+    from .brain_data import roi_name
+
+    if not betas:
+        raise ConfigError("give at least one --betas volume")
+    subjects = [roi_name(Path(path)) for path in betas]
+    if len(set(subjects)) != len(subjects):
+        raise InputError("two --betas files have the same name; subjects are named after their files, rename one")
+    layers = list(model_rdms)
+    model_vectors = upper_triangle(np.stack([model_rdms[name] for name in layers]))
+    stimuli = next(iter(model_rdms.values())).shape[0]
+    first = load_volume(betas[0], stimuli, order)
+    if mask_path is not None:
+        mask = load_mask(mask_path, first.image)
+    else:
+        mask = usable_voxels(first.data)
+        for path in betas[1:]:
+            mask &= usable_voxels(load_volume(path, stimuli, order, first.image).data)
+        if not mask.any():
+            raise InputError("no voxel has finite, non-constant responses in every subject; give a --mask")
+    SphereIndex.build(mask, first.image.affine, radius)  # validates radius and mask before any work
+    values = np.full((len(betas), len(layers), int(mask.sum())), np.nan)
+    total = len(betas) * int(mask.sum())
+    for number, path in enumerate(betas):
+        volume = first if number == 0 else load_volume(path, stimuli, order, first.image)
+        usable = mask & usable_voxels(volume.data) if mask_path is not None else mask
+        if not usable.any():
+            raise InputError(f"{path}: no voxel of the mask has usable responses")
+        index = SphereIndex.build(usable, volume.image.affine, radius)
+        patterns = volume.data[usable]  # (V, n), C order like index.coordinates
+        done = number * int(mask.sum())
+        scores = searchlight_scores(
+            patterns, index, model_vectors, metric, method, min_voxels, batch_size, device,
+            progress=(lambda d, t: progress(done + d, total)) if progress else None, precision=precision,
+        )
+        values[number][:, usable[mask]] = scores
+        del volume
+    return SearchlightResult(subjects, layers, mask, first.image, values)
+
+
+def group_statistics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over subjects and the two-sided one-sample t-test against 0 at each voxel:
+    (mean, t, p) over the last axis of `values` (subjects, ...); NaN where a subject
+    has NaN or the values do not vary."""
+    from scipy.stats import ttest_1samp
+
+    import warnings
+
+    mean = values.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        test = ttest_1samp(values, 0.0, axis=0)
+    return mean, np.asarray(test.statistic), np.asarray(test.pvalue)
+
+
+def fdr_mask(p: np.ndarray, q: float) -> np.ndarray:
+    """Voxels significant at false discovery rate `q` (Benjamini-Hochberg over the
+    finite p values)."""
+    from scipy.stats import false_discovery_control
+
+    if not 0 < q < 1:
+        raise ConfigError(f"--fdr must be between 0 and 1, got {q}")
+    selected = np.zeros(p.shape, dtype=bool)
+    finite = np.isfinite(p)
+    if finite.any():
+        selected[finite] = false_discovery_control(p[finite], method="bh") < q
+    return selected
+
+
+def peak(values: np.ndarray, coordinates: np.ndarray, affine: np.ndarray) -> dict:
+    """The largest finite value, its voxel (i, j, k) and its position in mm."""
+    if not np.isfinite(values).any():
+        return {"peak_value": float("nan"), "peak_i": "", "peak_j": "", "peak_k": "", "peak_x": "", "peak_y": "", "peak_z": ""}
+    best = int(np.nanargmax(values))
+    voxel = coordinates[best]
+    mm = np.asarray(affine) @ np.append(voxel, 1.0)
+    return {
+        "peak_value": float(values[best]), "peak_i": int(voxel[0]), "peak_j": int(voxel[1]), "peak_k": int(voxel[2]),
+        "peak_x": round(float(mm[0]), 3), "peak_y": round(float(mm[1]), 3), "peak_z": round(float(mm[2]), 3),
+    }
+
+
+def precomputed_scores(
+    rdms: np.ndarray, model_rdms: dict[str, np.ndarray], method: str = "spearman", batch_size: int = 4096
+) -> np.ndarray:
+    """Net2Brain's precomputed searchlight RDMs (searchlights, subjects, n, n) against
+    the model RDMs: (subjects, layers, searchlights)."""
+    from .rdm_io import validate_rdms
+    from .rsa import upper_triangle
+
+    if rdms.ndim != 4 or rdms.shape[-1] != rdms.shape[-2]:
+        raise InputError(f"precomputed searchlight RDMs must be (searchlights, subjects, n, n), got shape {rdms.shape}")
+    validate_rdms(rdms, "the precomputed searchlight RDMs")
+    layers = list(model_rdms)
+    n = rdms.shape[-1]
+    if next(iter(model_rdms.values())).shape[0] != n:
+        raise InputError(f"the searchlight RDMs are for {n} stimuli, the model RDMs for {next(iter(model_rdms.values())).shape[0]}")
+    model = torch.as_tensor(upper_triangle(np.stack([model_rdms[name] for name in layers])), dtype=torch.float64)
+    if method != "kendall":
+        model = _prepare_rows(model, method)
+    searchlights, subjects = rdms.shape[:2]
+    out = np.empty((subjects, len(layers), searchlights))
+    for start in range(0, searchlights, batch_size):
+        block = upper_triangle(rdms[start:start + batch_size]).reshape(-1, model.shape[1])  # (b * subjects, m)
+        values = _compare_batch(torch.as_tensor(block, dtype=torch.float64), model, method).numpy()
+        out[:, :, start:start + batch_size] = values.reshape(-1, subjects, len(layers)).transpose(1, 2, 0)
+    return out
