@@ -24,7 +24,7 @@ from .models.layers import probe, run_layers, select_layers
 from .models.loading import LoadedModel
 from .reduction import project, projection_matrix
 from .stimuli import Stimulus, fingerprint, load_image, load_video_frames
-from .storage import ACTIVATIONS_KIND, ActivationWriter, LayerSpec, check_new_output, json_attr
+from .storage import ACTIVATIONS_KIND, DatasetSpec, RowWriter, check_new_output, json_attr
 
 log = logging.getLogger(__name__)
 
@@ -241,10 +241,10 @@ def extract_to_file(
         "device": loaded.device.type, "stimuli_sha256": fingerprint(stimuli),
     }
     signature = hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
-    specs = [LayerSpec(name, plan.shapes[name], _layer_attrs(plan, name)) for name in plan.layers]
+    specs = [DatasetSpec(f"layers/{name}", plan.shapes[name], dtype, _layer_attrs(plan, name)) for name in plan.layers]
     if overwrite and not resume:
         out.with_name(out.name + ".partial").unlink(missing_ok=True)
-    writer = ActivationWriter(out, ids, specs, dtype, signature, resume, batch_rows=batch_size)
+    writer = RowWriter(out, ACTIVATIONS_KIND, ids, specs, signature, resume, batch_rows=batch_size)
     if writer.rows_done:
         log.info("resuming %s at stimulus %d of %d", writer.partial, writer.rows_done + 1, len(ids))
     report = progress or (lambda done, total: None)
@@ -259,7 +259,7 @@ def extract_to_file(
                 if pending is not None:
                     pending.result()
                     report(writer.rows_done, len(ids))
-                pending = background.submit(writer.write, first, rows)
+                pending = background.submit(writer.write, first, {f"layers/{k}": v for k, v in rows.items()})
             if pending is not None:
                 pending.result()
                 report(writer.rows_done, len(ids))

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,35 +87,38 @@ def _output_error(path: Path, error: OSError) -> OutputError:
     return OutputError(f"cannot write {path}: {error.strerror or error}")
 
 
-# --------------------------------------------------------------------------- activations
+# ------------------------------------------------------------------ resumable row files
 
 
 @dataclass(frozen=True)
-class LayerSpec:
-    """The per-stimulus shape and stored dtype of one layer's dataset."""
+class DatasetSpec:
+    """One dataset of a row file: its path (e.g. `layers/conv1` or `maps`), the shape
+    of one row, its dtype and attributes."""
 
-    name: str
+    path: str
     shape: tuple[int, ...]
-    attrs: Mapping[str, Any]
+    dtype: str
+    attrs: Mapping[str, Any] = field(default_factory=dict)
 
 
-class ActivationWriter:
-    """Streams activation rows into `/layers/<name>` of a `<out>.partial` HDF5 file.
+class RowWriter:
+    """Streams rows (one per stimulus) into the datasets of a `<out>.partial` HDF5 file.
 
     Datasets are allocated in full when the file is created, so later writes change raw
     data only and never the file's metadata: a process killed between two batches leaves
-    a readable partial file whose `_rows_done` counter says how far it got.
+    a readable partial file whose `_rows_done` counter says how far it got. Groups keep
+    their datasets in creation order.
 
     Parameters
     ----------
     path : Path
         The final output path; the writer works on `path` + ".partial".
+    kind : str
+        The file's `kind` attribute (activations, attributions, ...).
     stimuli : sequence of str
         Stimulus ids, one per row, in order.
-    layers : sequence of LayerSpec
+    specs : sequence of DatasetSpec
         The datasets to create.
-    dtype : str
-        "float32" or "float16".
     signature : str
         Identifies the job (options and inputs); a partial file is resumed only when its
         signature is the same.
@@ -129,9 +132,9 @@ class ActivationWriter:
     def __init__(
         self,
         path: Path,
+        kind: str,
         stimuli: Sequence[str],
-        layers: Sequence[LayerSpec],
-        dtype: str,
+        specs: Sequence[DatasetSpec],
         signature: str,
         resume: bool,
         batch_rows: int = 1,
@@ -150,31 +153,28 @@ class ActivationWriter:
                 )
             self.file = self._reopen(signature, stimuli)
         if self.file is None:
-            self.file = self._create(stimuli, layers, dtype, signature)
+            self.file = self._create(kind, stimuli, specs, signature)
 
-    def _create(self, stimuli, layers, dtype, signature) -> h5py.File:
+    def _create(self, kind, stimuli, specs, signature) -> h5py.File:
         try:
             file = h5py.File(self.partial, "w")
         except OSError as error:
             raise _output_error(self.partial, error) from None
-        file.attrs["kind"] = ACTIVATIONS_KIND
+        file.attrs["kind"] = kind
         file.attrs["signature"] = signature
         file.create_dataset("stimuli", data=np.array(list(stimuli), dtype=h5py.string_dtype()))
-        group = file.create_group("layers", track_order=True)
-        for layer in layers:
-            row_bytes = int(np.prod(layer.shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        for spec in specs:
+            folder, _, name = spec.path.rpartition("/")
+            if folder and folder not in file:
+                file.create_group(folder, track_order=True)
+            group = file[folder] if folder else file
+            row_bytes = int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize
             rows = _chunk_rows(row_bytes, self.batch_rows, self.n)
-            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
             dataset = group.create_dataset(
-                layer.name,
-                shape=(self.n, *layer.shape),
-                dtype=dtype,
-                chunks=(rows, *layer.shape),
-                dcpl=dcpl,
-                fill_time="never",
+                name, shape=(self.n, *spec.shape), dtype=spec.dtype, chunks=(rows, *spec.shape),
+                dcpl=_early(), fill_time="never",
             )
-            for key, value in layer.attrs.items():
+            for key, value in spec.attrs.items():
                 dataset.attrs[key] = value
         counter = file.create_dataset(_ROWS_DONE, shape=(), dtype="i8", dcpl=_early())
         counter[()] = 0
@@ -206,17 +206,12 @@ class ActivationWriter:
         self.rows_done = rows_done
         return file
 
-    @property
-    def layer_names(self) -> list[str]:
-        return list(self.file["layers"].keys())
-
     def write(self, start: int, rows: Mapping[str, np.ndarray]) -> None:
-        """Write rows `start:start + len` of every layer, then record them as done."""
-        group = self.file["layers"]
+        """Write rows `start:start + len` of every dataset (by path), then record them as done."""
         stop = start
         try:
             for name, values in rows.items():
-                dataset = group[name]
+                dataset = self.file[name]
                 stop = start + len(values)
                 dataset[start:stop] = values.astype(dataset.dtype, copy=False)
             self.file[_ROWS_DONE][()] = stop
@@ -256,6 +251,7 @@ def _chunk_rows(row_bytes: int, batch_rows: int, n: int) -> int:
 
 
 def _early():
+    """Dataset creation properties: all space allocated at creation (see RowWriter)."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
     return dcpl
