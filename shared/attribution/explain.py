@@ -120,6 +120,11 @@ def explain_to_file(
 
         steps = FovExParameters(**parameters).scanpath_length  # also validates the parameters up front
         specs.append(DatasetSpec("fixations", (steps, 2), "float32"))
+    if method in ("gradcam", "gradcam++", "random") and parameters.get("layer") is None:
+        from .cam import target_layer
+
+        # chosen once per run (it costs a forward and backward pass), and recorded
+        parameters = {**parameters, "layer": target_layer(loaded.module, (1, 3, size, size), loaded.prefix_tokens)}
     job = {**loaded.describe(), "method": method, "parameters": parameters, "target": target, "seed": seed,
            "batch_size": batch_size, "stimuli_sha256": fingerprint(stimuli)}
     signature = hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
