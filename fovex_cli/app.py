@@ -1,10 +1,127 @@
-"""`fovex`: explain and evaluate image classifiers. Commands arrive with later releases;
-the app already follows the toolbox's option, config and exit-code contract."""
+"""`fovex`: explain image classifiers (FovEx and baselines). Thin: options in, one core call, summary out."""
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from cli_common import model_options as mo
+from cli_common.config import require, resolved_options, with_config
+from cli_common.options import ConfigFile, Overwrite
+from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run
 
 app = make_app("fovex", "Explain image classifiers with FovEx and the usual baselines, and evaluate explanations.")
+log = logging.getLogger("fovex")
+
+FOVEX, CAM, RISE = "FovEx (--method fovex)", "Grad-CAM / Grad-CAM++ / random CAM", "RISE (--method rise)"
+METHOD_OPTIONS = {
+    "fovex": ("scanpath_length", "optimization_steps", "lr", "foveation_sigma", "blur_filter_size", "blur_sigma",
+              "forgetting", "random_restart", "heatmap_sigma", "patience"),
+    "gradcam": ("layer",), "gradcam++": ("layer",), "random": ("layer",),
+    "rise": ("masks", "grid", "p_keep", "mask_batch"),
+}
+
+
+@app.command("explain")
+@with_config
+def explain_command(
+    ctx: typer.Context,
+    model: mo.Model = None,
+    source: mo.Source = "auto",
+    weights: mo.Weights = "pretrained",
+    seed: Annotated[int, typer.Option(help="Seed of random weights and of the method (restarts, masks).")] = 42,
+    device: mo.Device = "auto",
+    image_size: mo.ImageSize = None,
+    mean: mo.Mean = None,
+    std: mo.Std = None,
+    images: Annotated[Path | None, typer.Option(help="Folder of images or a text file listing them.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output attribution file (HDF5).")] = None,
+    method: Annotated[Literal["fovex", "gradcam", "gradcam++", "rise", "random"], typer.Option(
+        help="fovex, gradcam, gradcam++, rise, or random (random CAM weights).")] = "fovex",
+    target: Annotated[str, typer.Option(help="pred (the model's top-1 class) or a class index.")] = "pred",
+    batch_size: Annotated[int, typer.Option(help="Images explained together.")] = 16,
+    png_dir: Annotated[Path | None, typer.Option(help="Folder for one overlay PNG per image (with FovEx's scan path).")] = None,
+    scanpath_length: Annotated[int, typer.Option(help="Fixations per image.", rich_help_panel=FOVEX)] = 10,
+    optimization_steps: Annotated[int, typer.Option(help="Gradient steps per fixation.", rich_help_panel=FOVEX)] = 20,
+    lr: Annotated[float, typer.Option(help="Signed-gradient step, in [-1, 1] image units.", rich_help_panel=FOVEX)] = 0.1,
+    foveation_sigma: Annotated[float, typer.Option(help="Fovea width: exp(-d^2 / sigma).", rich_help_panel=FOVEX)] = 0.15,
+    blur_filter_size: Annotated[int, typer.Option(help="Gaussian blur kernel (odd).", rich_help_panel=FOVEX)] = 41,
+    blur_sigma: Annotated[float, typer.Option(help="Gaussian blur sigma in pixels.", rich_help_panel=FOVEX)] = 10.0,
+    forgetting: Annotated[float, typer.Option(help="Memory decay per fixation.", rich_help_panel=FOVEX)] = 0.1,
+    random_restart: Annotated[bool, typer.Option("--random-restart/--no-random-restart",
+        help="Restart at a random position after a step that does not improve.", rich_help_panel=FOVEX)] = True,
+    heatmap_sigma: Annotated[float, typer.Option(help="Width of each fixation's Gaussian in the map.", rich_help_panel=FOVEX)] = 0.15,
+    patience: Annotated[int, typer.Option(
+        help="End a fixation's search after this many steps without improvement (0: always all steps).",
+        rich_help_panel=FOVEX)] = 0,
+    layer: Annotated[str | None, typer.Option(help="Target layer (default: the last spatial map).", rich_help_panel=CAM)] = None,
+    masks: Annotated[int, typer.Option(help="Random masks.", rich_help_panel=RISE)] = 4000,
+    grid: Annotated[int, typer.Option(help="Mask grid cells per side.", rich_help_panel=RISE)] = 7,
+    p_keep: Annotated[float, typer.Option(help="Probability of keeping a cell.", rich_help_panel=RISE)] = 0.5,
+    mask_batch: Annotated[int, typer.Option(help="Masked images per forward pass.", rich_help_panel=RISE)] = 100,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    overwrite: Overwrite = False,
+    config: ConfigFile = None,
+) -> None:
+    """Explain the model's decisions on a set of images: attribution maps (and FovEx fixations) to HDF5."""
+    from shared.attribution.explain import explain_to_file, parse_target
+    from shared.config import config_path_for, write_resolved_config
+    from shared.stimuli import discover_stimuli
+    from shared.storage import check_new_output
+
+    options = resolved_options(ctx)
+    require(options, "model", "images", "out")
+    _refuse_foreign_options(ctx, method)
+    parameters = {name: options[name] for name in METHOD_OPTIONS[method]}
+    wanted = parse_target(target)
+    found = discover_stimuli(images)
+    if resume and out.exists() and not overwrite:
+        log.info("%s is complete already; nothing to resume", out)
+        return
+    check_new_output(out, overwrite)
+    if png_dir is not None:
+        png_dir.mkdir(parents=True, exist_ok=True)
+    loaded = mo.load_model_from_options(model, source, weights, seed, device, image_size, mean, std)
+    with progress_bar(f"{method} {loaded.name}", unit="images") as update:
+        path = explain_to_file(loaded, found, method, parameters, out, wanted, seed, batch_size, resume, overwrite,
+                               options, update)
+    if png_dir is not None:
+        from fovex_cli.plots import write_overlays
+
+        write_overlays(path, found, loaded.preprocessing, png_dir, overwrite)
+    write_resolved_config(config_path_for(path), "fovex explain", options)
+    log.info("wrote %s: %d maps (%s) of %s on %s", path, len(found), method, loaded.name, loaded.device)
+
+
+def _refuse_foreign_options(ctx: typer.Context, method: str) -> None:
+    """A method's options given on the command line for another method are a mistake."""
+    from shared.errors import ConfigError
+
+    for other, names in METHOD_OPTIONS.items():
+        for name in names:
+            source = ctx.get_parameter_source(name)
+            if name not in METHOD_OPTIONS[method] and source is not None and source.name == "COMMANDLINE":
+                raise ConfigError(f"--{name.replace('_', '-')} applies to --method {other}, not {method}")
+
+
+@app.command("demo")
+@with_config
+def demo_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Folder for the demo's files (created).")] = Path("fovex-demo"),
+    device: mo.Device = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace earlier demo outputs.")] = False,
+    config: ConfigFile = None,
+) -> None:
+    """Train a tiny CNN on a generated localisation task and explain it with FovEx, Grad-CAM and RISE."""
+    from fovex_cli.demo import run_demo
+
+    with progress_bar("demo") as update:
+        report = run_demo(out, device=device, overwrite=overwrite, options=resolved_options(ctx), progress=update)
+    typer.echo(report)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,66 @@
+"""Overlay PNGs of attribution maps, with FovEx's numbered scan path.
+
+matplotlib is imported on first use, on the "Agg" backend; every PNG is written through
+`atomic_output`.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from shared.storage import atomic_output, check_new_output
+
+
+def overlay(image: np.ndarray, attribution: np.ndarray, path: Path, title: str, fixations: np.ndarray | None = None,
+            box: Sequence[int] | None = None) -> Path:
+    """The map (jet, half transparent) over the image (H, W, 3 uint8); fixations (k, 2)
+    in pixels (row, col) drawn as a numbered path; an optional box (x0, y0, x1, y1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    height, width = attribution.shape
+    figure, axes = plt.subplots(figsize=(4, 4 * height / width + 0.4))
+    try:
+        axes.imshow(image)
+        axes.imshow(attribution, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            axes.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="white", linewidth=1.5))
+        if fixations is not None:
+            rows, cols = fixations[:, 0], fixations[:, 1]
+            axes.plot(cols, rows, "-", color="white", linewidth=1.2)
+            axes.scatter(cols, rows, s=90, facecolor="black", edgecolor="white", zorder=3)
+            for number, (row, col) in enumerate(fixations, start=1):
+                axes.text(col, row, str(number), color="white", fontsize=7, ha="center", va="center", zorder=4)
+        axes.set_title(title, fontsize=8)
+        axes.set_axis_off()
+        figure.tight_layout()
+        with atomic_output(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(figure)
+    return path
+
+
+def write_overlays(attribution_file: Path, stimuli, preprocessing, folder: Path, overwrite: bool,
+                   boxes: dict[str, Sequence[int]] | None = None) -> list[Path]:
+    """One overlay per image of an attribution file, named after the image (`<id>.png`)."""
+    from shared.attribution.explain import read_attributions
+    from shared.stimuli import load_image
+
+    content = read_attributions(attribution_file)
+    method = content["attrs"]["method"]
+    paths = []
+    for index, stimulus in enumerate(stimuli):
+        path = check_new_output(folder / (Path(stimulus.id).name.rsplit(".", 1)[0] + ".png"), overwrite)
+        image = preprocessing.crop_image(load_image(stimulus.path)).permute(1, 2, 0).numpy()
+        fixations = content["fixations"][index] if "fixations" in content else None
+        title = f"{stimulus.id}: {method}, class {int(content['targets'][index])} (p = {content['scores'][index]:.2f})"
+        box = boxes.get(stimulus.id) if boxes else None
+        paths.append(overlay(image, content["maps"][index], path, title, fixations, box))
+    return paths
