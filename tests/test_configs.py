@@ -15,6 +15,11 @@ COMMANDS = {"models": cli.models_command, "layers": cli.layers_command, "extract
             "rdm": analysis.rdm_command, "rsa": analysis.rsa_command, "searchlight": searchlight.searchlight_command}
 
 
+from fovex_cli import app as fovex_app
+
+COMMANDS.update({"explain": fovex_app.explain_command, "fovex-demo": fovex_app.demo_command})
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_example_config_matches_its_command(command):
     options = set(inspect.signature(COMMANDS[command]).parameters) - {"ctx", "config"}
