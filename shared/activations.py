@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import ConfigError, InputError, ToolboxError
+from .errors import ConfigError, InputError
 from .models.layers import probe, run_layers, select_layers
 from .models.loading import LoadedModel
 from .reduction import project, projection_matrix
@@ -248,8 +248,7 @@ def extract_to_file(
     if writer.rows_done:
         log.info("resuming %s at stimulus %d of %d", writer.partial, writer.rows_done + 1, len(ids))
     report = progress or (lambda done, total: None)
-    discard = True
-    try:
+    with writer:
         report(writer.rows_done, len(ids))
         # Batch k is written in the background while batch k + 1 is computed; at most one
         # write is pending, so memory holds two batches of rows at most.
@@ -273,13 +272,4 @@ def extract_to_file(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "stimuli_sha256": job["stimuli_sha256"], "config": json_attr(config or {}),
         }
-        path = writer.finish(attrs)
-        discard = False
-        return path
-    except ToolboxError:
-        raise
-    except BaseException:
-        discard = False  # an interruption: keep the partial file for --resume
-        raise
-    finally:
-        writer.close(discard=discard)
+        return writer.finish(attrs)

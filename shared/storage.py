@@ -20,7 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, ToolboxError
 
 PARTIAL_SUFFIX = ".partial"
 ACTIVATIONS_KIND = "activations"
@@ -232,6 +232,14 @@ class RowWriter:
         except OSError as error:
             raise _output_error(self.path, error) from None
         return self.path
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        """Bad input leaves nothing behind; an interruption (or a crash) keeps the
+        partial file for --resume; after `finish` there is nothing left to do."""
+        self.close(discard=kind is not None and issubclass(kind, ToolboxError))
 
     def close(self, discard: bool) -> None:
         """Close the file; remove the partial file when `discard` (it cannot be resumed)."""

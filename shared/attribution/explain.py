@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..errors import ConfigError, InputError, ToolboxError, unknown_name
+from ..errors import ConfigError, InputError, unknown_name
 from ..models.loading import LoadedModel
 from ..stimuli import Stimulus, fingerprint, load_image
 from ..storage import DatasetSpec, RowWriter, check_new_output, json_attr
@@ -135,8 +135,7 @@ def explain_to_file(
         log.info("resuming %s at image %d of %d", writer.partial, writer.rows_done + 1, len(stimuli))
     report = progress or (lambda done, total: None)
     context = context_for(loaded, seed)
-    discard = True
-    try:
+    with writer:
         report(writer.rows_done, len(stimuli))
         starts = range(writer.rows_done, len(stimuli), batch_size)
         with ThreadPoolExecutor(max_workers=1) as reader:
@@ -158,16 +157,7 @@ def explain_to_file(
             "seed": seed, "package_version": __version__, "stimuli_sha256": job["stimuli_sha256"],
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": json_attr(config or {}),
         }
-        path = writer.finish(attrs)
-        discard = False
-        return path
-    except ToolboxError:
-        raise
-    except BaseException:
-        discard = False  # an interruption: keep the partial file for --resume
-        raise
-    finally:
-        writer.close(discard=discard)
+        return writer.finish(attrs)
 
 
 def read_attributions(path: str | Path) -> dict[str, np.ndarray | list]:
