@@ -78,7 +78,7 @@ def ranks(x: np.ndarray) -> np.ndarray:
     flat = x.reshape(-1, x.shape[-1])
     rows, m = flat.shape
     order = np.argsort(flat, axis=-1)
-    ordered = np.take_along_axis(flat, order, axis=-1)
+    ordered = np.sort(flat, axis=-1)  # the same values as flat[order], and cheaper to get
     ties = ordered[:, 1:] == ordered[:, :-1]
     if not ties.any():  # the usual case for continuous data: ranks are the inverse permutation
         ranked = np.broadcast_to(np.arange(1, m + 1, dtype=x.dtype), flat.shape)
