@@ -36,7 +36,7 @@ def searchlight_command(
     compare: Annotated[Literal["spearman", "pearson", "kendall"], typer.Option(
         help="Comparison with the model RDMs (kendall: tau-a, slow).")] = "spearman",
     min_voxels: Annotated[int, typer.Option(help="Centres with fewer voxels in their sphere get NaN.")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Centres per batch (memory ~ batch x sphere x stimuli).")] = 1024,
+    batch_size: Annotated[int, typer.Option(help="Centres per batch (memory ~ batch x sphere x stimuli).")] = 512,
     precision: Annotated[Literal["single", "double"], typer.Option(help="float32 or float64 arithmetic.")] = "single",
     device: Device = "cpu",
     threshold: Annotated[float, typer.Option(help="Score maps: count voxels above this value in summary.csv.")] = 0.1,
