@@ -11,12 +11,13 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+import torch
 from PIL import Image
 
 from shared.attribution.explain import explain_to_file, read_attributions
 from shared.config import write_resolved_config
 from shared.localisation import make_localisation_set, save_checkpoint, train_tiny_cnn
+from shared.metrics import pointing_game, points_in_boxes
 from shared.models.loading import load_model
 from shared.models.preprocessing import Preprocessing
 from shared.stimuli import discover_stimuli
@@ -60,11 +61,12 @@ def run_demo(out: Path, device: str, overwrite: bool, options: dict, progress: C
         if correct is None:
             correct = content["targets"] == held_out.labels
             lines.append(f"  the model classifies {int(correct.sum())} of {HELD_OUT} held-out images correctly")
-        hits = pointing_hits(content["maps"], held_out.boxes)
+        boxes_tensor = torch.as_tensor(held_out.boxes)
+        hits = pointing_game(torch.as_tensor(content["maps"]), boxes_tensor).numpy()
         line = (f"  {method:<8} {path}: map peaks inside the object's box in {hits[correct].mean():.0%} "
                 f"of the correctly classified images")
         if "fixations" in content:
-            first = fixation_hits(content["fixations"][:, 0], held_out.boxes)
+            first = points_in_boxes(torch.as_tensor(content["fixations"][:, 0]), boxes_tensor).numpy()
             line += f"; first fixation inside the box in {first[correct].mean():.0%}"
         lines.append(line)
         folder = out / "overlays" / method
@@ -74,15 +76,3 @@ def run_demo(out: Path, device: str, overwrite: bool, options: dict, progress: C
     write_resolved_config(out / "demo.config.yaml", "fovex demo", options)
     return "\n".join(lines)
 
-
-def pointing_hits(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Whether each map's maximum lies inside its box (x0, y0, x1, y1; x1, y1 exclusive)."""
-    flat = maps.reshape(len(maps), -1).argmax(axis=1)
-    rows, cols = np.unravel_index(flat, maps.shape[1:])
-    return fixation_hits(np.stack([rows, cols], axis=1), boxes)
-
-
-def fixation_hits(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Whether each (row, col) point, rounded to a pixel, lies inside its box."""
-    rows, cols = np.rint(points[:, 0]), np.rint(points[:, 1])
-    return (cols >= boxes[:, 0]) & (cols < boxes[:, 2]) & (rows >= boxes[:, 1]) & (rows < boxes[:, 3])

@@ -16,7 +16,8 @@ Measured:
   (interpreter start, imports, reading and decompressing the volume, the searchlight);
   peak memory is the process's high-water resident set (`VmHWM` from
   /proc/self/status, printed by the child; `getrusage(RUSAGE_CHILDREN).ru_maxrss` is
-  printed too, but on Linux it also counts the parent's memory at fork/exec time).
+  printed too, but on Linux it can also count the parent's memory at fork/exec time).
+  The load average is printed: on a busy machine the timings mean little.
   Targets: at most 90 s and 2 GB.
 * per centre: `searchlight_scores` against rsatoolbox's `get_searchlight_RDMs` +
   `evaluate_models_searchlight(..., eval_fixed, method="spearman")` on the same 2,000
