@@ -165,11 +165,11 @@ def deletion_insertion(
     order = torch.sort(maps.detach().flatten(1).to(device), dim=1, descending=True, stable=True).indices
     # rank[b, p]: the step-order position of pixel p, so that "changed after k pixels" is rank < k
     rank = torch.empty_like(order).scatter_(1, order, torch.arange(pixels, device=device).expand_as(order))
-    points = math.ceil(pixels / step) + 1
-    changed_counts = (torch.arange(points, device=device) * step).clamp(max=pixels)
+    n_points = math.ceil(pixels / step) + 1
+    changed_counts = (torch.arange(n_points, device=device) * step).clamp(max=pixels)
     blurred = gaussian_blur(images, [blur_kernel, blur_kernel], [blur_sigma, blur_sigma])
     substrate = black.to(images)[:, None, None]
-    which = torch.arange(len(images), device=device).repeat_interleave(points)
+    which = torch.arange(len(images), device=device).repeat_interleave(n_points)
     counts = changed_counts.repeat(len(images))
     targets = targets.to(device)
     scores = torch.empty(2, len(which), device=device)
@@ -183,7 +183,7 @@ def deletion_insertion(
             logits = logits_of(model(torch.cat([deleted, inserted])))
             probabilities = torch.softmax(logits.float(), dim=1).view(2, len(index), -1)
             scores[:, start:start + pairs] = probabilities.gather(2, targets[index].expand(2, -1)[..., None])[..., 0]
-    deletion, insertion = scores.view(2, len(images), points)
+    deletion, insertion = scores.view(2, len(images), n_points)
     return {
         "deletion": _area(deletion), "insertion": _area(insertion),
         "deletion_curve": deletion, "insertion_curve": insertion,
