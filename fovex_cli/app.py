@@ -107,6 +107,72 @@ def _refuse_foreign_options(ctx: typer.Context, method: str) -> None:
                 raise ConfigError(f"--{name.replace('_', '-')} applies to --method {other}, not {method}")
 
 
+@app.command("evaluate")
+@with_config
+def evaluate_command(
+    ctx: typer.Context,
+    model: mo.Model = None,
+    source: mo.Source = "auto",
+    weights: mo.Weights = "pretrained",
+    seed: Annotated[int, typer.Option(help="Seed of random weights (use the one given to explain).")] = 42,
+    device: mo.Device = "auto",
+    image_size: mo.ImageSize = None,
+    mean: mo.Mean = None,
+    std: mo.Std = None,
+    images: Annotated[Path | None, typer.Option(help="Folder of images or a text file listing them (as given to explain).")] = None,
+    maps: Annotated[list[Path] | None, typer.Option(help="Attribution file of fovex explain; repeat for several methods.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Per-image CSV; the summary (.summary.csv) and curves (.curves.h5) go beside it.")] = None,
+    metrics: Annotated[str | None, typer.Option(
+        help="Comma-separated: avg_drop, avg_increase, deletion, insertion, ebpg, pointing_game, nss, auc_judd, cc, kld, "
+             "sim, sparseness (default: all that the given ground truth allows).")] = None,
+    boxes: Annotated[Path | None, typer.Option(help="CSV of object boxes: image, x0, y0, x1, y1 in the image's pixels.")] = None,
+    fixations: Annotated[Path | None, typer.Option(
+        help="Human fixations: CSV (image, row, col in the image's pixels) or a folder of fixation-map images.")] = None,
+    step: Annotated[int | None, typer.Option(help="Pixels per deletion / insertion step (default H*W/224: 224 steps).")] = None,
+    gaze_sigma: Annotated[float | None, typer.Option(
+        help="Sigma of the fixation density for cc, kld and sim, in input pixels (default: input size / 32).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images evaluated together.")] = 16,
+    plot: Annotated[Path | None, typer.Option(help="PNG of the mean deletion and insertion curves per method.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    overwrite: Overwrite = False,
+    config: ConfigFile = None,
+) -> None:
+    """Score attribution maps: faithfulness (average drop / increase, deletion, insertion), localisation
+    (EBPG, pointing game), agreement with human gaze (NSS, AUC-Judd, CC, KLD, SIM) and sparseness."""
+    from shared.config import config_path_for, write_resolved_config
+    from shared.evaluation import choose_metrics, evaluate_to_file
+    from shared.stimuli import discover_stimuli
+    from shared.storage import check_new_output
+
+    options = resolved_options(ctx)
+    require(options, "model", "images", "maps", "out")
+    choose_metrics(metrics, boxes is not None, fixations is not None)
+    found = discover_stimuli(images)
+    if plot is not None:
+        check_new_output(plot, overwrite)
+    loaded = mo.load_model_from_options(model, source, weights, seed, device, image_size, mean, std)
+    with progress_bar(f"evaluate {loaded.name}", unit="images") as update:
+        result = evaluate_to_file(loaded, found, maps, out, metrics, boxes, fixations, step, gaze_sigma, batch_size,
+                                  resume, overwrite, options, update)
+    if plot is not None and {"deletion", "insertion"} & set(result.metrics):
+        from fovex_cli.plots import curves_figure
+        from shared.evaluation import read_curves
+
+        curves_figure(read_curves(result.paths["curves"])[0], plot)
+    write_resolved_config(config_path_for(out), "fovex evaluate", options)
+    print_summary(result)
+    log.info("wrote %s, %s and %s", out, result.paths["summary"], result.paths["curves"])
+
+
+def print_summary(result) -> None:
+    """The paper's table on stderr: metrics as rows, methods as columns, the best per row marked."""
+    from rich.console import Console
+
+    from fovex_cli.plots import summary_table
+
+    Console(stderr=True).print(summary_table(result.summary, result.labels, result.metrics))
+
+
 @app.command("demo")
 @with_config
 def demo_command(

@@ -64,3 +64,57 @@ def write_overlays(attribution_file: Path, stimuli, preprocessing, folder: Path,
         box = boxes.get(stimulus.id) if boxes else None
         paths.append(overlay(image, content["maps"][index], path, title, fixations, box))
     return paths
+
+
+def summary_table(summary: Sequence[dict], labels: Sequence[str], metrics: Sequence[str]):
+    """A rich table of mean +- SEM, metrics as rows and methods as columns; the best
+    mean of each row is bold and starred (by the metric's direction of better)."""
+    from rich.table import Table
+
+    from shared.evaluation import METRICS
+
+    cells = {(row["method"], row["metric"]): row for row in summary}
+    table = Table(title="explanation metrics (mean +- SEM; * best)")
+    table.add_column("metric")
+    table.add_column("better")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for name in metrics:
+        means = [cells[label, name]["mean"] for label in labels]
+        finite = [m for m in means if np.isfinite(m)]
+        best = (min(finite) if METRICS[name].better == "lower" else max(finite)) if finite else None
+        row = [name, METRICS[name].better]
+        for label, mean in zip(labels, means):
+            text = f"{mean:.4g} +- {cells[label, name]['sem']:.2g}"
+            row.append(f"[bold]{text} *[/bold]" if best is not None and len(labels) > 1 and mean == best else text)
+        table.add_row(*row)
+    return table
+
+
+def curves_figure(values: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
+    """Mean deletion and insertion curves per method (label: its values from
+    `shared.evaluation.read_curves`), with each mean area in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [k for k in ("deletion", "insertion") if any(f"{k}_curve" in v for v in values.values())]
+    figure, axes = plt.subplots(1, len(kinds), figsize=(5 * len(kinds), 4), squeeze=False)
+    try:
+        for axis, kind in zip(axes[0], kinds):
+            for label, content in values.items():
+                curve = content[f"{kind}_curve"].mean(axis=0)
+                fraction = np.linspace(0, 1, len(curve))
+                axis.plot(fraction, curve, label=f"{label} (AUC {np.nanmean(content[kind]):.3f})")
+            axis.set_title(f"{kind} ({'lower' if kind == 'deletion' else 'higher'} is better)")
+            axis.set_xlabel("fraction of pixels " + ("deleted" if kind == "deletion" else "inserted"))
+            axis.set_ylabel("probability of the explained class")
+            axis.set_ylim(0, None)
+            axis.legend(fontsize=8)
+        figure.tight_layout()
+        with atomic_output(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=120)
+    finally:
+        plt.close(figure)
+    return path

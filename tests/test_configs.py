@@ -17,7 +17,8 @@ COMMANDS = {"models": cli.models_command, "layers": cli.layers_command, "extract
 
 from fovex_cli import app as fovex_app
 
-COMMANDS.update({"explain": fovex_app.explain_command, "fovex-demo": fovex_app.demo_command})
+COMMANDS.update({"explain": fovex_app.explain_command, "evaluate": fovex_app.evaluate_command,
+                 "fovex-demo": fovex_app.demo_command})
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

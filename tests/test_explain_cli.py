@@ -125,3 +125,12 @@ def test_demo(fovex, tmp_path):
     rates = dict(re.findall(r"^  (\w+) .*map peaks inside the object's box in (\d+)%", result.out, flags=re.M))
     assert set(rates) == {"fovex", "gradcam", "rise"} and int(rates["fovex"]) >= 60
     assert len(list((tmp_path / "demo" / "overlays" / "fovex").glob("*.png"))) == 8
+    # the evaluation of the three methods, gaze metrics against synthetic fixations
+    assert "SYNTHETIC fixations" in result.out
+    table = dict(re.findall(r"^    (\w+) +(?:lower|higher) +(.+)$", result.out, flags=re.M))
+    assert set(table) == {"avg_drop", "avg_increase", "deletion", "insertion", "ebpg", "pointing_game", "nss",
+                          "auc_judd", "cc", "kld", "sim", "sparseness"}
+    assert all(row.count("*") >= 1 for row in table.values())  # exact ties star each best
+    summary = (tmp_path / "demo" / "metrics.summary.csv").read_text().splitlines()
+    assert len(summary) == 1 + 3 * 12 and summary[0] == "method,metric,mean,sem,n,better"
+    assert (tmp_path / "demo" / "curves.png").stat().st_size > 0

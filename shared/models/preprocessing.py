@@ -80,6 +80,18 @@ class Preprocessing:
         batch = TF.convert_image_dtype(batch, torch.float32)
         return TF.normalize(batch, list(self.mean), list(self.std), inplace=True)
 
+    def geometry(self, width: int, height: int) -> tuple[float, float, int, int]:
+        """How `crop_image` maps an image of `width` x `height` pixels onto the input:
+        (x scale, y scale, left, top), so that an original x lands at
+        x * x_scale - left (same for y), as torchvision's resize and centre crop do."""
+        if width <= height:
+            new_width, new_height = self.resize, int(self.resize * height / width)
+        else:
+            new_width, new_height = int(self.resize * width / height), self.resize
+        left = int(round((new_width - self.crop) / 2.0))
+        top = int(round((new_height - self.crop) / 2.0))
+        return new_width / width, new_height / height, left, top
+
     def as_dict(self) -> dict:
         return asdict(self)
 

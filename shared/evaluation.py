@@ -1,0 +1,448 @@
+"""Evaluating attribution maps: faithfulness, localisation and agreement with human gaze.
+
+`evaluate_maps` scores one batch of maps with any of `METRICS` (plain batched calls of
+`shared.metrics` and `shared.gaze`); `evaluate_to_file` runs it over a stimulus set for
+one or several attribution files (one method each), streaming per-image values and the
+deletion / insertion curves into `<out stem>.curves.h5` (resumable), then writes the
+per-image CSV `out` (one row per image and method) and `<out stem>.summary.csv` (mean,
+SEM and the direction of "better" per method and metric).
+
+Curves file (`kind` = "evaluation"): `/stimuli` (n,); per method label a group with
+`targets` (n,), one (n,) dataset per metric and, for deletion or insertion,
+`deletion_curve` / `insertion_curve` (n, steps + 1); root attributes: the metrics, step,
+gaze sigma, model, the maps files and the run's provenance.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from . import __version__, gaze, metrics
+from .attribution.explain import ATTRIBUTIONS_KIND, context_for, load_images
+from .errors import ConfigError, InputError, unknown_name
+from .ground_truth import boxes_to_input, image_size, points_to_input, read_boxes, read_fixations
+from .models.loading import LoadedModel
+from .stimuli import Stimulus, fingerprint
+from .storage import DatasetSpec, RowWriter, check_new_output, json_attr, open_h5, read_stimuli, write_csv
+
+log = logging.getLogger(__name__)
+EVALUATION_KIND = "evaluation"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric's name, which direction is better, the ground truth it needs, its meaning."""
+
+    name: str
+    better: str
+    needs: str | None
+    meaning: str
+
+
+METRICS = {metric.name: metric for metric in (
+    Metric("avg_drop", "lower", None, "% drop of the target's probability when the image is multiplied by its map"),
+    Metric("avg_increase", "higher", None, "100 where the image multiplied by its map scores higher than the image"),
+    Metric("deletion", "lower", None, "area under the probability as the most salient pixels are deleted"),
+    Metric("insertion", "higher", None, "area under the probability as the most salient pixels are inserted"),
+    Metric("ebpg", "higher", "boxes", "% of the map's energy inside the object's boxes"),
+    Metric("pointing_game", "higher", "boxes", "100 where the map's maximum lies inside a box"),
+    Metric("nss", "higher", "fixations", "mean z-scored map value at the human fixations"),
+    Metric("auc_judd", "higher", "fixations", "area under the ROC of fixated against all pixels"),
+    Metric("cc", "higher", "fixations", "linear correlation with the fixation density"),
+    Metric("kld", "lower", "fixations", "KL divergence of the map from the fixation density"),
+    Metric("sim", "higher", "fixations", "histogram intersection with the fixation density"),
+    Metric("sparseness", "higher", None, "Gini index of the map (1: everything in one pixel)"),
+)}
+CURVES = ("deletion", "insertion")
+
+
+@dataclass
+class Truth:
+    """Ground truth of a batch at the input resolution; None where not given.
+
+    Attributes
+    ----------
+    regions : tensor (B, H, W) bool
+        The union of each image's boxes (empty where no box reaches the crop).
+    counts : tensor (B, H, W)
+        Human fixations per pixel.
+    density : tensor (B, H, W)
+        The blurred fixation density, summing to 1 per image (0 without fixations).
+    """
+
+    regions: torch.Tensor | None = None
+    counts: torch.Tensor | None = None
+    density: torch.Tensor | None = None
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate_to_file` wrote: the per-image and summary rows and their files."""
+
+    rows: list[dict]
+    summary: list[dict]
+    labels: list[str]
+    metrics: list[str]
+    paths: dict[str, Path]
+
+
+def choose_metrics(names: str | Sequence[str] | None, boxes: bool, fixations: bool) -> list[str]:
+    """The metrics to compute: all that the given ground truth allows when `names` is
+    None, else the named ones (comma-separated or a list), checked."""
+    if names is None:
+        return [m.name for m in METRICS.values() if m.needs is None or (m.needs == "boxes" and boxes)
+                or (m.needs == "fixations" and fixations)]
+    chosen = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n).strip() for n in names]
+    chosen = list(dict.fromkeys(n for n in chosen if n))
+    if not chosen:
+        raise ConfigError(f"--metrics names no metric; choose from {', '.join(METRICS)}")
+    for name in chosen:
+        if name not in METRICS:
+            raise unknown_name("metric", name, list(METRICS))
+        needs = METRICS[name].needs
+        if needs == "boxes" and not boxes:
+            raise ConfigError(f"metric {name} needs the objects' boxes: add --boxes boxes.csv (image, x0, y0, x1, y1)")
+        if needs == "fixations" and not fixations:
+            raise ConfigError(f"metric {name} needs human fixations: add --fixations FILE.csv (image, row, col) or a folder of fixation maps")
+    return chosen
+
+
+def evaluate_maps(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    maps: torch.Tensor,
+    targets: torch.Tensor,
+    black: torch.Tensor,
+    names: Sequence[str],
+    truth: Truth | None = None,
+    step: int | None = None,
+    batch: int = 64,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Every named metric of a batch of maps.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier (logits).
+    images : tensor (B, 3, H, W)
+        Normalised as the model expects.
+    maps : tensor (B, H, W)
+        Attribution maps in [0, 1].
+    targets : LongTensor (B,)
+        The explained class per image.
+    black : tensor (3,)
+        A black pixel in normalised space (what average drop multiplies towards).
+    names : sequence of str
+        Metrics of `METRICS`.
+    truth : Truth, optional
+        Boxes and fixations at the input resolution, for the metrics that need them.
+    step : int, optional
+        Pixels per deletion / insertion step (default H * W / 224, rounded).
+    batch : int, default 64
+        Images per forward pass.
+
+    Returns
+    -------
+    (dict of str to tensor (B,) float64, dict of str to tensor (B, steps + 1))
+        The values per image (NaN where undefined: no box inside the crop, no fixation,
+        a blank map) and the deletion / insertion curves that were computed.
+    """
+    truth = truth or Truth()
+    values: dict[str, torch.Tensor] = {}
+    curves: dict[str, torch.Tensor] = {}
+    if {"avg_drop", "avg_increase"} & set(names):
+        change = metrics.confidence_change(model, images, maps, targets, black, batch=batch)
+        values.update(avg_drop=change["avg_drop"], avg_increase=change["avg_increase"])
+    if set(CURVES) & set(names):
+        result = metrics.deletion_insertion(model, images, maps, targets, step=step, batch=batch)
+        for kind in CURVES:
+            values[kind], curves[f"{kind}_curve"] = result[kind], result[f"{kind}_curve"]
+    if {"ebpg", "pointing_game"} & set(names):
+        regions = truth.regions.to(maps.device)
+        no_region = ~regions.flatten(1).any(dim=1)
+        values["ebpg"] = metrics.energy_in_box(maps, regions)
+        values["pointing_game"] = 100 * metrics.pointing_game(maps, regions).to(maps.dtype)
+        for name in ("ebpg", "pointing_game"):
+            values[name] = torch.where(no_region, torch.nan, values[name].double())
+    for name in ("nss", "auc_judd"):
+        if name in names:
+            values[name] = getattr(gaze, name)(maps, truth.counts.to(maps.device))
+    for name in ("cc", "kld", "sim"):
+        if name in names:
+            values[name] = getattr(gaze, name)(maps, truth.density.to(maps.device))
+    if "sparseness" in names:
+        values["sparseness"] = metrics.sparseness(maps)
+    return {name: values[name].double().cpu() for name in names}, {k: v.cpu() for k, v in curves.items()}
+
+
+def evaluate_to_file(
+    loaded: LoadedModel,
+    stimuli: Sequence[Stimulus],
+    maps_files: Sequence[str | Path],
+    out: str | Path,
+    names: str | Sequence[str] | None = None,
+    boxes: str | Path | None = None,
+    fixations: str | Path | None = None,
+    step: int | None = None,
+    gaze_sigma: float | None = None,
+    batch_size: int = 16,
+    resume: bool = False,
+    overwrite: bool = False,
+    config: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
+    """Evaluate attribution files over `stimuli` and write the CSVs and the curves file
+    (see the module docstring).
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        The explained model, with the preprocessing the maps were made for.
+    stimuli : sequence of Stimulus
+        The images; every maps file must hold exactly their ids (in any order).
+    maps_files : sequence of path
+        Attribution files (`fovex explain`), one method each.
+    out : path
+        The per-image CSV; the summary and curves files go beside it.
+    names : str or sequence of str, optional
+        Metrics (default: every metric the given ground truth allows).
+    boxes, fixations : path, optional
+        Ground truth (`shared.ground_truth`).
+    step : int, optional
+        Pixels per deletion / insertion step.
+    gaze_sigma : float, optional
+        Sigma of the fixation density in input pixels; default crop / 32 (7 px at
+        224 px, about one degree of visual angle for an image seen 30 degrees wide).
+    batch_size : int, default 16
+        Images evaluated together.
+    resume, overwrite : bool
+        Continue an interrupted run; replace existing outputs.
+    config : dict, optional
+        The resolved options, recorded in the curves file.
+    progress : callable (done, total), optional
+
+    Returns
+    -------
+    Evaluation
+    """
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if step is not None and step < 1:
+        raise ConfigError(f"--step must be at least 1 pixel, got {step}")
+    crop = loaded.preprocessing.crop
+    sigma = crop / 32 if gaze_sigma is None else float(gaze_sigma)
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ConfigError(f"--gaze-sigma must be a positive number of pixels, got {gaze_sigma}")
+    chosen = choose_metrics(names, boxes is not None, fixations is not None)
+    out = Path(out)
+    paths = {"rows": out, "summary": out.with_name(f"{out.stem}.summary.csv"), "curves": out.with_name(f"{out.stem}.curves.h5")}
+    if resume and out.exists() and paths["summary"].exists() and not overwrite:
+        raise ConfigError(f"{out} is complete already; nothing to resume (use --overwrite to evaluate again)")
+    for key in ("rows", "summary"):
+        check_new_output(paths[key], overwrite)
+    if not (resume and paths["curves"].exists()):
+        check_new_output(paths["curves"], overwrite)
+    sources = _open_maps(maps_files, stimuli, crop)
+    truth_files = {"boxes": read_boxes(boxes, stimuli) if boxes is not None else None,
+                   "fixations": read_fixations(fixations, stimuli) if fixations is not None else None}
+    for key, found in truth_files.items():
+        if found is not None and not found:
+            raise InputError(f"the {key} file names none of the evaluated images")
+    job = {**loaded.describe(), "metrics": chosen, "step": step, "gaze_sigma": sigma, "batch_size": batch_size,
+           "stimuli_sha256": fingerprint(stimuli),
+           "inputs": _files_fingerprint([s.path for s in sources] + [p for p in (boxes, fixations) if p is not None])}
+    signature = hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
+    if resume and paths["curves"].exists():
+        with open_h5(paths["curves"], EVALUATION_KIND) as file:
+            if file.attrs.get("signature") != signature:
+                raise ConfigError(f"{paths['curves']} was written with other options or inputs; use --overwrite to evaluate again")
+    else:
+        _write_curves(loaded, stimuli, sources, chosen, truth_files, paths["curves"], step, sigma, batch_size, job,
+                      signature, resume, overwrite, config, progress)
+    values, _ = read_curves(paths["curves"])
+    return _write_tables(values, chosen, paths)
+
+
+def read_curves(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """The values of an evaluation file: per label, targets, metrics and curves; and its attributes."""
+    with open_h5(path, EVALUATION_KIND) as file:
+        stimuli = read_stimuli(file)
+        values = {label: {name: file[label][name][()] for name in file[label]} for label in json.loads(file.attrs["labels"])}
+        for label in values:
+            values[label]["stimuli"] = np.array(stimuli)
+        return values, dict(file.attrs)
+
+
+@dataclass
+class _MapsSource:
+    """One attribution file: its label, path and the row of each stimulus."""
+
+    label: str
+    path: Path
+    method: str
+    model: str
+    rows: np.ndarray
+
+    def read(self, positions: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """(maps, targets) of the stimuli at `positions`, checked for NaN."""
+        wanted = self.rows[positions]
+        order = np.argsort(wanted)
+        back = np.argsort(order)
+        with h5py.File(self.path, "r") as file:
+            maps = file["maps"][wanted[order]][back]
+            targets = file["targets"][wanted[order]][back]
+        if not np.isfinite(maps).all():
+            raise InputError(f"{self.path}: a map holds NaN or infinite values; recompute it with fovex explain")
+        return torch.from_numpy(maps.astype(np.float32)), torch.from_numpy(targets.astype(np.int64))
+
+
+def _open_maps(paths: Sequence[str | Path], stimuli: Sequence[Stimulus], crop: int) -> list[_MapsSource]:
+    """Check every attribution file against the images and the model's input size."""
+    if not paths:
+        raise ConfigError("give at least one attribution file with --maps")
+    ids = [s.id for s in stimuli]
+    sources = []
+    for path in map(Path, paths):
+        with open_h5(path, ATTRIBUTIONS_KIND) as file:
+            held = read_stimuli(file)
+            shape = file["maps"].shape if "maps" in file else None
+            method, model = str(file.attrs.get("method", path.stem)), str(file.attrs.get("model", ""))
+            has_targets = "targets" in file
+        if shape is None or not has_targets or len(shape) != 3:
+            raise InputError(f"{path} lacks /maps (n, H, W) or /targets; it is not an attribution file of fovex explain")
+        if shape[1:] != (crop, crop):
+            raise InputError(
+                f"{path} holds {shape[1]} x {shape[2]} maps but the model's input is {crop} x {crop}; "
+                "evaluate with the model and --image-size the maps were made with"
+            )
+        position = {name: row for row, name in enumerate(held)}
+        if len(position) != len(held):
+            raise InputError(f"{path} lists a stimulus twice; recompute it with fovex explain")
+        missing = [i for i in ids if i not in position]
+        extra = [i for i in held if i not in set(ids)]
+        if missing or extra:
+            which = f"lacks maps for {_first(missing)}" if missing else f"holds maps of images not given: {_first(extra)}"
+            raise InputError(f"{path} {which}; the images and the maps must be the same stimuli")
+        sources.append(_MapsSource(method, path, method, model, np.array([position[i] for i in ids])))
+    _name_uniquely(sources)
+    return sources
+
+
+def _name_uniquely(sources: list[_MapsSource]) -> None:
+    """Label each file by its method, or by its file name where methods repeat."""
+    methods = [s.method for s in sources]
+    for source in sources:
+        if methods.count(source.method) > 1:
+            source.label = source.path.stem
+    labels = [s.label for s in sources]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"two --maps files share the name {_first([l for l in labels if labels.count(l) > 1])}; rename one")
+
+
+def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sigma, batch_size, job, signature,
+                  resume, overwrite, config, progress) -> None:
+    crop = loaded.preprocessing.crop
+    points = math.ceil(crop * crop / (step or max(1, round(crop * crop / 224)))) + 1
+    specs = []
+    for source in sources:
+        specs.append(DatasetSpec(f"{source.label}/targets", (), "int64"))
+        specs += [DatasetSpec(f"{source.label}/{name}", (), "float64") for name in chosen]
+        specs += [DatasetSpec(f"{source.label}/{kind}_curve", (points,), "float32") for kind in CURVES if kind in chosen]
+    if overwrite and not resume:
+        path.with_name(path.name + ".partial").unlink(missing_ok=True)
+    for source in sources:
+        if source.model and source.model != loaded.name:
+            log.warning("%s explains %s, evaluated here with %s", source.path, source.model, loaded.name)
+    writer = RowWriter(path, EVALUATION_KIND, [s.id for s in stimuli], specs, signature, resume, batch_rows=batch_size)
+    black = context_for(loaded, 0).black
+    report = progress or (lambda done, total: None)
+    with writer:
+        report(writer.rows_done, len(stimuli))
+        for start in range(writer.rows_done, len(stimuli), batch_size):
+            batch = stimuli[start:start + batch_size]
+            images = load_images(batch, loaded).to(loaded.device)
+            truth = _truth(batch, truth_files, loaded, sigma, chosen)
+            rows = {}
+            for source in sources:
+                maps, targets = source.read(slice(start, start + batch_size))
+                values, curves = evaluate_maps(loaded.module, images, maps.to(loaded.device), targets.to(loaded.device),
+                                               black, chosen, truth, step, batch=64)
+                rows[f"{source.label}/targets"] = targets.numpy()
+                rows.update({f"{source.label}/{name}": value.numpy() for name, value in {**values, **curves}.items()})
+            writer.write(start, rows)
+            report(writer.rows_done, len(stimuli))
+        writer.finish({
+            "kind": EVALUATION_KIND, "labels": json_attr([s.label for s in sources]), "metrics": json_attr(chosen),
+            "maps_files": json_attr({s.label: str(s.path) for s in sources}), "step": step or "default",
+            "gaze_sigma": sigma, "model": loaded.name, "package_version": __version__,
+            "stimuli_sha256": job["stimuli_sha256"], "inputs_sha256": job["inputs"],
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": json_attr(config or {}),
+        })
+
+
+def _truth(batch: Sequence[Stimulus], truth_files: dict, loaded: LoadedModel, sigma: float, chosen) -> Truth:
+    """The ground truth of a batch of stimuli at the input resolution."""
+    crop, preprocessing = loaded.preprocessing.crop, loaded.preprocessing
+    truth = Truth()
+    sizes = [image_size(s.path) for s in batch]
+    if truth_files["boxes"] is not None and {"ebpg", "pointing_game"} & set(chosen):
+        empty = np.zeros((0, 4), dtype=np.int64)
+        boxes = [boxes_to_input(truth_files["boxes"].get(s.id, empty), size, preprocessing) for s, size in zip(batch, sizes)]
+        truth.regions = metrics.box_regions(boxes, crop, crop)
+    if truth_files["fixations"] is not None and {"nss", "auc_judd", "cc", "kld", "sim"} & set(chosen):
+        empty = np.zeros((0, 2))
+        points = [points_to_input(truth_files["fixations"].get(s.id, empty), size, preprocessing) for s, size in zip(batch, sizes)]
+        truth.counts, dropped = gaze.fixation_counts(points, crop, crop)
+        if int(dropped.sum()):
+            log.info("%d fixations fall outside the centre crop and are left out", int(dropped.sum()))
+        truth.density = gaze.fixation_density(truth.counts, sigma)
+    return truth
+
+
+def _write_tables(values: dict[str, dict[str, np.ndarray]], chosen: list[str], paths: dict[str, Path]) -> Evaluation:
+    rows = []
+    labels = list(values)
+    stimuli = values[labels[0]]["stimuli"]
+    for index, image in enumerate(stimuli):
+        for label in labels:
+            row = {"image": str(image), "method": label, "target": int(values[label]["targets"][index])}
+            row.update({name: float(values[label][name][index]) for name in chosen})
+            rows.append(row)
+    summary = [summarise(label, name, values[label][name]) for label in labels for name in chosen]
+    write_csv(paths["rows"], rows, ["image", "method", "target", *chosen])
+    write_csv(paths["summary"], summary, ["method", "metric", "mean", "sem", "n", "better"])
+    return Evaluation(rows, summary, labels, chosen, paths)
+
+
+def summarise(label: str, name: str, values: np.ndarray) -> dict:
+    """Mean, standard error of the mean (n - 1) and count of the finite values."""
+    finite = values[np.isfinite(values)]
+    mean = float(finite.mean()) if len(finite) else math.nan
+    sem = float(finite.std(ddof=1) / math.sqrt(len(finite))) if len(finite) > 1 else math.nan
+    if len(finite) < len(values):
+        log.warning("%s %s: %d of %d images have no value (no box in the crop, no fixation, or a blank map)",
+                    label, name, len(values) - len(finite), len(values))
+    return {"method": label, "metric": name, "mean": mean, "sem": sem, "n": len(finite), "better": METRICS[name].better}
+
+
+def _files_fingerprint(paths: Sequence[str | Path]) -> str:
+    digest = hashlib.sha256()
+    for path in map(Path, paths):
+        stat = path.stat()
+        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _first(names: Sequence[str], count: int = 3) -> str:
+    shown = ", ".join(names[:count])
+    return shown + (f" and {len(names) - count} more" if len(names) > count else "")
