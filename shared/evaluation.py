@@ -32,6 +32,7 @@ from .attribution.explain import ATTRIBUTIONS_KIND, context_for, load_images
 from .errors import ConfigError, InputError, unknown_name
 from .ground_truth import boxes_to_input, image_size, points_to_input, read_boxes, read_fixations
 from .models.loading import LoadedModel
+from .shards import job_signature
 from .stimuli import Stimulus, fingerprint
 from .storage import DatasetSpec, RowWriter, check_new_output, json_attr, open_h5, read_stimuli, write_csv
 
@@ -126,7 +127,7 @@ def evaluate_maps(
     names: Sequence[str],
     truth: Truth | None = None,
     step: int | None = None,
-    batch: int = 64,
+    batch: int | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Every named metric of a batch of maps.
 
@@ -148,8 +149,8 @@ def evaluate_maps(
         Boxes and fixations at the input resolution, for the metrics that need them.
     step : int, optional
         Pixels per deletion / insertion step (default H * W / 224, rounded).
-    batch : int, default 64
-        Images per forward pass.
+    batch : int, optional
+        Images per forward pass (default: `shared.metrics.default_batch`).
 
     Returns
     -------
@@ -261,7 +262,7 @@ def evaluate_to_file(
     job = {**loaded.describe(), "metrics": chosen, "step": step, "gaze_sigma": sigma, "batch_size": batch_size,
            "stimuli_sha256": fingerprint(stimuli),
            "inputs": _files_fingerprint([s.path for s in sources] + [p for p in (boxes, fixations) if p is not None])}
-    signature = hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
+    signature = job_signature(job)
     if resume and paths["curves"].exists():
         with open_h5(paths["curves"], EVALUATION_KIND) as file:
             if file.attrs.get("signature") != signature:
@@ -376,7 +377,7 @@ def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sig
             for source in sources:
                 maps, targets = source.read(slice(start, start + batch_size))
                 values, curves = evaluate_maps(loaded.module, images, maps.to(loaded.device), targets.to(loaded.device),
-                                               black, chosen, truth, step, batch=64)
+                                               black, chosen, truth, step)
                 rows[f"{source.label}/targets"] = targets.numpy()
                 rows.update({f"{source.label}/{name}": value.numpy() for name, value in {**values, **curves}.items()})
             writer.write(start, rows)

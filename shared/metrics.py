@@ -123,7 +123,7 @@ def confidence_change(
     maps: torch.Tensor,
     targets: torch.Tensor,
     black: torch.Tensor,
-    batch: int = 64,
+    batch: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Average drop and increase in confidence (Chattopadhay et al., Grad-CAM++, WACV 2018).
 
@@ -146,8 +146,8 @@ def confidence_change(
         The class scored, per image.
     black : tensor (3,)
         A black pixel in normalised space, (0 - mean) / std.
-    batch : int, default 64
-        Images per forward pass.
+    batch : int, optional
+        Images per forward pass (default as `deletion_insertion`).
 
     Returns
     -------
@@ -155,6 +155,7 @@ def confidence_change(
         "avg_drop" and "avg_increase" per image (in %), "clean" (Y) and "explained" (O).
     """
     _check_batch(images, maps, targets)
+    batch = default_batch(images.device) if batch is None else batch
     images = images.detach()
     weights = maps.detach().to(images)[:, None]
     explained = weights * images + (1 - weights) * black.to(images)[:, None, None]
@@ -201,7 +202,7 @@ def deletion_insertion(
     step: int | None = None,
     blur_kernel: int = 11,
     blur_sigma: float = 5.0,
-    batch: int = 128,
+    batch: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Deletion and insertion curves and their areas (Petsiuk et al., RISE, BMVC 2018).
 
@@ -236,8 +237,9 @@ def deletion_insertion(
         Size of the Gaussian kernel of the insertion start (odd).
     blur_sigma : float, default 5.0
         Its sigma in pixels.
-    batch : int, default 128
-        Images per forward pass.
+    batch : int, optional
+        Images per forward pass; default 16 on a CPU (the fastest there: larger batches
+        leave the caches) and 128 on a GPU.
 
     Returns
     -------
@@ -256,6 +258,7 @@ def deletion_insertion(
     height, width = images.shape[2:]
     pixels = height * width
     step = max(1, round(pixels / 224)) if step is None else step
+    batch = default_batch(images.device) if batch is None else batch
     if step < 1 or batch < 1 or blur_kernel < 1 or blur_kernel % 2 == 0 or blur_sigma <= 0:
         raise ConfigError(
             f"deletion / insertion needs step >= 1, batch >= 1, an odd blur kernel and a blur sigma > 0; "
@@ -289,6 +292,11 @@ def deletion_insertion(
         "deletion": _area(deletion), "insertion": _area(insertion),
         "deletion_curve": deletion, "insertion_curve": insertion,
     }
+
+
+def default_batch(device: torch.device) -> int:
+    """Images per forward pass of the perturbation metrics: 16 on a CPU, 128 on a GPU."""
+    return 16 if device.type == "cpu" else 128
 
 
 def _area(curves: torch.Tensor) -> torch.Tensor:

@@ -343,3 +343,18 @@ def test_evaluate_refuses_bad_input_with_exit_2(fovex, scene, case, message):
     assert result.code == 2, result
     assert message in result.err and len(result.err.strip().splitlines()) == 1
     assert not any(p.name.startswith("bad.") for p in tmp.iterdir())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_cpu_values():
+    model, (images, maps, targets) = tiny_model(), tiny_batch(5)
+    regions = box_regions([np.array([[1, 1, 5, 4]])] * 5, 8, 10)
+    counts, _ = gaze.fixation_counts([np.array([[2.0, 3.0], [5.0, 7.0]])] * 5, 8, 10)
+    truth = Truth(regions, counts, gaze.fixation_density(counts, 1.5))
+    on_cpu, curves_cpu = evaluate_maps(model, images, maps, targets, BLACK, list(METRICS), truth, step=9)
+    cuda_truth = Truth(regions.cuda(), counts.cuda(), truth.density.cuda())
+    on_gpu, curves_gpu = evaluate_maps(model.cuda(), images.cuda(), maps.cuda(), targets.cuda(), BLACK.cuda(),
+                                       list(METRICS), cuda_truth, step=9)
+    for name in METRICS:
+        torch.testing.assert_close(on_gpu[name], on_cpu[name], rtol=1e-4, atol=1e-5, equal_nan=True)
+    torch.testing.assert_close(curves_gpu["insertion_curve"], curves_cpu["insertion_curve"], rtol=1e-4, atol=1e-5)

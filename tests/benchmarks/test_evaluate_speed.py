@@ -71,7 +71,7 @@ def test_batched_deletion_insertion_against_a_loop():
     deletion_insertion(model, images[:2], maps[:2], targets[:2], step=STEP * 8)  # warm-up
     synchronise()
     start = time.perf_counter()
-    result = deletion_insertion(model, images, maps, targets, step=STEP, batch=64)
+    result = deletion_insertion(model, images, maps, targets, step=STEP)
     synchronise()
     t_batched = time.perf_counter() - start
 
