@@ -9,7 +9,7 @@ import typer
 
 from cli_common import model_options as mo
 from cli_common.config import require, resolved_options, with_config
-from cli_common.options import ConfigFile, Overwrite
+from cli_common.options import ConfigFile, Overwrite, ShardSpec
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run
 
@@ -62,6 +62,7 @@ def explain_command(
     grid: Annotated[int, typer.Option(help="Mask grid cells per side.", rich_help_panel=RISE)] = 7,
     p_keep: Annotated[float, typer.Option(help="Probability of keeping a cell.", rich_help_panel=RISE)] = 0.5,
     mask_batch: Annotated[int, typer.Option(help="Masked images per forward pass.", rich_help_panel=RISE)] = 100,
+    shard: ShardSpec = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     overwrite: Overwrite = False,
     config: ConfigFile = None,
@@ -69,6 +70,7 @@ def explain_command(
     """Explain the model's decisions on a set of images: attribution maps (and FovEx fixations) to HDF5."""
     from shared.attribution.explain import explain_to_file, parse_target
     from shared.config import config_path_for, write_resolved_config
+    from shared.shards import parse_shard
     from shared.stimuli import discover_stimuli
     from shared.storage import check_new_output
 
@@ -77,23 +79,26 @@ def explain_command(
     _refuse_foreign_options(ctx, method)
     parameters = {name: options[name] for name in METHOD_OPTIONS[method]}
     wanted = parse_target(target)
+    part = parse_shard(shard)
     found = discover_stimuli(images)
-    if resume and out.exists() and not overwrite:
-        log.info("%s is complete already; nothing to resume", out)
+    target_path = out if part is None else part.path(out)
+    if resume and target_path.exists() and not overwrite:
+        log.info("%s is complete already; nothing to resume", target_path)
         return
-    check_new_output(out, overwrite)
+    check_new_output(target_path, overwrite)
     if png_dir is not None:
         png_dir.mkdir(parents=True, exist_ok=True)
     loaded = mo.load_model_from_options(model, source, weights, seed, device, image_size, mean, std)
     with progress_bar(f"{method} {loaded.name}", unit="images") as update:
         path = explain_to_file(loaded, found, method, parameters, out, wanted, seed, batch_size, resume, overwrite,
-                               options, update)
+                               options, update, part)
+    done = found if part is None else part.take(found)
     if png_dir is not None:
         from fovex_cli.plots import write_overlays
 
-        write_overlays(path, found, loaded.preprocessing, png_dir, overwrite)
+        write_overlays(path, done, loaded.preprocessing, png_dir, overwrite)
     write_resolved_config(config_path_for(path), "fovex explain", options)
-    log.info("wrote %s: %d maps (%s) of %s on %s", path, len(found), method, loaded.name, loaded.device)
+    log.info("wrote %s: %d maps (%s) of %s on %s", path, len(done), method, loaded.name, loaded.device)
 
 
 def _refuse_foreign_options(ctx: typer.Context, method: str) -> None:
@@ -171,6 +176,32 @@ def print_summary(result) -> None:
     from fovex_cli.plots import summary_table
 
     Console(stderr=True).print(summary_table(result.summary, result.labels, result.metrics))
+
+
+@app.command("merge")
+@with_config
+def merge_command(
+    ctx: typer.Context,
+    shards: Annotated[list[Path] | None, typer.Argument(
+        help="Shard files; default: every NAME.shard-I-of-N.h5 beside --out.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(help="The unsharded attribution file.")] = None,
+    overwrite: Overwrite = False,
+    config: ConfigFile = None,
+) -> None:
+    """Join the shard outputs of `explain --shard` into the file one run writes."""
+    from shared.attribution.explain import ATTRIBUTIONS_KIND
+    from shared.config import config_path_for, write_resolved_config
+    from shared.errors import InputError
+    from shared.shards import merge_rows, shard_outputs
+
+    options = resolved_options(ctx)
+    require(options, "out")
+    paths = list(shards) if shards else shard_outputs(out)
+    if not paths:
+        raise InputError(f"no shard files (NAME.shard-I-of-N.h5) beside {out}; give the shard files as arguments")
+    written = merge_rows(paths, out, ATTRIBUTIONS_KIND, overwrite)
+    write_resolved_config(config_path_for(written), "fovex merge", options)
+    log.info("merged %d shards into %s", len(paths), written)
 
 
 @app.command("demo")

@@ -10,7 +10,7 @@ import typer
 from cli_common import model_options as mo
 from net2brain_cli import analysis, searchlight
 from cli_common.config import require, resolved_options, with_config
-from cli_common.options import ConfigFile, Device, Overwrite
+from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run
 
@@ -82,6 +82,7 @@ def extract_command(
     frames: Annotated[int, typer.Option(help="Frames sampled evenly from each video.")] = 8,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="Keep each video frame's activations instead of their mean.")] = False,
     reduce: Annotated[str, typer.Option(help="none, or srp:N (seeded sparse random projection to N features per layer).")] = "none",
+    shard: ShardSpec = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     overwrite: Overwrite = False,
     config: ConfigFile = None,
@@ -90,31 +91,78 @@ def extract_command(
     from shared.activations import extract_to_file, plan_extraction
     from shared.config import config_path_for, write_resolved_config
     from shared.reduction import parse_reduce
+    from shared.shards import parse_shard
     from shared.stimuli import discover_stimuli
     from shared.storage import check_new_output
 
     options = resolved_options(ctx)
     require(options, "model", "stimuli", "out")
+    part = parse_shard(shard)
     found = discover_stimuli(stimuli)
-    if resume and out.exists() and not overwrite:
-        log.info("%s is complete already; nothing to resume", out)
+    target = out if part is None else part.path(out)
+    if resume and target.exists() and not overwrite:
+        log.info("%s is complete already; nothing to resume", target)
         return
-    check_new_output(out, overwrite)
+    check_new_output(target, overwrite)
     srp = parse_reduce(reduce)
     loaded = mo.load_model_from_options(model, source, weights, seed, device, image_size, mean, std)
     plan = plan_extraction(loaded, layers, tokens, frames, per_frame, srp)
     with progress_bar(f"extract {loaded.name}") as update:
         path = extract_to_file(
             loaded, found, plan, out, batch_size=batch_size, dtype=dtype, resume=resume,
-            overwrite=overwrite, config=options, progress=update,
+            overwrite=overwrite, config=options, progress=update, shard=part,
         )
     write_resolved_config(config_path_for(path), "net2brain extract", options)
-    log.info("wrote %s: %d stimuli x %d layers of %s on %s", path, len(found), len(plan.layers), loaded.name, loaded.device)
+    done = len(found) if part is None else len(part.take(found))
+    log.info("wrote %s: %d stimuli x %d layers of %s on %s", path, done, len(plan.layers), loaded.name, loaded.device)
 
 
 app.command("rdm")(analysis.rdm_command)
 app.command("rsa")(analysis.rsa_command)
 app.command("searchlight")(searchlight.searchlight_command)
+
+
+@app.command("merge")
+@with_config
+def merge_command(
+    ctx: typer.Context,
+    shards: Annotated[list[Path] | None, typer.Argument(
+        help="Shard files; default: every NAME.shard-I-of-N.EXT beside --out (or in the --out folder for searchlight).",
+        show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="The unsharded output: acts.h5 for extract, the --out-dir folder for searchlight.")] = None,
+    overwrite: Overwrite = False,
+    config: ConfigFile = None,
+) -> None:
+    """Join the shard outputs of `extract --shard` or `searchlight --shard` into what one run writes."""
+    from shared.config import config_path_for, write_resolved_config
+    from shared.shards import check_shards, merge_rows
+    from shared.storage import ACTIVATIONS_KIND
+
+    options = resolved_options(ctx)
+    require(options, "out")
+    paths = list(shards) if shards else _shards_beside(out)
+    kind = check_shards(paths)[0][1].get("kind")
+    if kind == ACTIVATIONS_KIND:
+        written = merge_rows(paths, out, ACTIVATIONS_KIND, overwrite)
+        write_resolved_config(config_path_for(written), "net2brain merge", options)
+    elif kind == searchlight.SHARD_KIND:
+        written = searchlight.merge_searchlight(paths, out, overwrite)
+    else:
+        from shared.errors import InputError
+
+        raise InputError(f"{paths[0]} holds {kind}; net2brain merges extract and searchlight shards (fovex merge: explain)")
+    log.info("merged %d shards into %s", len(paths), written)
+
+
+def _shards_beside(out: Path) -> list[Path]:
+    from shared.errors import InputError
+    from shared.shards import shard_outputs
+
+    found = shard_outputs(out) or (shard_outputs(out / searchlight.SHARD_NAME) if out.is_dir() else [])
+    if not found:
+        raise InputError(f"no shard files (NAME.shard-I-of-N.EXT) beside {out}; give the shard files as arguments")
+    return found
 
 
 @app.command("demo")

@@ -14,6 +14,8 @@ from cli_common.progress import progress_bar
 
 log = logging.getLogger("net2brain")
 
+SHARD_KIND = "searchlight-shard"
+SHARD_NAME = "searchlight.h5"  # shards are out_dir / searchlight.shard-I-of-N.h5
 SUMMARY_COLUMNS = ["map", "subject", "layer", "statistic", "peak_value", "peak_i", "peak_j", "peak_k",
                    "peak_x", "peak_y", "peak_z", "threshold", "n_above", "n_fdr"]
 

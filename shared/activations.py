@@ -6,8 +6,6 @@ memory depends on the batch size and not on the number of stimuli.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +21,7 @@ from .errors import ConfigError, InputError
 from .models.layers import probe, run_layers, select_layers
 from .models.loading import LoadedModel
 from .reduction import project, projection_matrix
+from .shards import Shard, plan_shard
 from .stimuli import Stimulus, fingerprint, load_image, load_video_frames
 from .storage import ACTIVATIONS_KIND, DatasetSpec, RowWriter, check_new_output, json_attr
 
@@ -212,6 +211,7 @@ def extract_to_file(
     overwrite: bool = False,
     config: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    shard: Shard | None = None,
 ) -> Path:
     """Extract and write the activations file `out` (layout: `/stimuli`, `/layers/<name>`).
 
@@ -222,25 +222,29 @@ def extract_to_file(
     resume : bool
         Continue `<out>.partial` left by an interrupted run with the same options; when
         `out` is complete already, nothing is done.
+    shard : Shard, optional
+        Extract only this shard's block of the stimuli, into `shard.path(out)`
+        (`shared.shards`; `merge_rows` joins the shards).
 
     Returns the output path. The result equals an uninterrupted run bit for bit.
     """
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     _check_batch_size(batch_size)
-    out = Path(out)
+    out = Path(out) if shard is None else shard.path(out)
     if resume and out.exists() and not overwrite:
         return out
     check_new_output(out, overwrite)
     if plan.per_frame and not all(s.is_video for s in stimuli):
         first = next(s for s in stimuli if not s.is_video)
         raise InputError(f"--per-frame needs videos, but {first.path} is an image")
-    ids = [s.id for s in stimuli]
     job = {
         **loaded.describe(), **plan.settings(), "dtype": dtype, "batch_size": batch_size,
         "device": loaded.device.type, "stimuli_sha256": fingerprint(stimuli),
     }
-    signature = hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
+    part = plan_shard(job, stimuli, shard)
+    stimuli, signature = part.items, part.signature
+    ids = [s.id for s in stimuli]
     specs = [DatasetSpec(f"layers/{name}", plan.shapes[name], dtype, _layer_attrs(plan, name)) for name in plan.layers]
     if overwrite and not resume:
         out.with_name(out.name + ".partial").unlink(missing_ok=True)
@@ -270,6 +274,6 @@ def extract_to_file(
             "per_frame": plan.per_frame, "reduce": f"srp:{plan.srp_components}" if plan.srp_components else "none",
             "dtype": dtype, "package_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "stimuli_sha256": job["stimuli_sha256"], "config": json_attr(config or {}),
+            "stimuli_sha256": job["stimuli_sha256"], "config": json_attr(config or {}), **part.attrs,
         }
         return writer.finish(attrs)

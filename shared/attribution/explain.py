@@ -9,8 +9,6 @@ preprocessing, seed, target, and the run's provenance.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +21,7 @@ import torch
 from .. import __version__
 from ..errors import ConfigError, InputError, unknown_name
 from ..models.loading import LoadedModel
+from ..shards import Shard, plan_shard
 from ..stimuli import Stimulus, fingerprint, load_image
 from ..storage import DatasetSpec, RowWriter, check_new_output, json_attr
 from .base import Attribution, Context, class_probabilities
@@ -103,13 +102,15 @@ def explain_to_file(
     overwrite: bool = False,
     config: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
+    shard: Shard | None = None,
 ) -> Path:
     """Explain every stimulus and write the attribution file `out` (see the module
-    docstring); resumable like `extract_to_file`."""
+    docstring); resumable like `extract_to_file`. With a `shard`, only its block of the
+    stimuli, into `shard.path(out)` (`shared.shards`)."""
     method_function(method)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-    out = Path(out)
+    out = Path(out) if shard is None else shard.path(out)
     if resume and out.exists() and not overwrite:
         return out
     check_new_output(out, overwrite)
@@ -127,7 +128,8 @@ def explain_to_file(
         parameters = {**parameters, "layer": target_layer(loaded.module, (1, 3, size, size), loaded.prefix_tokens)}
     job = {**loaded.describe(), "method": method, "parameters": parameters, "target": target, "seed": seed,
            "batch_size": batch_size, "stimuli_sha256": fingerprint(stimuli)}
-    signature = hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
+    part = plan_shard(job, stimuli, shard)
+    stimuli, signature = part.items, part.signature
     if overwrite and not resume:
         out.with_name(out.name + ".partial").unlink(missing_ok=True)
     writer = RowWriter(out, ATTRIBUTIONS_KIND, [s.id for s in stimuli], specs, signature, resume, batch_rows=batch_size)
@@ -156,6 +158,7 @@ def explain_to_file(
             "preprocessing": json_attr(loaded.preprocessing.as_dict()), "target": "pred" if target is None else target,
             "seed": seed, "package_version": __version__, "stimuli_sha256": job["stimuli_sha256"],
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": json_attr(config or {}),
+            **part.attrs,
         }
         return writer.finish(attrs)
 
