@@ -10,6 +10,7 @@ import typer
 from cli_common import model_options as mo
 from cli_common.config import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Overwrite, ShardSpec
+from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run
 
@@ -138,6 +139,7 @@ def evaluate_command(
         help="Sigma of the fixation density for cc, kld and sim, in input pixels (default: input size / 32).")] = None,
     batch_size: Annotated[int, typer.Option(help="Images evaluated together.")] = 16,
     plot: Annotated[Path | None, typer.Option(help="PNG of the mean deletion and insertion curves per method.")] = None,
+    json: Json = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     overwrite: Overwrite = False,
     config: ConfigFile = None,
@@ -165,7 +167,10 @@ def evaluate_command(
 
         curves_figure(read_curves(result.paths["curves"])[0], plot)
     write_resolved_config(config_path_for(out), "fovex evaluate", options)
-    print_summary(result)
+    if json:
+        print_json({"summary": result.summary, "files": result.paths})
+    else:
+        print_summary(result)
     log.info("wrote %s, %s and %s", out, result.paths["summary"], result.paths["curves"])
 
 

@@ -10,6 +10,7 @@ import typer
 
 from cli_common.config import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Device, Overwrite
+from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 
 log = logging.getLogger("net2brain")
@@ -118,6 +119,7 @@ def rsa_command(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap samples over stimuli for 95% intervals (0: none).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the folds and the bootstrap.")] = 0,
     plot: Annotated[Path | None, typer.Option(help="PNG: best layer per ROI with noise ceiling, and layer profiles.")] = None,
+    json: Json = False,
     overwrite: Overwrite = False,
     config: ConfigFile = None,
 ) -> None:
@@ -161,7 +163,10 @@ def rsa_command(
 
         rsa_figure([_aggregate(r) for r in results], plot, settings.measure)
     write_resolved_config(config_path_for(path), "net2brain rsa", options)
-    _print_best(rows, settings.measure)
+    if json:
+        print_json({"results": [{c: row.get(c) for c in columns} for row in rows], "files": {"results": path}})
+    else:
+        _print_best(rows, settings.measure)
     log.info("wrote %s: %d rows", path, len(rows))
 
 

@@ -11,6 +11,7 @@ from cli_common import model_options as mo
 from net2brain_cli import analysis, searchlight
 from cli_common.config import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
+from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run
 
@@ -25,13 +26,17 @@ def models_command(
     ctx: typer.Context,
     source: Annotated[Literal["torchvision", "timm"] | None, typer.Option(help="Only this source.")] = None,
     filter: Annotated[str | None, typer.Option("--filter", help="Only names containing this text.")] = None,
+    json: Json = False,
     config: ConfigFile = None,
 ) -> None:
     """List every classification model torchvision and timm offer (source<TAB>name)."""
     from shared.models.zoo import list_models
 
     pairs = list_models(source, filter)
-    typer.echo("\n".join(f"{s}\t{name}" for s, name in pairs))
+    if json:
+        print_json([{"source": s, "name": name} for s, name in pairs])
+    else:
+        typer.echo("\n".join(f"{s}\t{name}" for s, name in pairs))
     log.info("%d models", len(pairs))
 
 
@@ -43,6 +48,7 @@ def layers_command(
     source: mo.Source = "auto",
     image_size: mo.ImageSize = None,
     device: Device = "cpu",
+    json: Json = False,
     config: ConfigFile = None,
 ) -> None:
     """List a model's layers in execution order with output shapes; '*' marks the default selection."""
@@ -51,6 +57,9 @@ def layers_command(
 
     loaded = load_model(model, source=source, weights=None, device=device, image_size=image_size)
     infos = list_layers(loaded)
+    if json:
+        print_json([{"name": i.name, "shape": list(i.shape), "default": bool(i.top)} for i in infos])
+        return
     width = max(len(info.name) for info in infos)
     for info in infos:
         shape = " x ".join(map(str, info.shape)) or "scalar"

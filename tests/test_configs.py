@@ -18,7 +18,7 @@ COMMANDS = {"models": cli.models_command, "layers": cli.layers_command, "extract
 from fovex_cli import app as fovex_app
 
 COMMANDS.update({"explain": fovex_app.explain_command, "evaluate": fovex_app.evaluate_command,
-                 "fovex-demo": fovex_app.demo_command})
+                 "fovex-demo": fovex_app.demo_command, "merge": cli.merge_command, "fovex-merge": fovex_app.merge_command})
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -26,3 +26,19 @@ def test_example_config_matches_its_command(command):
     options = set(inspect.signature(COMMANDS[command]).parameters) - {"ctx", "config"}
     config = load_config(CONFIGS / f"{command}.yaml")
     assert config and set(config) <= options, set(config) - options
+
+
+PIPELINE_STEPS = {"extract": "extract", "rdm": "rdm", "rsa": "rsa", "searchlight": "searchlight",
+                  "explain-fovex": "explain", "explain-gradcam": "explain", "evaluate": "evaluate"}
+
+
+@pytest.mark.parametrize("step", list(PIPELINE_STEPS))
+def test_pipeline_configs_match_their_command(step):
+    command = COMMANDS[PIPELINE_STEPS[step]]
+    options = set(inspect.signature(command).parameters) - {"ctx", "config"}
+    config = load_config(CONFIGS / "pipeline" / f"{step}.yaml")
+    assert config and set(config) <= options, set(config) - options
+
+
+def test_every_pipeline_config_is_used():
+    assert {p.stem for p in (CONFIGS / "pipeline").glob("*.yaml")} == set(PIPELINE_STEPS)

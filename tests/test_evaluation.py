@@ -358,3 +358,16 @@ def test_cuda_gives_the_cpu_values():
     for name in METRICS:
         torch.testing.assert_close(on_gpu[name], on_cpu[name], rtol=1e-4, atol=1e-5, equal_nan=True)
     torch.testing.assert_close(curves_gpu["insertion_curve"], curves_cpu["insertion_curve"], rtol=1e-4, atol=1e-5)
+
+
+def test_evaluate_json_summary_on_stdout(fovex, scene):
+    import json
+
+    out = scene["tmp"] / "j.csv"
+    result = fovex(*evaluate_args(scene, out, "--metrics", "deletion,ebpg,nss", "--json"))
+    assert result.code == 0, result
+    document = json.loads(result.out)
+    assert {(r["method"], r["metric"]) for r in document["summary"]} == {
+        (m, n) for m in ("gradcam", "random") for n in ("deletion", "ebpg", "nss")}
+    assert document["files"]["summary"] == str(scene["tmp"] / "j.summary.csv")
+    assert "explanation metrics" not in result.err  # the table is replaced, not added

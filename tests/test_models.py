@@ -38,6 +38,20 @@ def test_models_command(net2brain):
     assert net2brain("models", "--source", "caffe").code == 2
 
 
+def test_models_and_layers_as_json(net2brain):
+    import json
+
+    from tests.conftest import factory
+
+    listed = json.loads(net2brain("models", "--source", "torchvision", "--filter", "resnet", "--json").out)
+    assert {"source": "torchvision", "name": "resnet18"} in listed
+    layers = json.loads(net2brain("layers", factory("tiny_cnn"), "--image-size", 32, "--json").out)
+    text = net2brain("layers", factory("tiny_cnn"), "--image-size", 32).out.splitlines()
+    assert [entry["name"] for entry in layers] == [line[2:].split()[0] for line in text]
+    assert [entry["default"] for entry in layers] == [line.startswith("*") for line in text]
+    assert all(isinstance(entry["shape"], list) for entry in layers)
+
+
 def test_source_lookup():
     assert find_source("resnet18") == "torchvision"
     assert find_source("resnet18", "timm") == "timm"

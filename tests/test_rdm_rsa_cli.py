@@ -229,3 +229,19 @@ def test_rdm_brain_input_errors(net2brain, tmp_path):
     result = net2brain("rdm", "--responses", tmp_path / "r.npy", "--out", tmp_path / "o.h5")
     assert result.code == 2 and "responses must be numbers shaped (stimuli, channels)" in result.err
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_rsa_json_holds_every_row_of_the_csv(net2brain, tmp_path, rsa_inputs):
+    import json
+
+    model, brain = rsa_inputs
+    out = tmp_path / "r.csv"
+    result = net2brain("rsa", "--model-rdms", model, "--brain-rdms", brain, "--out", out, "--json")
+    assert result.code == 0, result
+    document = json.loads(result.out)
+    rows = read_csv(out)
+    assert len(document["results"]) == len(rows) == 8
+    for given, written in zip(document["results"], rows):
+        assert given["roi"] == written["roi"] and given["layer"] == written["layer"]
+        assert given["score"] == pytest.approx(float(written["score"]), rel=1e-12)
+    assert "best layer per ROI" not in result.err
