@@ -15,18 +15,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from shared import provenance
 from shared.config import load_config
 from shared.errors import ConfigError, closest_names
 
 _FROM_USER = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+# Path options that name what a command writes (or its config file), not what it reads.
+OUTPUT_OPTIONS = frozenset({"out", "out_dir", "plot", "png_dir", "config"})
 
 
 def with_config(function: Callable) -> Callable:
     """Decorate a Typer command whose signature has `ctx: typer.Context` and
     `config: Path | None`; the command receives the merged values and can read them
-    all back with `resolved_options(ctx)`."""
+    all back with `resolved_options(ctx)`. The command runs in a provenance scope
+    (`shared.provenance.command_scope`): its name, resolved options and input paths
+    (its path options but `OUTPUT_OPTIONS`) are recorded in the outputs it writes."""
     hints = typing.get_type_hints(function)
     names = [n for n in inspect.signature(function).parameters if n not in ("ctx", "config")]
+    path_options = [n for n in names if _names_paths(hints[n]) and n not in OUTPUT_OPTIONS]
 
     @functools.wraps(function)
     def wrapper(**kwargs: Any) -> Any:
@@ -43,9 +49,24 @@ def with_config(function: Callable) -> Callable:
                     continue  # the command line wins
                 kwargs[key] = convert(hints[key], value, f"config file {path}: option {key.replace('_', '-')!r}")
         ctx.meta["resolved"] = {name: kwargs[name] for name in names}
-        return function(**kwargs)
+        inputs = [p for n in path_options for p in _as_list(kwargs[n])]
+        with provenance.command_scope(ctx.command_path, ctx.meta["resolved"], inputs):
+            return function(**kwargs)
 
     return wrapper
+
+
+def _names_paths(annotation: Any) -> bool:
+    """Whether an option's annotation is a Path (or Optional / a list of Paths)."""
+    if annotation is Path:
+        return True
+    return any(_names_paths(a) for a in typing.get_args(annotation))
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def resolved_options(ctx: Any) -> dict[str, Any]:

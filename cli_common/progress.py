@@ -1,18 +1,55 @@
-"""Progress bars: rich, on stderr, only when stderr is a terminal."""
+"""Progress output: a rich bar on a terminal, plain log lines in batch logs, nothing with --quiet.
+
+On a terminal (stderr is a tty) `progress_bar` draws a rich bar on stderr. Otherwise
+(SLURM logs, pipes, files) it logs plain lines through `logging` (stderr, set up by
+`cli_common.runner.run`), at most one every `LOG_INTERVAL` seconds or whenever another
+`LOG_FRACTION` of the work is done, whichever comes first, plus the last one:
+
+    extract resnet18: 480/1000 images (48%), 1m12s elapsed, about 1m18s left
+
+With `--quiet` (`cli_common.runner.state.quiet`) there is no progress output at all.
+"""
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import sys
+import time
 from collections.abc import Callable, Iterator
+
+LOG_INTERVAL = 30.0  # seconds between two progress lines in a batch log (at most)
+LOG_FRACTION = 0.1  # ... or a line whenever this fraction of the work is done
+
+log = logging.getLogger("cli_common.progress")
+_clock = time.monotonic  # replaced in tests
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, unit: str | None = None) -> Iterator[Callable[[int, int], None]]:
-    """Yield an `update(done, total)` callback that drives a progress bar, or does
-    nothing when stderr is not a terminal (batch logs stay readable). With `unit`, the
-    bar also shows the rate (for example centres per second)."""
-    if not sys.stderr.isatty():
+def progress_bar(
+    description: str, unit: str | None = None, interval: float | None = None, fraction: float | None = None,
+) -> Iterator[Callable[[int, int], None]]:
+    """Yield an `update(done, total)` callback that reports progress on stderr: a rich
+    bar on a terminal, log lines otherwise, nothing with --quiet.
+
+    Parameters
+    ----------
+    description : str
+        What is being done (`extract resnet18`).
+    unit : str, optional
+        What is counted (`images`); the bar then also shows the rate.
+    interval, fraction : float, optional
+        Batch logs: the longest time between two lines (default `LOG_INTERVAL` seconds)
+        and the share of the work between two lines (default `LOG_FRACTION`).
+    """
+    from cli_common.runner import state
+
+    if state.quiet:
         yield lambda done, total: None
+        return
+    if not _isatty(sys.stderr):
+        yield _LogLines(description, unit, LOG_INTERVAL if interval is None else interval,
+                        LOG_FRACTION if fraction is None else fraction)
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -31,3 +68,64 @@ def progress_bar(description: str, unit: str | None = None) -> Iterator[Callable
             progress.update(task, completed=done, total=total, rate=f"{speed:,.0f}" if speed else "-")
 
         yield update
+
+
+class _LogLines:
+    """`update(done, total)` that logs a line when `interval` seconds have passed since
+    the last one, when another `fraction` of the work is done, and at the end. The time
+    left is estimated from the rate since the first update (a resumed run's first
+    update already counts the earlier work, which is not timed); nothing is logged
+    before any work is done."""
+
+    def __init__(self, description: str, unit: str | None, interval: float, fraction: float) -> None:
+        self.description, self.unit = description, unit
+        self.interval, self.fraction = interval, fraction
+        self.started = _clock()
+        self.first: tuple[int, float] | None = None  # (done, time) at the first update
+        self.last_time = self.started
+        self.last_step = 0
+        self.last_done: int | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = _clock()
+        if self.first is None:
+            self.first = (done, now)
+        if done == self.last_done or (done == 0 and total > 0):
+            return
+        step = self._step(done, total)
+        if done >= total or now - self.last_time >= self.interval or step > self.last_step:
+            self.last_time, self.last_step, self.last_done = now, step, done
+            log.info("%s", self.line(done, total, now))
+
+    def _step(self, done: int, total: int) -> int:
+        if total <= 0 or self.fraction <= 0:
+            return 0
+        return math.floor(done / total / self.fraction + 1e-9)
+
+    def line(self, done: int, total: int, now: float) -> str:
+        """`extract resnet18: 480/1000 images (48%), 1m12s elapsed, about 1m18s left`."""
+        unit = f" {self.unit}" if self.unit else ""
+        percent = 100 * done // total if total > 0 else 100
+        text = f"{self.description}: {done}/{total}{unit} ({percent}%), {format_duration(now - self.started)} elapsed"
+        first_done, first_time = self.first
+        if done < total and done > first_done and now > first_time:
+            left = (total - done) * (now - first_time) / (done - first_done)
+            text += f", about {format_duration(left)} left"
+        return text
+
+
+def format_duration(seconds: float) -> str:
+    """45s, 1m12s, 2h03m."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False

@@ -3,33 +3,61 @@
 0 success; 2 bad usage, configuration or input (one line on stderr, no traceback);
 1 an unexpected failure (a one-line summary; `--debug` shows the traceback);
 130 interrupted with Ctrl-C.
+
+Logs go to stderr through `logging` (`<tool>: message`; when stderr is not a terminal,
+as in batch jobs and pipes, each line starts with the local time). `--quiet` (or the
+environment variable `NET2BRAIN_QUIET=1` / `FOVEX_QUIET=1`, named after the tool) keeps
+warnings and errors only and switches progress output off. Every invocation's command
+line is recorded for the provenance of its outputs (`shared.provenance`).
 """
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 
 import typer
 
+from shared import provenance
 from shared.errors import ToolboxError
+
+_FALSE = ("", "0", "false", "no", "off")
 
 
 class _State:
     debug = False
+    quiet = False
 
 
 state = _State()
 
 
+def quiet_variable(prog_name: str) -> str:
+    """The environment variable that makes a tool quiet: `NET2BRAIN_QUIET`, `FOVEX_QUIET`."""
+    return f"{prog_name.upper().replace('-', '_')}_QUIET"
+
+
+def set_quiet(quiet: bool) -> None:
+    """Warnings and errors only, no progress output (or back to info logs)."""
+    state.quiet = quiet
+    logging.getLogger().setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def global_options(
     ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an unexpected error."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q",
+        help="Only warnings and errors on stderr, no progress (also: NET2BRAIN_QUIET=1 / FOVEX_QUIET=1).",
+    ),
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
     """Options that come before the command name."""
     state.debug = debug
+    if quiet:
+        set_quiet(True)
     if version:
         from shared import __version__
 
@@ -48,13 +76,15 @@ def make_app(name: str, help: str) -> typer.Typer:
 def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> int:
     """Run `app` on `argv` (default: sys.argv[1:]) and return the exit code."""
     state.debug = False
-    logging.basicConfig(level=logging.INFO, format=f"{prog_name}: %(message)s", stream=sys.stderr, force=True)
+    configure_logging(prog_name)
+    set_quiet(os.environ.get(quiet_variable(prog_name), "").strip().lower() not in _FALSE)
     command = typer.main.get_command(app)
     # Typer has vendored click in recent releases: find its exception base without importing it.
     click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
+        with provenance.invocation(provenance.format_command_line(prog_name, args)):
+            result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
         if result == 130:  # recent Typer turns Ctrl-C into a returned 130; our commands never do
             print(f"{prog_name}: interrupted", file=sys.stderr)
         return result if isinstance(result, int) else 0
@@ -79,3 +109,18 @@ def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> 
             file=sys.stderr,
         )
         return 1
+
+
+def configure_logging(prog_name: str) -> None:
+    """Log records to stderr as `prog: message`, with the time in front when stderr is
+    not a terminal (batch logs)."""
+    terminal = _isatty(sys.stderr)
+    layout = f"{prog_name}: %(message)s" if terminal else f"%(asctime)s {prog_name}: %(message)s"
+    logging.basicConfig(level=logging.INFO, format=layout, datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr, force=True)
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False

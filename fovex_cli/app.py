@@ -12,7 +12,7 @@ from cli_common.config import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Overwrite, ShardSpec
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
-from cli_common.runner import make_app, run
+from cli_common.runner import make_app, run, state
 
 app = make_app("fovex", "Explain image classifiers with FovEx and the usual baselines, and evaluate explanations.")
 log = logging.getLogger("fovex")
@@ -169,7 +169,7 @@ def evaluate_command(
     write_resolved_config(config_path_for(out), "fovex evaluate", options)
     if json:
         print_json({"summary": result.summary, "files": result.paths})
-    else:
+    elif not state.quiet:
         print_summary(result)
     log.info("wrote %s, %s and %s", out, result.paths["summary"], result.paths["curves"])
 
@@ -224,6 +224,11 @@ def demo_command(
     with progress_bar("demo") as update:
         report = run_demo(out, device=device, overwrite=overwrite, options=resolved_options(ctx), progress=update)
     typer.echo(report)
+
+
+from cli_common.info import info_command  # noqa: E402  (shared with the other tool)
+
+app.command("info")(info_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from cli_common.config import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Device, Overwrite
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
+from cli_common.runner import state
 
 log = logging.getLogger("net2brain")
 
@@ -165,7 +166,7 @@ def rsa_command(
     write_resolved_config(config_path_for(path), "net2brain rsa", options)
     if json:
         print_json({"results": [{c: row.get(c) for c in columns} for row in rows], "files": {"results": path}})
-    else:
+    elif not state.quiet:
         _print_best(rows, settings.measure)
     log.info("wrote %s: %d rows", path, len(rows))
 

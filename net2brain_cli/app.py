@@ -194,6 +194,11 @@ def demo_command(
     typer.echo(report)
 
 
+from cli_common.info import info_command  # noqa: E402  (shared with the other tool)
+
+app.command("info")(info_command)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
     return run(app, "net2brain", argv)

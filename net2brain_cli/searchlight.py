@@ -1,6 +1,7 @@
 """`net2brain searchlight`: searchlight RSA maps from 4D volumes (or precomputed RDMs)."""
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Annotated, Literal
@@ -9,7 +10,8 @@ import numpy as np
 import typer
 
 from cli_common.config import require, resolved_options, with_config
-from cli_common.options import ConfigFile, Device, Overwrite
+from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
+from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 
 log = logging.getLogger("net2brain")
@@ -50,25 +52,36 @@ def searchlight_command(
         help="Voxel coordinates (searchlights x 3) of the precomputed RDMs (.npy), unless in the .npz as 'centres'.")] = None,
     reference: Annotated[Path | None, typer.Option(
         help="A NIfTI on the grid of the precomputed centres, for writing their maps.")] = None,
+    shard: ShardSpec = None,  # a block of the mask's centres -> OUT_DIR/searchlight.shard-I-of-N.h5
+    json: Json = False,
     overwrite: Overwrite = False,
     config: ConfigFile = None,
 ) -> None:
     """Searchlight RSA: a map per subject and layer, group mean / t / p maps, and a summary."""
-    from shared.config import write_resolved_config
+    from shared.config import config_path_for, write_resolved_config
     from shared.device import resolve_device
     from shared.errors import ConfigError
     from shared.rdm_io import read_model_rdms, reorder_index
     from shared.searchlight import run_searchlight
+    from shared.shards import parse_shard
     from shared.stimuli import discover_stimuli
+    from shared.provenance import files_sha256
     from shared.storage import write_csv
 
     options = resolved_options(ctx)
     require(options, "model_rdms", "out_dir")
+    part = parse_shard(shard)
     if bool(betas) == bool(searchlight_rdms):
         raise ConfigError("give either --betas (4D volumes) or --searchlight-rdms (precomputed), not both or neither")
+    if part is not None and searchlight_rdms:
+        raise ConfigError("--shard divides the centres of --betas volumes; a --searchlight-rdms run is not sharded, "
+                          "run it without --shard")
     if betas:
         require(options, "radius")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if fdr is not None and not 0 < fdr < 1:
+        raise ConfigError(f"--fdr must be between 0 and 1, got {fdr}")
+    _make_folder(out_dir)
+    shard_file = None if part is None else _new(part.path(out_dir / SHARD_NAME), overwrite)
     model = read_model_rdms(model_rdms)
     model.rdms = _chosen_layers(model, layers, model_rdms)
     target = resolve_device(device)
@@ -82,15 +95,185 @@ def searchlight_command(
                 order = reorder_index(model.stimuli, ids, str(model_rdms), str(stimuli))
             result = run_searchlight(
                 list(betas), model.rdms, radius, mask, order, metric, compare, min_voxels, batch_size, target,
-                precision, update,
+                precision, update, shard=part,
             )
             subjects, values, reference_image, in_mask = result.subjects, result.values, result.reference, result.mask
         else:
             subjects, values, reference_image, in_mask = _precomputed(searchlight_rdms, centres, reference, model, compare)
+    if part is not None:
+        maps = {"threshold": float(threshold), "alpha": float(alpha), "fdr": None if fdr is None else float(fdr)}
+        job = {  # everything that changes the maps; the shards of one run must agree on it
+            "command": "net2brain searchlight", "betas_sha256": files_sha256((Path(p).name, p) for p in betas),
+            "model_rdms_sha256": files_sha256([(model_rdms.name, model_rdms)]), "layers": list(model.rdms),
+            "radius": float(radius), "metric": metric, "compare": compare, "min_voxels": int(min_voxels),
+            "precision": precision, "mask_sha256": None if mask is None else files_sha256([(mask.name, mask)]),
+            "order": None if order is None else np.asarray(order).tolist(), **maps,
+        }
+        _write_shard(shard_file, part, result, job, options, maps)
+        write_resolved_config(config_path_for(shard_file), "net2brain searchlight", options)
+        start, stop = result.centre_range
+        log.info("wrote shard %s (mask voxels %d to %d of %d) to %s; when every shard is done, join them with "
+                 "`net2brain merge --out %s`", part, start, stop - 1, int(result.mask.sum()), shard_file, out_dir)
+        return
     rows = write_maps(out_dir, subjects, list(model.rdms), values, in_mask, reference_image, threshold, alpha, fdr, overwrite)
     write_csv(_new(out_dir / "summary.csv", overwrite), rows, SUMMARY_COLUMNS)
     write_resolved_config(out_dir / "searchlight.config.yaml", "net2brain searchlight", options)
+    if json:
+        print_json({"summary": rows, "files": {"summary": out_dir / "summary.csv", "maps": [out_dir / r["map"] for r in rows]}})
     log.info("wrote %d maps and summary.csv to %s", len(rows), out_dir)
+
+
+def merge_searchlight(paths: list[Path], out_dir: Path, overwrite: bool = False) -> Path:
+    """Join the shard files of one `searchlight --shard` run into the maps, summary.csv and
+    resolved config an unsharded run writes in `out_dir`; returns `out_dir`.
+
+    Raises
+    ------
+    InputError
+        Missing, duplicate or foreign shards (`shared.shards.check_shards`), or shards whose
+        centres, masks or grids do not fit together.
+    """
+    from shared.config import write_resolved_config
+    from shared.errors import InputError
+    from shared.shards import Shard, check_shards
+    from shared.storage import write_csv
+
+    shards = check_shards(paths, SHARD_KIND)
+    total, count = int(shards[0][1]["items_total"]), int(shards[0][1]["shard_count"])
+    parts = [_read_shard(path) for path, _ in shards]  # all but the scores
+    first_path, first = shards[0][0], parts[0]
+    if int(first["mask"].sum()) != total:
+        raise InputError(f"{first_path}: its mask holds {int(first['mask'].sum())} voxels, not the {total} centres "
+                         "of the run; rerun that shard")
+    for number, ((path, _), part) in enumerate(zip(shards, parts)):
+        start, stop = Shard(number, count).bounds(total)
+        expected = (len(first["subjects"]), len(first["layers"]), stop - start)
+        if part["shape"] != expected:
+            raise InputError(f"{path} holds scores of shape {part['shape']}; shard {number}/{count} of {total} "
+                             f"centres needs {expected}; rerun that shard")
+        for key in ("subjects", "layers", "mask", "affine", "header", "extensions", "header_class", "maps"):
+            if not _same(part[key], first[key]):
+                raise InputError(f"{path} and {first_path} differ in their {key}; merge only the shards of one run")
+    if sum(part["shape"][2] for part in parts) != total:
+        raise InputError(f"the shards hold {sum(part['shape'][2] for part in parts)} centres, the run {total}")
+    values = np.empty((len(first["subjects"]), len(first["layers"]), total))
+    for number, (path, _) in enumerate(shards):
+        start, stop = Shard(number, count).bounds(total)
+        values[:, :, start:stop] = _read_shard(path, scores=True)
+    mask, reference, maps = first["mask"].astype(bool), _reference_image(first), first["maps"]
+    out_dir = _make_folder(Path(out_dir))
+    rows = write_maps(out_dir, first["subjects"], first["layers"], values, mask, reference, maps["threshold"],
+                      maps["alpha"], maps["fdr"], overwrite)
+    write_csv(_new(out_dir / "summary.csv", overwrite), rows, SUMMARY_COLUMNS)
+    config = json.loads(shards[0][1]["config"])  # shard 0's options, as one run in out_dir
+    config.pop("shard", None)
+    config["out_dir"] = str(out_dir)
+    write_resolved_config(out_dir / "searchlight.config.yaml", "net2brain searchlight", config)
+    log.info("wrote %d maps and summary.csv to %s", len(rows), out_dir)
+    return out_dir
+
+
+def _nifti_classes() -> dict:
+    """NIfTI header class name -> (header class, image class)."""
+    import nibabel as nib
+
+    return {"Nifti1Header": (nib.nifti1.Nifti1Header, nib.Nifti1Image),
+            "Nifti1PairHeader": (nib.nifti1.Nifti1PairHeader, nib.Nifti1Pair),
+            "Nifti2Header": (nib.nifti2.Nifti2Header, nib.Nifti2Image),
+            "Nifti2PairHeader": (nib.nifti2.Nifti2PairHeader, nib.Nifti2Pair)}
+
+
+def _write_shard(path: Path, shard, result, job: dict, options: dict, maps: dict) -> Path:
+    """One shard's scores with all that the merge needs to write the maps (atomically)."""
+    import io
+
+    import h5py
+    import nibabel as nib
+
+    from shared.shards import job_signature
+    from shared.storage import atomic_output
+
+    header = result.reference.header
+    if type(header).__name__ not in _nifti_classes():  # e.g. Analyze: NIfTI-1, as the maps are written
+        header = nib.Nifti1Header.from_header(header)
+    extensions = io.BytesIO()
+    if len(header.extensions):
+        header.extensions.write_to(extensions, byteswap=False)
+    strings = h5py.string_dtype()
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as file:
+        file.create_dataset("scores", data=result.values.astype(np.float64))  # (subjects, layers, centres of the shard)
+        file.create_dataset("mask", data=result.mask.astype(np.uint8), compression="gzip")
+        file.create_dataset("affine", data=np.asarray(result.reference.affine, dtype=np.float64))
+        file.create_dataset("header", data=np.frombuffer(header.binaryblock, dtype=np.uint8))
+        file.create_dataset("header_extensions", data=np.frombuffer(extensions.getvalue(), dtype=np.uint8))
+        file.create_dataset("subjects", data=result.subjects, dtype=strings)
+        file.create_dataset("layers", data=result.layers, dtype=strings)
+        start, stop = result.centre_range
+        file.attrs.update({
+            "kind": SHARD_KIND, **shard.attrs(int(result.mask.sum())), "job_sha256": job_signature(job),
+            "centre_start": start, "centre_stop": stop, "header_class": type(header).__name__,
+            "maps": json.dumps(maps), "config": json.dumps(options, default=str),
+        })
+    return path
+
+
+def _read_shard(path: Path, scores: bool = False):
+    """What the merge needs of a searchlight shard file (the scores' shape, not the
+    scores), or its scores."""
+    import h5py
+
+    from shared.errors import InputError
+
+    try:
+        with h5py.File(path, "r") as file:
+            if scores:
+                return file["scores"][()]
+            return {
+                "shape": file["scores"].shape, "mask": file["mask"][()], "affine": file["affine"][()],
+                "header": file["header"][()].tobytes(), "extensions": file["header_extensions"][()].tobytes(),
+                "subjects": list(file["subjects"].asstr()[()]), "layers": list(file["layers"].asstr()[()]),
+                "header_class": str(file.attrs["header_class"]), "maps": json.loads(file.attrs["maps"]),
+            }
+    except (KeyError, OSError, ValueError) as error:
+        raise InputError(f"{path} is not a complete searchlight shard ({error}); rerun that shard") from None
+
+
+def _reference_image(part: dict):
+    """The reference image of the maps, rebuilt from a shard's affine and header."""
+    import io
+
+    import nibabel as nib
+
+    from shared.errors import InputError
+
+    classes = _nifti_classes()
+    if part["header_class"] not in classes:
+        raise InputError(f"a shard's reference header is a {part['header_class']}, not a NIfTI header; rerun the shards")
+    header_class, image_class = classes[part["header_class"]]
+    header = header_class(part["header"], check=False)  # its bytes as they are
+    if part["extensions"]:
+        raw = part["extensions"]
+        header.extensions = header_class.exts_klass.from_fileobj(io.BytesIO(raw), len(raw), False)
+    data = np.broadcast_to(np.zeros((), dtype=header.get_data_dtype()), header.get_data_shape())  # no memory
+    return image_class(data, part["affine"], header=header)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(a, b)
+    return a == b
+
+
+def _make_folder(folder: Path) -> Path:
+    from shared.errors import OutputError
+
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"output folder {folder} is a file; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create the output folder {folder}: {error.strerror or error}") from None
+    return folder
 
 
 def _chosen_layers(model, layers: str, source: Path) -> dict:

@@ -20,6 +20,7 @@ from . import __version__
 from .errors import ConfigError, InputError
 from .models.layers import probe, run_layers, select_layers
 from .models.loading import LoadedModel
+from .provenance import provenance_attr
 from .reduction import project, projection_matrix
 from .shards import Shard, plan_shard
 from .stimuli import Stimulus, fingerprint, load_image, load_video_frames
@@ -226,7 +227,9 @@ def extract_to_file(
         Extract only this shard's block of the stimuli, into `shard.path(out)`
         (`shared.shards`; `merge_rows` joins the shards).
 
-    Returns the output path. The result equals an uninterrupted run bit for bit.
+    Returns the output path. The result equals an uninterrupted run bit for bit. Root
+    attributes: the model, preprocessing and options, and `provenance` (JSON,
+    `shared.provenance`; its inputs are the whole stimulus list, as `stimuli_sha256`).
     """
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
@@ -242,6 +245,7 @@ def extract_to_file(
         **loaded.describe(), **plan.settings(), "dtype": dtype, "batch_size": batch_size,
         "device": loaded.device.type, "stimuli_sha256": fingerprint(stimuli),
     }
+    total = len(stimuli)
     part = plan_shard(job, stimuli, shard)
     stimuli, signature = part.items, part.signature
     ids = [s.id for s in stimuli]
@@ -275,5 +279,7 @@ def extract_to_file(
             "dtype": dtype, "package_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "stimuli_sha256": job["stimuli_sha256"], "config": json_attr(config or {}), **part.attrs,
+            "provenance": provenance_attr(config=config, seed=loaded.seed, device=loaded.device,
+                                          inputs_sha256=job["stimuli_sha256"], inputs_count=total),
         }
         return writer.finish(attrs)

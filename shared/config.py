@@ -4,6 +4,22 @@ A config file is a mapping whose keys are the long flag names of a command, with
 or underscores (`batch-size` or `batch_size`). Type checking against the command's
 options happens where the options are defined (the command-line layer); this module
 knows nothing about any particular command.
+
+The resolved record (`<output stem>.config.yaml`, `write_resolved_config`) holds the
+run's options as YAML, then its provenance (`shared.provenance`) as YAML *comments*
+after a marker line:
+
+    # resolved options of `net2brain extract`; reuse with --config
+    model: resnet18
+    ...
+    # --- provenance (comments: not options; shown by `net2brain info FILE`) ---
+    # package: net2brain-fovex
+    # ...
+
+Comments were chosen over a reserved key so that the record stays a plain config file:
+`--config FILE.config.yaml` (and any YAML reader) sees only the options, with no key to
+skip or to mistake for an option. The provenance block omits `config` (the options above
+are the config); `read_resolved_config` returns both parts.
 """
 from __future__ import annotations
 
@@ -13,7 +29,11 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .provenance import build_provenance
+from .provenance import plain as _plain
 from .storage import atomic_output
+
+PROVENANCE_MARKER = "# --- provenance (comments: not options; shown by `net2brain info FILE`) ---"
 
 
 def normalise_key(key: str) -> str:
@@ -63,29 +83,53 @@ def load_config(path: str | Path) -> dict[str, Any]:
 def write_resolved_config(path: str | Path, command: str, values: dict[str, Any]) -> Path:
     """Write the fully resolved options of one run as YAML (atomically) and return the path.
 
-    The file can be passed back with `--config` to repeat the run.
+    The file can be passed back with `--config` to repeat the run. The run's provenance
+    follows the options as YAML comments (see the module docstring).
     """
     path = Path(path)
     record = {key.replace("_", "-"): _plain(value) for key, value in values.items()}
     text = f"# resolved options of `{command}`; reuse with --config\n"
     text += yaml.safe_dump(record, sort_keys=False, allow_unicode=True)
+    provenance = {key: value for key, value in build_provenance(config=values).items() if key != "config"}
+    block = yaml.safe_dump(provenance, sort_keys=False, allow_unicode=True, width=float("inf"))
+    text += PROVENANCE_MARKER + "\n" + "".join(f"# {line}".rstrip() + "\n" for line in block.splitlines())
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
+
+
+def read_resolved_config(path: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The options (keys as written) and the provenance (None when the file has no
+    provenance block) of a record written by `write_resolved_config`; the provenance's
+    `config` is the options.
+
+    Raises
+    ------
+    ConfigError
+        As `load_config` (missing file, not YAML, not a mapping), or a damaged
+        provenance block.
+    """
+    load_config(path)  # the checks, with their messages
+    text = Path(path).read_text(encoding="utf-8")
+    options = yaml.safe_load(text) or {}
+    lines = text.splitlines()
+    if PROVENANCE_MARKER not in lines:
+        return options, None
+    block = []
+    for line in lines[lines.index(PROVENANCE_MARKER) + 1:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:] if line.startswith("# ") else line[1:])
+    try:
+        provenance = yaml.safe_load("\n".join(block)) or {}
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: the provenance comments after the options are damaged") from None
+    if not isinstance(provenance, dict):
+        raise ConfigError(f"{path}: the provenance comments after the options are damaged")
+    return options, {**provenance, "config": options}
 
 
 def config_path_for(output: str | Path) -> Path:
     """Where the resolved config of an output goes: `acts.h5` -> `acts.config.yaml`."""
     output = Path(output)
     return output.with_name(output.stem + ".config.yaml")
-
-
-def _plain(value: Any) -> Any:
-    """YAML-safe form of an option value (paths and tuples become strings and lists)."""
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)

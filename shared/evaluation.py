@@ -14,7 +14,6 @@ gaze sigma, model, the maps files and the run's provenance.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -32,6 +31,7 @@ from .attribution.explain import ATTRIBUTIONS_KIND, context_for, load_images
 from .errors import ConfigError, InputError, unknown_name
 from .ground_truth import boxes_to_input, image_size, points_to_input, read_boxes, read_fixations
 from .models.loading import LoadedModel
+from .provenance import files_sha256, provenance_attr
 from .shards import job_signature
 from .stimuli import Stimulus, fingerprint
 from .storage import DatasetSpec, RowWriter, check_new_output, json_attr, open_h5, read_stimuli, write_csv
@@ -166,7 +166,7 @@ def evaluate_maps(
         values.update(avg_drop=change["avg_drop"], avg_increase=change["avg_increase"])
     if set(CURVES) & set(names):
         result = metrics.deletion_insertion(model, images, maps, targets, step=step, batch=batch)
-        for kind in CURVES:
+        for kind in set(CURVES) & set(names):
             values[kind], curves[f"{kind}_curve"] = result[kind], result[f"{kind}_curve"]
     if {"ebpg", "pointing_game"} & set(names):
         regions = truth.regions.to(maps.device)
@@ -259,9 +259,10 @@ def evaluate_to_file(
     for key, found in truth_files.items():
         if found is not None and not found:
             raise InputError(f"the {key} file names none of the evaluated images")
+    others = [Path(p) for p in [*(s.path for s in sources), boxes, fixations] if p is not None]
     job = {**loaded.describe(), "metrics": chosen, "step": step, "gaze_sigma": sigma, "batch_size": batch_size,
            "stimuli_sha256": fingerprint(stimuli),
-           "inputs": _files_fingerprint([s.path for s in sources] + [p for p in (boxes, fixations) if p is not None])}
+           "inputs": files_sha256((str(p.resolve()), p) for p in others)}
     signature = job_signature(job)
     if resume and paths["curves"].exists():
         with open_h5(paths["curves"], EVALUATION_KIND) as file:
@@ -269,7 +270,7 @@ def evaluate_to_file(
                 raise ConfigError(f"{paths['curves']} was written with other options or inputs; use --overwrite to evaluate again")
     else:
         _write_curves(loaded, stimuli, sources, chosen, truth_files, paths["curves"], step, sigma, batch_size, job,
-                      signature, resume, overwrite, config, progress)
+                      signature, resume, overwrite, config, progress, others)
     values, _ = read_curves(paths["curves"])
     return _write_tables(values, chosen, paths)
 
@@ -351,7 +352,7 @@ def _name_uniquely(sources: list[_MapsSource]) -> None:
 
 
 def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sigma, batch_size, job, signature,
-                  resume, overwrite, config, progress) -> None:
+                  resume, overwrite, config, progress, inputs) -> None:
     crop = loaded.preprocessing.crop
     points = math.ceil(crop * crop / (step or max(1, round(crop * crop / 224)))) + 1
     specs = []
@@ -388,6 +389,9 @@ def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sig
             "gaze_sigma": sigma, "model": loaded.name, "package_version": __version__,
             "stimuli_sha256": job["stimuli_sha256"], "inputs_sha256": job["inputs"],
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": json_attr(config or {}),
+            "provenance": provenance_attr(
+                config=config, seed=loaded.seed, device=loaded.device,
+                inputs=[*((s.id, s.path) for s in stimuli), *((p.name, p) for p in inputs)]),
         })
 
 
@@ -434,14 +438,6 @@ def summarise(label: str, name: str, values: np.ndarray) -> dict:
         log.warning("%s %s: %d of %d images have no value (no box in the crop, no fixation, or a blank map)",
                     label, name, len(values) - len(finite), len(values))
     return {"method": label, "metric": name, "mean": mean, "sem": sem, "n": len(finite), "better": METRICS[name].better}
-
-
-def _files_fingerprint(paths: Sequence[str | Path]) -> str:
-    digest = hashlib.sha256()
-    for path in map(Path, paths):
-        stat = path.stat()
-        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 def _first(names: Sequence[str], count: int = 3) -> str:

@@ -1,7 +1,8 @@
 """RDM files: our HDF5 layout, Net2Brain's .npz files, MATLAB .mat files, folders of them.
 
 Our layout (`kind` = "rdms"): `/stimuli` (n,) ids; `/rdms/<name>` one dataset per layer
-(n, n) or per ROI (subjects, n, n) or (subjects, time, n, n); root attribute `metric`.
+(n, n) or per ROI (subjects, n, n) or (subjects, time, n, n); root attributes `metric`
+and `provenance` (JSON, `shared.provenance`).
 
 Brain RDMs are read from
 * our HDF5 files (every `/rdms/<roi>`; a 2-D dataset is one subject);
@@ -46,13 +47,19 @@ class RDMSet:
 def write_rdms(
     path: str | Path, stimuli: Sequence[str], rdms: Mapping[str, np.ndarray], metric: str, attrs: Mapping | None = None
 ) -> Path:
-    """Write an RDM file atomically: `/stimuli`, `/rdms/<name>` in the given order."""
+    """Write an RDM file atomically: `/stimuli`, `/rdms/<name>` in the given order; root
+    attributes `kind`, `metric`, `attrs` and `provenance` (`shared.provenance`, built for
+    the running command unless `attrs` has one)."""
+    from .provenance import provenance_attr
+
     path = Path(path)
+    attrs = dict(attrs or {})
+    attrs.setdefault("provenance", provenance_attr())
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as file:
             file.attrs["kind"] = RDMS_KIND
             file.attrs["metric"] = metric
-            for key, value in (attrs or {}).items():
+            for key, value in attrs.items():
                 file.attrs[key] = value
             file.create_dataset("stimuli", data=np.array(list(stimuli), dtype=h5py.string_dtype()))
             group = file.create_group("rdms", track_order=True)

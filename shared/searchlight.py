@@ -18,6 +18,13 @@ Centres are processed in batches: the spheres' patterns are gathered into a padd
 matrix product, ranks from one batched sort. Peak memory is the data (stimuli x mask
 voxels) plus, per batch, about batch x (voxels per sphere x stimuli + stimuli^2 +
 6 x stimuli(stimuli-1)/2) values; no more than one batch of RDMs exists at a time.
+
+Shards (`run_searchlight(..., shard=)`, for array jobs) each take a contiguous block of
+the centres. Every step works centre by centre (no matrix product mixes the rows of a
+batch), so on CPU a centre's value does not depend on its batch, and the shards' values
+side by side equal an unsharded run's bit for bit. GPU kernels sum a row in an order
+that can depend on its place in the batch: there they agree to rounding (about 1e-8 in
+single, 1e-16 in double precision).
 """
 from __future__ import annotations
 
@@ -25,12 +32,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .errors import ConfigError, InputError, unknown_name
 from .rsa import check_comparison
+
+if TYPE_CHECKING:
+    from .shards import Shard
 
 METRICS = ("correlation", "euclidean", "sqeuclidean", "cosine")
 
@@ -196,12 +207,20 @@ def _prepare_rows(x: torch.Tensor, method: str) -> torch.Tensor:
 
 
 def _compare_batch(vectors: torch.Tensor, model: torch.Tensor, method: str) -> torch.Tensor:
-    """(B, m) sphere RDM vectors against the model rows (L, m) -> (B, L)."""
+    """(B, m) sphere RDM vectors against the model rows (L, m) -> (B, L).
+
+    A centre's value does not depend on the batch it falls in, which lets a sharded
+    run equal an unsharded one bit for bit (on CPU): every step works row by row, the
+    dot products included (a matrix product would sum a row in an order that depends
+    on its place in the batch); a one-row batch is doubled, as a reduction with a
+    single output is summed in another order.
+    """
     if method == "kendall":
         from .rsa import compare
 
         return torch.as_tensor(compare(vectors.cpu().numpy(), model.cpu().numpy(), "kendall"))
-    return _prepare_rows(vectors, method) @ model.T
+    rows = _prepare_rows(vectors if len(vectors) > 1 else vectors.repeat(2, 1), method)
+    return torch.stack([(rows * layer).sum(dim=-1) for layer in model], dim=1)[:len(vectors)]
 
 
 # ------------------------------------------------------------------- whole analyses
@@ -209,14 +228,17 @@ def _compare_batch(vectors: torch.Tensor, model: torch.Tensor, method: str) -> t
 
 @dataclass
 class SearchlightResult:
-    """Scores at the mask voxels: values (subjects, layers, mask voxels), NaN where a
-    centre was dropped (too few voxels, or unusable data in that subject)."""
+    """Scores at the mask voxels: values (subjects, layers, centres), NaN where a
+    centre was dropped (too few voxels, or unusable data in that subject). The centres
+    are the mask voxels (C order) `centre_range[0]` .. `centre_range[1] - 1`: all of them
+    unless the run was a shard."""
 
     subjects: list[str]
     layers: list[str]
     mask: np.ndarray
     reference: object  # the first subject's image: affine and header of the outputs
     values: np.ndarray
+    centre_range: tuple[int, int] = (0, 0)
 
 
 def run_searchlight(
@@ -232,12 +254,23 @@ def run_searchlight(
     device: str | torch.device = "cpu",
     precision: str = "single",
     progress: Callable[[int, int], None] | None = None,
+    shard: Shard | None = None,
 ) -> SearchlightResult:
     """Searchlight RSA of every subject's 4D volume against the model RDMs.
 
     Without `mask_path`, the mask is the voxels with finite, non-constant responses in
     every subject (one extra reading pass). Inside a given mask, voxels whose responses
     are unusable in a subject leave that subject's spheres (and get NaN there).
+
+    Parameters
+    ----------
+    shard : Shard, optional
+        Compute only this shard's contiguous block of centres, `shard.bounds(V)` of the
+        V mask voxels in C order (every subject, every layer); the spheres still reach
+        into the whole mask. The mask is the same whatever the shard (derived from all
+        subjects without `mask_path`), and each centre's value is the one an unsharded
+        run computes (on CPU; to rounding on a GPU), so the shards' values side by side
+        are the unsharded values.
     """
     from .rsa import upper_triangle
     from .volumes import load_mask, load_volume, usable_voxels
@@ -262,8 +295,9 @@ def run_searchlight(
         if not mask.any():
             raise InputError("no voxel has finite, non-constant responses in every subject; give a --mask")
     SphereIndex.build(mask, first.image.affine, radius)  # validates radius and mask before any work
-    values = np.full((len(betas), len(layers), int(mask.sum())), np.nan)
-    total = len(betas) * int(mask.sum())
+    start, stop = (0, int(mask.sum())) if shard is None else shard.bounds(int(mask.sum()))
+    values = np.full((len(betas), len(layers), stop - start), np.nan)
+    total = len(betas) * (stop - start)
     for number, path in enumerate(betas):
         volume = first if number == 0 else load_volume(path, stimuli, order, first.image)
         usable = mask & usable_voxels(volume.data) if mask_path is not None else mask
@@ -271,14 +305,19 @@ def run_searchlight(
             raise InputError(f"{path}: no voxel of the mask has usable responses")
         index = SphereIndex.build(usable, volume.image.affine, radius)
         patterns = volume.data[usable]  # (V, n), C order like index.coordinates
-        done = number * int(mask.sum())
+        kept = usable[mask]  # mask voxels usable in this subject (all of them without mask_path)
+        centres = None  # every usable voxel
+        if shard is not None:  # the block's usable mask voxels, as indices into the usable voxels
+            centres = (np.cumsum(kept) - 1)[start:stop][kept[start:stop]]
+        done = number * (stop - start)
         scores = searchlight_scores(
             patterns, index, model_vectors, metric, method, min_voxels, batch_size, device,
-            progress=(lambda d, t: progress(done + d, total)) if progress else None, precision=precision,
+            progress=(lambda d, t: progress(done + d, total)) if progress else None, centres=centres,
+            precision=precision,
         )
-        values[number][:, usable[mask]] = scores
+        values[number][:, kept[start:stop]] = scores
         del volume
-    return SearchlightResult(subjects, layers, mask, first.image, values)
+    return SearchlightResult(subjects, layers, mask, first.image, values, (start, stop))
 
 
 def group_statistics(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -193,7 +193,8 @@ def merge_rows(paths: Sequence[str | Path], out: str | Path, kind: str, overwrit
     Every dataset of the shards has one row per item; the merged file has the same
     datasets (same dtypes, shapes, dataset attributes), the shards' rows in shard
     order, and the root attributes of the run without the shard ones (its resume
-    signature becomes the whole job's).
+    signature becomes the whole job's). Its `provenance` is the merge's (inputs: the
+    shard files); `shard_provenance` keeps the shards' records (a JSON list, shard order).
 
     Raises
     ------
@@ -201,6 +202,8 @@ def merge_rows(paths: Sequence[str | Path], out: str | Path, kind: str, overwrit
         Missing, duplicate or foreign shards (`check_shards`), or a shard whose rows do
         not add up.
     """
+    from .provenance import parse_attr, provenance_attr, to_json
+
     shards = check_shards(paths, kind)
     out = check_new_output(out, overwrite)
     files = [h5py.File(path, "r") for path, _ in shards]
@@ -212,13 +215,14 @@ def merge_rows(paths: Sequence[str | Path], out: str | Path, kind: str, overwrit
             if file["stimuli"].shape[0] != stop - start:
                 raise InputError(f"{shards[number][0]} holds {file['stimuli'].shape[0]} rows, shard {number}/{count} "
                                  f"of {total} items needs {stop - start}; rerun that shard")
-        names: list[str] = []
-        files[0].visititems(lambda name, node: names.append(name) if isinstance(node, h5py.Dataset) else None)
+        names = dataset_paths(files[0])
         with atomic_output(out) as tmp, h5py.File(tmp, "w", track_order=True) as merged:
             for name in names:
                 _copy_rows(name, files, merged, total)
             attrs = {k: v for k, v in shards[0][1].items() if k not in (*SHARD_ATTRS, "job_sha256")}
             attrs["signature"] = shards[0][1]["job_sha256"]
+            attrs["provenance"] = provenance_attr(inputs=[(path.name, path) for path, _ in shards])
+            attrs["shard_provenance"] = to_json([parse_attr(a.get("provenance")) for _, a in shards])
             if "config" in attrs:
                 config = json.loads(attrs["config"])
                 config.pop("shard", None)
@@ -249,6 +253,18 @@ def _copy_rows(name: str, files: list[h5py.File], merged: h5py.File, total: int)
             block = part[start:start + 256]
             target[row + start:row + start + len(block)] = block
         row += part.shape[0]
+
+
+def dataset_paths(group: h5py.Group) -> list[str]:
+    """Every dataset below `group`, each group in its own order (creation order where it
+    tracks it; `visititems` would sort them by name)."""
+    paths = []
+    for name, node in group.items():
+        if isinstance(node, h5py.Dataset):
+            paths.append(node.name.lstrip("/"))
+        else:
+            paths += dataset_paths(node)
+    return paths
 
 
 def glob_escape(text: str) -> str:

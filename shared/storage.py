@@ -221,7 +221,12 @@ class RowWriter:
         self.rows_done = stop
 
     def finish(self, attrs: Mapping[str, Any]) -> Path:
-        """Write the root attributes, close and rename the partial file to the output."""
+        """Write the root attributes, close and rename the partial file to the output.
+        A `provenance` attribute (`shared.provenance`) is added unless `attrs` has one."""
+        if "provenance" not in attrs:
+            from .provenance import provenance_attr
+
+            attrs = {**attrs, "provenance": provenance_attr()}
         try:
             del self.file[_ROWS_DONE]
             for key, value in attrs.items():

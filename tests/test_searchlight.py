@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -140,6 +141,19 @@ def test_planted_spheres_light_up(net2brain, planted, tmp_path):
     assert (rows["group_a_mean.nii.gz"]["peak_i"], rows["group_a_mean.nii.gz"]["peak_j"]) == ("4", "8")
     assert rows["group_b_mean.nii.gz"]["peak_x"] == "22.0"  # 11 voxels x 2 mm
     assert rows["sub-1_c.nii.gz"]["statistic"] == "score" and len(rows) == 3 * 3 + 3 * 2
+
+
+def test_searchlight_json_is_the_summary(net2brain, planted, tmp_path):
+    import json
+
+    result = run(net2brain, planted, tmp_path / "out", "--layers", "a", "--json")
+    assert result.code == 0, result
+    document = json.loads(result.out)
+    with open(tmp_path / "out" / "summary.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["map"] for r in document["summary"]] == [r["map"] for r in rows]
+    assert document["summary"][0]["peak_value"] == pytest.approx(float(rows[0]["peak_value"]))
+    assert all(Path(path).exists() for path in document["files"]["maps"])
 
 
 def test_group_maps_against_scipy_and_header_kept(net2brain, planted, tmp_path):

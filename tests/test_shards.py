@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shared.errors import ConfigError, InputError
-from shared.shards import Shard, check_shards, parse_shard, shard_outputs
+from shared.shards import Shard, check_shards, dataset_paths, parse_shard, shard_outputs
 from tests.conftest import factory, write_images
 
 
@@ -55,7 +55,8 @@ def extract_args(stimuli, out, *extra):
 def datasets(path):
     found = {}
     with h5py.File(path, "r") as file:
-        file.visititems(lambda name, node: found.__setitem__(name, node[()]) if isinstance(node, h5py.Dataset) else None)
+        for name in dataset_paths(file):  # in the file's own order, which must agree too
+            found[name] = file[name][()]
         return found, dict(file.attrs)
 
 

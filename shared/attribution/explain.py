@@ -21,6 +21,7 @@ import torch
 from .. import __version__
 from ..errors import ConfigError, InputError, unknown_name
 from ..models.loading import LoadedModel
+from ..provenance import provenance_attr
 from ..shards import Shard, plan_shard
 from ..stimuli import Stimulus, fingerprint, load_image
 from ..storage import DatasetSpec, RowWriter, check_new_output, json_attr
@@ -128,6 +129,7 @@ def explain_to_file(
         parameters = {**parameters, "layer": target_layer(loaded.module, (1, 3, size, size), loaded.prefix_tokens)}
     job = {**loaded.describe(), "method": method, "parameters": parameters, "target": target, "seed": seed,
            "batch_size": batch_size, "stimuli_sha256": fingerprint(stimuli)}
+    total = len(stimuli)
     part = plan_shard(job, stimuli, shard)
     stimuli, signature = part.items, part.signature
     if overwrite and not resume:
@@ -159,6 +161,8 @@ def explain_to_file(
             "seed": seed, "package_version": __version__, "stimuli_sha256": job["stimuli_sha256"],
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": json_attr(config or {}),
             **part.attrs,
+            "provenance": provenance_attr(config=config, seed=seed, device=loaded.device,
+                                          inputs_sha256=job["stimuli_sha256"], inputs_count=total),
         }
         return writer.finish(attrs)
 
