@@ -19,7 +19,6 @@ exits with code 2.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +27,7 @@ import typer
 
 from cli_common.config import with_config
 from cli_common.options import ConfigFile
+from cli_common.output import Json, print_json
 from shared.errors import InputError
 from shared.provenance import ATTRIBUTE, SHARDS_ATTRIBUTE, parse_attr, plain
 
@@ -40,13 +40,13 @@ _STIMULI_SHOWN = 5
 def info_command(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help=f"One of our files: {FORMATS}.", show_default=False)],
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    json: Json = False,
     config: ConfigFile = None,
 ) -> None:
     """Show what a file holds and how it was made: provenance (versions, command line, config, inputs, seed, device), attributes, datasets."""
     description = describe(file)
-    if json_output:
-        typer.echo(json.dumps(_json_safe(description), indent=2, allow_nan=False))
+    if json:
+        print_json(description)
     else:
         typer.echo(render_text(description))
 
@@ -313,14 +313,3 @@ def _attribute(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("{", "["):
         value = parse_attr(value)
     return plain(value)
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null (JSON has none)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value

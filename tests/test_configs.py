@@ -20,6 +20,10 @@ from fovex_cli import app as fovex_app
 COMMANDS.update({"explain": fovex_app.explain_command, "evaluate": fovex_app.evaluate_command,
                  "fovex-demo": fovex_app.demo_command, "merge": cli.merge_command, "fovex-merge": fovex_app.merge_command})
 
+from cli_common.info import info_command
+
+COMMANDS["info"] = info_command
+
 
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_example_config_matches_its_command(command):
@@ -42,3 +46,14 @@ def test_pipeline_configs_match_their_command(step):
 
 def test_every_pipeline_config_is_used():
     assert {p.stem for p in (CONFIGS / "pipeline").glob("*.yaml")} == set(PIPELINE_STEPS)
+
+
+def test_every_command_has_an_example_config():
+    import typer
+
+    from fovex_cli.app import app as fovex_typer
+    from net2brain_cli.app import app as net2brain_typer
+
+    names = set(typer.main.get_command(net2brain_typer).commands)
+    names |= {f"fovex-{n}" if n in ("demo", "merge") else n for n in typer.main.get_command(fovex_typer).commands}
+    assert names == set(COMMANDS) and all((CONFIGS / f"{name}.yaml").exists() for name in names)
