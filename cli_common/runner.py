@@ -12,11 +12,13 @@ line is recorded for the provenance of its outputs (`shared.provenance`).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 import typer
 
@@ -29,6 +31,7 @@ _FALSE = ("", "0", "false", "no", "off")
 class _State:
     debug = False
     quiet = False
+    prog_name = ""  # the running tool (net2brain, fovex): names its environment variables
 
 
 state = _State()
@@ -73,9 +76,23 @@ def make_app(name: str, help: str) -> typer.Typer:
     return app
 
 
+@contextlib.contextmanager
+def _warnings_as_log_lines(prog_name: str) -> Iterator[None]:
+    """The core's warnings (NaN where a correlation is undefined, ...) as one log line
+    each, `prog: warning: ...`, instead of Python's two lines with file and source."""
+    logger = logging.getLogger(prog_name)
+    original = warnings.showwarning
+    warnings.showwarning = lambda message, category, *rest, **kw: logger.warning("warning: %s", message)
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> int:
     """Run `app` on `argv` (default: sys.argv[1:]) and return the exit code."""
     state.debug = False
+    state.prog_name = prog_name
     configure_logging(prog_name)
     set_quiet(os.environ.get(quiet_variable(prog_name), "").strip().lower() not in _FALSE)
     command = typer.main.get_command(app)
@@ -83,7 +100,7 @@ def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> 
     click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        with provenance.invocation(provenance.format_command_line(prog_name, args)):
+        with provenance.invocation(provenance.format_command_line(prog_name, args)), _warnings_as_log_lines(prog_name):
             result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
         if result == 130:  # recent Typer turns Ctrl-C into a returned 130; our commands never do
             print(f"{prog_name}: interrupted", file=sys.stderr)
@@ -91,7 +108,10 @@ def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> 
     except typer.Exit as done:
         return done.exit_code
     except click_exception as error:  # usage errors: bad flags, missing options
-        error.show(file=sys.stderr)
+        if type(error).__name__ == "NoArgsIsHelpError":  # a bare command name: its help
+            error.show(file=sys.stderr)
+        else:
+            print(f"{prog_name}: error: {_usage_message(error, prog_name)}", file=sys.stderr)
         return error.exit_code
     except (KeyboardInterrupt, typer.Abort):
         print(f"{prog_name}: interrupted", file=sys.stderr)
@@ -109,6 +129,15 @@ def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> 
             file=sys.stderr,
         )
         return 1
+
+
+def _usage_message(error: Exception, prog_name: str) -> str:
+    """A usage error (unknown flag, invalid choice, missing argument) as one line, with
+    where to look up the valid usage."""
+    message = " ".join(error.format_message().split()).replace(": Value error, ", ": ")
+    ctx = getattr(error, "ctx", None)
+    command = ctx.command_path if ctx is not None else prog_name
+    return f"{message.rstrip('.')}; see `{command} --help`"
 
 
 def configure_logging(prog_name: str) -> None:

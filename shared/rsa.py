@@ -50,7 +50,7 @@ def compare(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarra
     check_comparison(method)
     a, b = np.atleast_2d(a).astype(float), np.atleast_2d(b).astype(float)
     if method == "kendall":
-        return _kendall_tau_a(a, b)
+        return _undefined_where_constant(_kendall_tau_a(a, b), a, b)
     return prepare(a, method) @ prepare(b, method).T
 
 
@@ -59,7 +59,7 @@ def compare_pairs(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.
     check_comparison(method)
     a, b = np.atleast_2d(a).astype(float), np.atleast_2d(b).astype(float)
     if method == "kendall":
-        return np.array([_kendall_tau_a(x[None], y[None])[0, 0] for x, y in zip(a, b)])
+        return np.array([compare(x, y, "kendall")[0, 0] for x, y in zip(a, b)])
     return np.einsum("km,km->k", prepare(a, method), prepare(b, method))
 
 
@@ -104,6 +104,18 @@ def _unit(x: np.ndarray) -> np.ndarray:
     if (norms == 0).any():
         warnings.warn("a constant RDM vector has no correlation with anything: NaN", RuntimeWarning, stacklevel=3)
     return unit
+
+
+def _undefined_where_constant(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """NaN (with a warning) for the pairs involving a constant row: tau-a would count
+    all its pairs as ties and report 0, a number where there is no ordering to compare."""
+    flat_a, flat_b = np.ptp(a, axis=-1) == 0, np.ptp(b, axis=-1) == 0
+    if flat_a.any() or flat_b.any():
+        warnings.warn("a constant RDM vector has no correlation with anything: NaN", RuntimeWarning, stacklevel=3)
+        values = values.copy()
+        values[flat_a, :] = np.nan
+        values[:, flat_b] = np.nan
+    return values
 
 
 def _kendall_tau_a(a: np.ndarray, b: np.ndarray, block: int = 256) -> np.ndarray:

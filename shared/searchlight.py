@@ -29,6 +29,7 @@ single, 1e-16 in double precision).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,7 @@ def searchlight_scores(
         model = _prepare_rows(model, method)
     centres = np.arange(len(index.coordinates)) if centres is None else np.asarray(centres)
     scores = np.full((len(model_vectors), len(centres)), np.nan)
+    computed = 0  # centres with enough voxels; the others are NaN by --min-voxels
     rows, cols = torch.triu_indices(n, n, offset=1, device=device)
     padded = torch.cat([data, torch.zeros(1, n, dtype=dtype, device=device)])  # row -1 -> zeros
     for start in range(0, len(centres), batch_size):
@@ -154,9 +156,19 @@ def searchlight_scores(
             valid = (members >= 0).unsqueeze(-1).to(voxels.dtype)
             rdm_vectors = _sphere_rdms(voxels, valid, metric)[:, rows, cols]
             values = _compare_batch(rdm_vectors, model, method)
+            # a stimulus whose pattern is constant over the sphere has no correlation
+            # distance: its NaNs would otherwise be ranked as numbers
+            values[torch.isnan(rdm_vectors).any(dim=1)] = float("nan")
             scores[:, start + np.flatnonzero(usable)] = values.T.cpu().numpy()
+            computed += int(usable.sum())
         if progress:
             progress(min(start + batch_size, len(centres)), len(centres))
+    undefined = computed - int(np.isfinite(scores).all(axis=0).sum())
+    if undefined:
+        warnings.warn(
+            f"{undefined} of {computed} searchlight centres have a constant sphere RDM (or a model RDM is constant): "
+            "their correlations are undefined and set to NaN", RuntimeWarning, stacklevel=2,
+        )
     return scores
 
 
