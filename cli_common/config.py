@@ -42,12 +42,15 @@ def with_config(function: Callable) -> Callable:
             for key, value in load_config(path).items():
                 if key not in names:
                     close = closest_names(key, names)
-                    hint = f"; closest: {', '.join(k.replace('_', '-') for k in close)}" if close else ""
+                    hint = (f"; closest: {', '.join(k.replace('_', '-') for k in close)}" if close
+                            else f"; the keys are the long options of `{ctx.command_path} --help`")
                     raise ConfigError(f"config file {path}: unknown option {key.replace('_', '-')!r}{hint}")
+                # checked even where the command line wins: a wrong value is a broken file either way
+                converted = convert(hints[key], value, f"config file {path}: option {key.replace('_', '-')!r}")
                 source = ctx.get_parameter_source(key)
                 if source is not None and source.name in _FROM_USER:
                     continue  # the command line wins
-                kwargs[key] = convert(hints[key], value, f"config file {path}: option {key.replace('_', '-')!r}")
+                kwargs[key] = converted
         ctx.meta["resolved"] = {name: kwargs[name] for name in names}
         inputs = [p for n in path_options for p in _as_list(kwargs[n])]
         with provenance.command_scope(ctx.command_path, ctx.meta["resolved"], inputs):

@@ -8,12 +8,19 @@ On a terminal (stderr is a tty) `progress_bar` draws a rich bar on stderr. Other
     extract resnet18: 480/1000 images (48%), 1m12s elapsed, about 1m18s left
 
 With `--quiet` (`cli_common.runner.state.quiet`) there is no progress output at all.
+
+The environment variable `NET2BRAIN_LOG_INTERVAL` / `FOVEX_LOG_INTERVAL` (named after
+the tool, like `NET2BRAIN_QUIET`) sets the longest time between two lines in seconds
+instead of `LOG_INTERVAL` (an `interval` given by the caller still wins); `0` logs a line
+after every step of the work (every batch), which job scripts and tests that watch a run
+use (tests/test_faults.py kills commands after a given line).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -45,11 +52,13 @@ def progress_bar(
     from cli_common.runner import state
 
     if state.quiet:
-        yield lambda done, total: None
+        yield _checked(lambda done, total: None)
         return
     if not _isatty(sys.stderr):
-        yield _LogLines(description, unit, LOG_INTERVAL if interval is None else interval,
-                        LOG_FRACTION if fraction is None else fraction)
+        if interval is None:
+            interval = _interval_from_environment(state.prog_name)
+        yield _checked(_LogLines(description, unit, LOG_INTERVAL if interval is None else interval,
+                                 LOG_FRACTION if fraction is None else fraction))
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -67,7 +76,44 @@ def progress_bar(
             speed = progress.tasks[0].speed
             progress.update(task, completed=done, total=total, rate=f"{speed:,.0f}" if speed else "-")
 
-        yield update
+        yield _checked(update)
+
+
+def _checked(update: Callable[[int, int], None]) -> Callable[[int, int], None]:
+    """`update` that first raises KeyboardInterrupt again if a Ctrl-C of this run was
+    swallowed by Python (raised inside a finaliser; see `cli_common.runner._interrupts`)."""
+    from cli_common.runner import state
+
+    def checked(done: int, total: int) -> None:
+        if state.interrupted:
+            raise KeyboardInterrupt
+        update(done, total)
+
+    return checked
+
+
+def interval_variable(prog_name: str) -> str:
+    """The environment variable that sets a tool's progress-line interval: `NET2BRAIN_LOG_INTERVAL`."""
+    return f"{prog_name.upper().replace('-', '_')}_LOG_INTERVAL"
+
+
+def _interval_from_environment(prog_name: str) -> float | None:
+    """Seconds between progress lines from `<TOOL>_LOG_INTERVAL` (None: unset, or not a
+    number >= 0, which is logged as a warning and ignored)."""
+    if not prog_name:
+        return None
+    name = interval_variable(prog_name)
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        log.warning("%s=%s is not a number of seconds >= 0; progress lines come every %gs", name, value, LOG_INTERVAL)
+        return None
+    return seconds
 
 
 class _LogLines:

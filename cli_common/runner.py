@@ -32,6 +32,7 @@ class _State:
     debug = False
     quiet = False
     prog_name = ""  # the running tool (net2brain, fovex): names its environment variables
+    interrupted = False  # Ctrl-C came during this run (see `_interrupts`)
 
 
 state = _State()
@@ -89,6 +90,42 @@ def _warnings_as_log_lines(prog_name: str) -> Iterator[None]:
         warnings.showwarning = original
 
 
+def _on_sigint(signum, frame) -> None:
+    state.interrupted = True
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupts() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is remembered: Python swallows one
+    raised inside a finaliser or weakref callback ("Exception ignored in ..."), so that
+    one is kept silent, raised again at the next progress update
+    (`cli_common.progress`), and the run exits 130 even if it got to its end. A SIGINT
+    that is ignored (a background job of a script) stays ignored."""
+    import signal
+
+    state.interrupted = False
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info) -> None:
+        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+            state.interrupted = True
+            return
+        previous_hook(info)
+
+    previous = None
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            previous = signal.signal(signal.SIGINT, _on_sigint)
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous_hook
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
 def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> int:
     """Run `app` on `argv` (default: sys.argv[1:]) and return the exit code."""
     state.debug = False
@@ -100,10 +137,13 @@ def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> 
     click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        with provenance.invocation(provenance.format_command_line(prog_name, args)), _warnings_as_log_lines(prog_name):
+        command_line = provenance.format_command_line(prog_name, args)
+        with provenance.invocation(command_line), _warnings_as_log_lines(prog_name), _interrupts():
             result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
-        if result == 130:  # recent Typer turns Ctrl-C into a returned 130; our commands never do
+        interrupted, state.interrupted = state.interrupted, False
+        if result == 130 or interrupted:  # recent Typer turns Ctrl-C into a returned 130; our commands never do
             print(f"{prog_name}: interrupted", file=sys.stderr)
+            return 130
         return result if isinstance(result, int) else 0
     except typer.Exit as done:
         return done.exit_code
@@ -111,9 +151,10 @@ def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> 
         if type(error).__name__ == "NoArgsIsHelpError":  # a bare command name: its help
             error.show(file=sys.stderr)
         else:
-            print(f"{prog_name}: error: {_usage_message(error, prog_name)}", file=sys.stderr)
+            print(f"{prog_name}: error: {_usage_message(error, prog_name, args)}", file=sys.stderr)
         return error.exit_code
     except (KeyboardInterrupt, typer.Abort):
+        state.interrupted = False
         print(f"{prog_name}: interrupted", file=sys.stderr)
         return 130
     except ToolboxError as error:
@@ -131,13 +172,17 @@ def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> 
         return 1
 
 
-def _usage_message(error: Exception, prog_name: str) -> str:
+def _usage_message(error: Exception, prog_name: str, args: Sequence[str] = ()) -> str:
     """A usage error (unknown flag, invalid choice, missing argument) as one line, with
-    where to look up the valid usage."""
-    message = " ".join(error.format_message().split()).replace(": Value error, ", ": ")
+    the value received (when the message lacks it) and where to look up the valid usage."""
+    message = " ".join(error.format_message().split()).replace(": Value error, ", ": ").rstrip(".")
+    flags = getattr(getattr(error, "param", None), "opts", None) or []
+    given = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg in flags]
+    if given and repr(given[-1]) not in message:
+        message += f" (got {given[-1]!r})"
     ctx = getattr(error, "ctx", None)
     command = ctx.command_path if ctx is not None else prog_name
-    return f"{message.rstrip('.')}; see `{command} --help`"
+    return f"{message}; see `{command} --help`"
 
 
 def configure_logging(prog_name: str) -> None:

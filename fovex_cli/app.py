@@ -69,8 +69,9 @@ def explain_command(
     config: ConfigFile = None,
 ) -> None:
     """Explain the model's decisions on a set of images: attribution maps (and FovEx fixations) to HDF5."""
-    from shared.attribution.explain import explain_to_file, parse_target
+    from shared.attribution.explain import check_images_only, check_parameters, explain_to_file, parse_target
     from shared.config import config_path_for, write_resolved_config
+    from shared.errors import ConfigError
     from shared.shards import parse_shard
     from shared.stimuli import discover_stimuli
     from shared.storage import check_new_output
@@ -79,24 +80,31 @@ def explain_command(
     require(options, "model", "images", "out")
     _refuse_foreign_options(ctx, method)
     parameters = {name: options[name] for name in METHOD_OPTIONS[method]}
+    check_parameters(method, parameters)
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     wanted = parse_target(target)
     part = parse_shard(shard)
     found = discover_stimuli(images)
+    check_images_only(found)
+    done = found if part is None else part.take(found)
     target_path = out if part is None else part.path(out)
     if resume and target_path.exists() and not overwrite:
         log.info("%s is complete already; nothing to resume", target_path)
         return
     check_new_output(target_path, overwrite)
     if png_dir is not None:
-        png_dir.mkdir(parents=True, exist_ok=True)
+        from fovex_cli.plots import check_overlays
+
+        check_overlays(done, png_dir, overwrite)  # before any work; the folder is made when the maps are done
     loaded = mo.load_model_from_options(model, source, weights, seed, device, image_size, mean, std)
     with progress_bar(f"{method} {loaded.name}", unit="images") as update:
         path = explain_to_file(loaded, found, method, parameters, out, wanted, seed, batch_size, resume, overwrite,
                                options, update, part)
-    done = found if part is None else part.take(found)
     if png_dir is not None:
         from fovex_cli.plots import write_overlays
 
+        png_dir.mkdir(parents=True, exist_ok=True)
         write_overlays(path, done, loaded.preprocessing, png_dir, overwrite)
     write_resolved_config(config_path_for(path), "fovex explain", options)
     log.info("wrote %s: %d maps (%s) of %s on %s", path, len(done), method, loaded.name, loaded.device)

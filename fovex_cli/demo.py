@@ -18,13 +18,14 @@ from PIL import Image
 
 from shared.attribution.explain import explain_to_file, read_attributions
 from shared.config import write_resolved_config
+from shared.device import resolve_device
 from shared.evaluation import evaluate_to_file
 from shared.localisation import make_localisation_set, save_checkpoint, synthetic_fixations, train_tiny_cnn
 from shared.metrics import pointing_game, points_in_boxes
 from shared.models.loading import load_model
 from shared.models.preprocessing import Preprocessing
 from shared.stimuli import discover_stimuli
-from shared.storage import atomic_output, check_new_output, write_csv
+from shared.storage import atomic_output, check_new_output, check_output_dir, write_csv
 
 SIZE, TRAIN, HELD_OUT, OVERLAYS = 64, 4000, 48, 8
 METHODS = {"fovex": {"patience": 0}, "gradcam": {"layer": None}, "rise": {"masks": 2000, "grid": 7, "p_keep": 0.5, "mask_batch": 100}}
@@ -33,6 +34,8 @@ METHODS = {"fovex": {"patience": 0}, "gradcam": {"layer": None}, "rise": {"masks
 def run_demo(out: Path, device: str, overwrite: bool, options: dict, progress: Callable[[int, int], None]) -> str:
     """Write the demo files into `out` and return a report."""
     out = Path(out)
+    resolve_device(device)  # a bad --device fails before the training, not after it
+    _check_out(out, overwrite)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "overlays").mkdir(exist_ok=True)
     maps = {method: check_new_output(out / f"{method}.h5", overwrite) for method in METHODS}
@@ -95,6 +98,16 @@ def run_demo(out: Path, device: str, overwrite: bool, options: dict, progress: C
     write_resolved_config(out / "demo.config.yaml", "fovex demo", options)
     return "\n".join(lines)
 
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an --out that is not a folder or cannot be created, and
+    earlier demo outputs (without `overwrite`)."""
+    check_output_dir(out, "--out")
+    if out.is_dir():
+        for name in (*(f"{method}.h5" for method in METHODS), "tiny_cnn.safetensors", "metrics.csv",
+                     "metrics.summary.csv", "metrics.curves.h5", "curves.png"):
+            check_new_output(out / name, overwrite)
 
 
 def _metrics_lines(evaluation) -> list[str]:

@@ -5,6 +5,7 @@ matplotlib is imported on first use, on the "Agg" backend; every PNG is written 
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,6 +48,32 @@ def overlay(image: np.ndarray, attribution: np.ndarray, path: Path, title: str, 
     return path
 
 
+def overlay_path(stimulus, folder: Path) -> Path:
+    """The overlay of a stimulus: `<folder>/<file name without its suffix>.png`."""
+    return folder / (Path(stimulus.id).name.rsplit(".", 1)[0] + ".png")
+
+
+def check_overlays(stimuli, folder: Path, overwrite: bool) -> None:
+    """Refuse, before any work, overlays that cannot be written: `folder` is a file, an
+    overlay exists (without `overwrite`), or two stimuli would share an overlay name."""
+    from shared.errors import OutputError
+
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--png-dir {folder} is a file, not a folder; give a folder for the overlays")
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"--png-dir {folder} cannot be created in {existing}; choose a writable folder")
+    seen: dict[Path, str] = {}
+    for stimulus in stimuli:
+        path = overlay_path(stimulus, folder)
+        if path in seen:
+            raise OutputError(f"--png-dir: the overlays of {seen[path]} and {stimulus.id} would both be {path}; "
+                              "rename one of the images")
+        seen[path] = stimulus.id
+        if folder.is_dir():
+            check_new_output(path, overwrite)
+
+
 def write_overlays(attribution_file: Path, stimuli, preprocessing, folder: Path, overwrite: bool,
                    boxes: dict[str, Sequence[int]] | None = None) -> list[Path]:
     """One overlay per image of an attribution file, named after the image (`<id>.png`)."""
@@ -57,7 +84,7 @@ def write_overlays(attribution_file: Path, stimuli, preprocessing, folder: Path,
     method = content["attrs"]["method"]
     paths = []
     for index, stimulus in enumerate(stimuli):
-        path = check_new_output(folder / (Path(stimulus.id).name.rsplit(".", 1)[0] + ".png"), overwrite)
+        path = check_new_output(overlay_path(stimulus, folder), overwrite)
         image = preprocessing.crop_image(load_image(stimulus.path)).permute(1, 2, 0).numpy()
         fixations = content["fixations"][index] if "fixations" in content else None
         title = f"{stimulus.id}: {method}, class {int(content['targets'][index])} (p = {content['scores'][index]:.2f})"

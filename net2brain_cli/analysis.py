@@ -68,6 +68,10 @@ def rdm_command(
     sources = [name for name in ("activations", "betas", "responses") if options.get(name)]
     if len(sources) != 1:
         raise ConfigError("give exactly one of --activations, --betas (with --mask) or --responses")
+    if mask and not betas:
+        raise ConfigError("--mask selects the ROIs of --betas volumes; give --betas with it, or leave --mask out")
+    if key is not None and not responses:
+        raise ConfigError("--key names the array inside --responses files; give --responses with it, or leave --key out")
     if memory < 1:
         raise ConfigError(f"--memory must be at least 1 MB, got {memory}")
     check_new_output(out, overwrite)
@@ -82,14 +86,22 @@ def rdm_command(
             )
             ids, rdms, attrs = result.stimuli, result.rdms, {**attrs, **model}
         else:
+            from shared.brain_data import check_betas, load_responses
+
+            ids = [s.id for s in discover_stimuli(stimuli)] if stimuli else None
+            if betas:  # every header is checked before any work, and gives the stimulus count
+                n = check_betas(list(betas), list(mask or []))
+            elif ids is not None:
+                n = load_responses(responses[0], key).shape[0]
+            if ids is not None and len(ids) != n:
+                raise ConfigError(f"--stimuli {stimuli} lists {len(ids)} stimuli, the brain data have {n}; "
+                                  "give one volume (or response row) per stimulus, in the --stimuli order")
             if betas:
                 rdms = fmri_rdms(list(betas), list(mask or []), metric, standardize, precision, target, update)
             else:
                 rdms = {roi: response_rdms(list(responses), key, metric, standardize, precision, target, update)}
             n = next(iter(rdms.values())).shape[-1]
-            ids = [s.id for s in discover_stimuli(stimuli)] if stimuli else [str(i) for i in range(n)]
-            if len(ids) != n:
-                raise ConfigError(f"--stimuli {stimuli} lists {len(ids)} stimuli, the brain data have {n}")
+            ids = ids if ids is not None else [str(i) for i in range(n)]
     path = write_rdms(out, ids, rdms, metric, {k: v for k, v in attrs.items() if v is not None})
     if plot is not None:
         from net2brain_cli.plots import rdm_heatmap

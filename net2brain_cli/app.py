@@ -106,6 +106,10 @@ def extract_command(
 
     options = resolved_options(ctx)
     require(options, "model", "stimuli", "out")
+    if resume and overwrite:
+        from shared.errors import ConfigError
+
+        raise ConfigError("--resume continues an interrupted run and --overwrite starts it again: give one of them")
     part = parse_shard(shard)
     found = discover_stimuli(stimuli)
     target = out if part is None else part.path(out)

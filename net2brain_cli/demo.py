@@ -30,8 +30,9 @@ VOLUME_SUBJECTS, RADIUS = 4, 6.0
 def run_demo(out: Path, device: str, overwrite: bool, options: dict, progress: Callable[[int, int], None]) -> str:
     """Write the demo files into `out` and return a report of what they hold."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     names = ("activations.h5", "rdms.h5", "brain_rdms.h5", "rsa.csv", "rsa.png", "searchlight/summary.csv")
+    _check_before_writing(out, names, device, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "searchlight").mkdir(exist_ok=True)
     (out / "volumes").mkdir(exist_ok=True)
     paths = {name: check_new_output(out / name, overwrite) for name in names}
@@ -78,6 +79,23 @@ def run_demo(out: Path, device: str, overwrite: bool, options: dict, progress: C
     lines += spheres
     lines.append("read the files with: h5py.File(path)['layers' or 'rdms'][name][()]  (rows follow /stimuli)")
     return "\n".join(lines)
+
+
+def _check_before_writing(out: Path, names: tuple[str, ...], device: str, overwrite: bool) -> None:
+    """Refuse a bad --out or --device, or earlier outputs without --overwrite, before
+    anything is written."""
+    from shared.device import resolve_device
+    from shared.errors import OutputError
+    from shared.storage import check_output_dir
+
+    resolve_device(device)
+    check_output_dir(out, "--out")
+    for name in names:
+        path = out / name
+        if path.is_dir():
+            raise OutputError(f"output {path} is a folder; remove it or give another --out")
+        if path.exists() and not overwrite:
+            raise OutputError(f"output {path} exists already; add --overwrite to replace it")
 
 
 def _searchlight(out: Path, model_rdms: dict, overwrite: bool) -> list[str]:

@@ -66,7 +66,7 @@ def searchlight_command(
     from shared.shards import parse_shard
     from shared.stimuli import discover_stimuli
     from shared.provenance import files_sha256
-    from shared.storage import write_csv
+    from shared.storage import check_output_dir, make_output_dir, write_csv
 
     options = resolved_options(ctx)
     require(options, "model_rdms", "out_dir")
@@ -78,10 +78,16 @@ def searchlight_command(
                           "run it without --shard")
     if betas:
         require(options, "radius")
+        if centres is not None or reference is not None:
+            raise ConfigError("--centres and --reference describe --searchlight-rdms; leave them out with --betas")
+    elif reference is None:
+        raise ConfigError("--searchlight-rdms needs --reference (a NIfTI on the grid of the centres) to write maps")
     if fdr is not None and not 0 < fdr < 1:
         raise ConfigError(f"--fdr must be between 0 and 1, got {fdr}")
-    _make_folder(out_dir)
-    shard_file = None if part is None else _new(part.path(out_dir / SHARD_NAME), overwrite)
+    check_output_dir(out_dir, "--out-dir")  # created only when there is something to write
+    shard_file = None if part is None else part.path(out_dir / SHARD_NAME)
+    if out_dir.is_dir():  # a complete folder (it has summary.csv), or this shard's file, is refused before any work
+        _new(out_dir / "summary.csv" if part is None else shard_file, overwrite)
     model = read_model_rdms(model_rdms)
     model.rdms = _chosen_layers(model, layers, model_rdms)
     target = resolve_device(device)
@@ -100,7 +106,9 @@ def searchlight_command(
             subjects, values, reference_image, in_mask = result.subjects, result.values, result.reference, result.mask
         else:
             subjects, values, reference_image, in_mask = _precomputed(searchlight_rdms, centres, reference, model, compare)
+    make_output_dir(out_dir, "--out-dir")
     if part is not None:
+        _new(shard_file, overwrite)
         maps = {"threshold": float(threshold), "alpha": float(alpha), "fdr": None if fdr is None else float(fdr)}
         job = {  # everything that changes the maps; the shards of one run must agree on it
             "command": "net2brain searchlight", "betas_sha256": files_sha256((Path(p).name, p) for p in betas),
@@ -116,8 +124,8 @@ def searchlight_command(
                  "`net2brain merge --out %s`", part, start, stop - 1, int(result.mask.sum()), shard_file, out_dir)
         return
     rows = write_maps(out_dir, subjects, list(model.rdms), values, in_mask, reference_image, threshold, alpha, fdr, overwrite)
-    write_csv(_new(out_dir / "summary.csv", overwrite), rows, SUMMARY_COLUMNS)
     write_resolved_config(out_dir / "searchlight.config.yaml", "net2brain searchlight", options)
+    write_csv(_new(out_dir / "summary.csv", overwrite), rows, SUMMARY_COLUMNS)  # last: the folder is complete
     if json:
         print_json({"summary": rows, "files": {"summary": out_dir / "summary.csv", "maps": [out_dir / r["map"] for r in rows]}})
     log.info("wrote %d maps and summary.csv to %s", len(rows), out_dir)
@@ -136,7 +144,7 @@ def merge_searchlight(paths: list[Path], out_dir: Path, overwrite: bool = False)
     from shared.config import write_resolved_config
     from shared.errors import InputError
     from shared.shards import Shard, check_shards
-    from shared.storage import write_csv
+    from shared.storage import make_output_dir, write_csv
 
     shards = check_shards(paths, SHARD_KIND)
     total, count = int(shards[0][1]["items_total"]), int(shards[0][1]["shard_count"])
@@ -161,14 +169,14 @@ def merge_searchlight(paths: list[Path], out_dir: Path, overwrite: bool = False)
         start, stop = Shard(number, count).bounds(total)
         values[:, :, start:stop] = _read_shard(path, scores=True)
     mask, reference, maps = first["mask"].astype(bool), _reference_image(first), first["maps"]
-    out_dir = _make_folder(Path(out_dir))
+    out_dir = make_output_dir(out_dir, "--out")
     rows = write_maps(out_dir, first["subjects"], first["layers"], values, mask, reference, maps["threshold"],
                       maps["alpha"], maps["fdr"], overwrite)
-    write_csv(_new(out_dir / "summary.csv", overwrite), rows, SUMMARY_COLUMNS)
     config = json.loads(shards[0][1]["config"])  # shard 0's options, as one run in out_dir
     config.pop("shard", None)
     config["out_dir"] = str(out_dir)
     write_resolved_config(out_dir / "searchlight.config.yaml", "net2brain searchlight", config)
+    write_csv(_new(out_dir / "summary.csv", overwrite), rows, SUMMARY_COLUMNS)  # last: the folder is complete
     log.info("wrote %d maps and summary.csv to %s", len(rows), out_dir)
     return out_dir
 
@@ -264,18 +272,6 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def _make_folder(folder: Path) -> Path:
-    from shared.errors import OutputError
-
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"output folder {folder} is a file; give a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create the output folder {folder}: {error.strerror or error}") from None
-    return folder
-
-
 def _chosen_layers(model, layers: str, source: Path) -> dict:
     from shared.errors import unknown_name
 
@@ -295,7 +291,13 @@ def _new(path: Path, overwrite: bool) -> Path:
 
 
 def write_maps(out_dir, subjects, layers, values, mask, reference, threshold, alpha, fdr, overwrite) -> list[dict]:
-    """Subject maps, group mean / t / p (and FDR) maps with several subjects; summary rows."""
+    """Subject maps, group mean / t / p (and FDR) maps with several subjects; summary rows.
+
+    A folder is complete when its summary.csv exists (the callers write it last, after
+    the maps and the resolved config): a complete folder is replaced only with
+    `overwrite`, which removes its summary.csv before the first map; maps in a folder
+    without summary.csv are left by an interrupted run and are replaced.
+    """
     from shared.searchlight import fdr_mask, group_statistics, peak
     from shared.volumes import save_binary, save_map
 
@@ -304,8 +306,12 @@ def write_maps(out_dir, subjects, layers, values, mask, reference, threshold, al
     if len(subjects) > 1:
         kinds = ("mean", "t", "p") + ((f"fdr{fdr:g}",) if fdr is not None else ())
         planned += [out_dir / f"group_{layer}_{kind}.nii.gz" for layer in layers for kind in kinds]
-    for path in planned + [out_dir / "summary.csv"]:  # refuse before writing anything
-        _new(path, overwrite)
+    summary = _new(out_dir / "summary.csv", overwrite)  # refuse before writing anything
+    leftovers = [path for path in planned if _new(path, overwrite=True).exists()]
+    if overwrite:
+        summary.unlink(missing_ok=True)  # incomplete until the new summary.csv is written
+    elif leftovers:
+        log.info("%s has no summary.csv: replacing %d maps left by an interrupted run", out_dir, len(leftovers))
     rows = []
 
     def summarise(path, subject, layer, statistic, vector, above):
@@ -359,8 +365,14 @@ def _precomputed(path: Path, centres: Path | None, reference: Path | None, model
 
 def _read_precomputed(path: Path, centres: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """The RDM array (the first array not named centres / centers / coordinates) and the centres."""
+    import zipfile
+
     from shared.errors import InputError
 
+    for given in (path, centres):
+        if given is not None and not Path(given).is_file():
+            state = "is a folder" if Path(given).is_dir() else "does not exist"
+            raise InputError(f"{given} {state}; give the .npz (or .npy) file of the precomputed searchlight RDMs")
     try:
         if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as data:
@@ -373,8 +385,14 @@ def _read_precomputed(path: Path, centres: Path | None) -> tuple[np.ndarray, np.
         else:
             rdms, inside = np.load(path, allow_pickle=False), None
         coordinates = inside if centres is None else np.load(centres, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise InputError(f"cannot read the precomputed searchlight RDMs: {error}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        files = str(path) if centres is None else f"{path}, {centres}"
+        hint = "; save plain numeric arrays (pickled objects are refused)" if "allow_pickle" in str(error) else ""
+        raise InputError(f"cannot read the precomputed searchlight RDMs ({files}): {error}{hint}") from None
     if coordinates is None:
         raise InputError(f"{path} has no 'centres' array; give --centres FILE.npy (searchlights x 3 voxel indices)")
-    return np.asarray(rdms, dtype=float), np.asarray(coordinates).astype(int)
+    rdms = np.asarray(rdms)
+    if rdms.dtype.kind not in "fiu" or rdms.ndim != 4 or rdms.shape[-1] != rdms.shape[-2]:
+        raise InputError(f"{path}: the searchlight RDMs are {rdms.dtype} of shape {rdms.shape}; expected numbers shaped "
+                         "(searchlights, subjects, n, n)")
+    return rdms.astype(float), np.asarray(coordinates).astype(int)

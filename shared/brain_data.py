@@ -31,18 +31,68 @@ def roi_name(mask_path: Path) -> str:
     return mask_path.stem
 
 
-def load_nifti(path: Path, what: str):
+def nifti_header(path: Path, what: str):
+    """A NIfTI image with its header read and its data not yet decoded (cheap: for
+    checking shapes and grids before any work)."""
     import nibabel as nib
 
-    if not Path(path).is_file():
-        raise InputError(f"{what} {path} does not exist")
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder; give a NIfTI file (.nii or .nii.gz)")
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist; give a NIfTI file (.nii or .nii.gz)")
     try:
-        image = nib.load(str(path))
+        return nib.load(str(path))
+    except Exception as error:  # nibabel raises many kinds for damaged files
+        raise InputError(f"cannot read {what} {path} as NIfTI: {_reason(error)}; replace the file") from None
+
+
+def _reason(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def load_nifti(path: Path, what: str):
+    image = nifti_header(path, what)
+    try:
         image.get_fdata(dtype=np.float32)  # decode now, so a truncated file fails here
         return image
     except Exception as error:  # nibabel raises many kinds for damaged files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"cannot read {what} {path} as NIfTI: {reason}") from None
+        raise InputError(f"cannot read {what} {path} as NIfTI: {_reason(error)}; replace the file") from None
+
+
+def check_mask_grid(mask_path: Path, mask_image, betas_path: Path, betas_image) -> None:
+    """An ROI mask is a 3D volume on the grid (shape and affine) of the response volumes."""
+    if tuple(mask_image.shape[:3]) != tuple(betas_image.shape[:3]) or len(mask_image.shape) != 3:
+        raise InputError(f"mask {mask_path} has shape {tuple(mask_image.shape)}; the volumes in {betas_path} are "
+                         f"{tuple(betas_image.shape[:3])}: resample the mask onto their grid")
+    if not np.allclose(mask_image.affine, betas_image.affine, atol=1e-3):
+        raise InputError(f"mask {mask_path} is not on the grid of {betas_path} (the affines differ); resample it first")
+
+
+def check_betas(betas: list[Path], masks: list[Path]) -> int:
+    """Check every subject's 4D volume and every ROI mask from their headers, before any
+    work (one volume per stimulus, the same number in every subject, masks on their
+    grid), and return the number of stimuli. Damaged data show when they are decoded."""
+    if not masks:
+        raise InputError("--betas needs at least one --mask (a 3D NIfTI ROI mask)")
+    names = [roi_name(Path(m)) for m in masks]
+    if len(set(names)) != len(names):
+        raise InputError("two --mask files have the same name; ROIs are named after their mask files: rename one")
+    mask_images = [(Path(m), nifti_header(m, "mask")) for m in masks]
+    first = None
+    for path in map(Path, betas):
+        image = nifti_header(path, "response volume")
+        if len(image.shape) != 4:
+            raise InputError(f"{path} has {len(image.shape)} dimensions; expected a 4D volume with one volume per stimulus")
+        if first is not None and image.shape[3] != first[1].shape[3]:
+            raise InputError(f"{path} holds {image.shape[3]} volumes, {first[0]} {first[1].shape[3]}; every subject "
+                             "needs one volume per stimulus")
+        first = first or (path, image)
+        for mask_path, mask_image in mask_images:
+            check_mask_grid(mask_path, mask_image, path, image)
+    if first is None:
+        raise InputError("give at least one --betas volume")
+    return int(first[1].shape[3])
 
 
 def roi_patterns(betas_path: Path, mask_paths: list[Path]) -> dict[str, np.ndarray]:
@@ -54,20 +104,17 @@ def roi_patterns(betas_path: Path, mask_paths: list[Path]) -> dict[str, np.ndarr
     patterns = {}
     for mask_path in mask_paths:
         mask_image = load_nifti(mask_path, "mask")
-        if mask_image.shape[:3] != betas.shape[:3] or mask_image.ndim != 3:
-            raise InputError(f"mask {mask_path} has shape {mask_image.shape}; the volumes in {betas_path} are {betas.shape[:3]}")
-        if not np.allclose(mask_image.affine, betas.affine, atol=1e-3):
-            raise InputError(f"mask {mask_path} is not on the grid of {betas_path} (the affines differ); resample it first")
+        check_mask_grid(mask_path, mask_image, betas_path, betas)
         inside = np.asarray(mask_image.get_fdata()) != 0
         values = data[:, inside]
         finite = np.isfinite(values).all(axis=0)
+        if not finite.any():
+            raise InputError(f"mask {mask_path} selects no usable voxel of {betas_path} (none inside, or all hold NaN "
+                             "or infinite values); check the mask and the volume")
         if not finite.all():
             log.info("%s: %d voxel(s) of %s hold NaN or infinite values and are left out",
                      betas_path, int((~finite).sum()), roi_name(mask_path))
-        values = values[:, finite]
-        if values.shape[1] == 0:
-            raise InputError(f"mask {mask_path} selects no usable voxel of {betas_path}")
-        patterns[roi_name(mask_path)] = values
+        patterns[roi_name(mask_path)] = values[:, finite]
     return patterns
 
 
@@ -95,7 +142,8 @@ def load_responses(path: Path, key: str | None = None) -> np.ndarray:
     except InputError:
         raise
     except (ValueError, OSError, EOFError) as error:
-        raise InputError(f"cannot read response file {path}: {str(error).splitlines()[0]}") from None
+        hint = "; save plain numeric arrays (pickled objects are refused)" if "allow_pickle" in str(error) else ""
+        raise InputError(f"cannot read response file {path}: {str(error).splitlines()[0]}{hint}") from None
     array = np.asarray(array)
     if array.dtype.kind not in "fiu" or array.ndim not in (2, 3):
         raise InputError(
@@ -143,8 +191,7 @@ def fmri_rdms(
     """{roi: (subjects, n, n)}: one RDM per subject and ROI mask."""
     from .rdm import compute_rdm
 
-    if not masks:
-        raise InputError("--betas needs at least one --mask (a 3D NIfTI ROI mask)")
+    check_betas(betas, masks)  # every header, before any work
     per_roi: dict[str, list[np.ndarray]] = {}
     counts = set()
     for index, path in enumerate(betas):

@@ -51,6 +51,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
         (as `batch-size` and `batch_size`).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give the path of a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; give the path of a YAML file")
     try:
@@ -59,9 +61,13 @@ def load_config(path: str | Path) -> dict[str, Any]:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        if isinstance(error, yaml.constructor.ConstructorError):  # a !!python/... tag: never constructed
+            problem += "; configs are read with safe loading (plain values only): remove the tag"
         raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read config file {path}: {error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read config file {path}: it is not UTF-8 text; save the YAML file as UTF-8") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -249,8 +249,13 @@ def evaluate_to_file(
     paths = {"rows": out, "summary": out.with_name(f"{out.stem}.summary.csv"), "curves": out.with_name(f"{out.stem}.curves.h5")}
     if resume and out.exists() and paths["summary"].exists() and not overwrite:
         raise ConfigError(f"{out} is complete already; nothing to resume (use --overwrite to evaluate again)")
-    for key in ("rows", "summary"):
-        check_new_output(paths[key], overwrite)
+    if paths["curves"].exists() and not (resume or overwrite or out.exists()):
+        from .errors import OutputError
+
+        raise OutputError(f"an interrupted run left {paths['curves']} without {out}: add --resume to finish it, "
+                          "or --overwrite to start again")
+    for key in ("rows", "summary"):  # --resume rewrites the tables an interrupted run may have begun
+        check_new_output(paths[key], overwrite or resume)
     if not (resume and paths["curves"].exists()):
         check_new_output(paths["curves"], overwrite)
     sources = _open_maps(maps_files, stimuli, crop)
@@ -259,6 +264,7 @@ def evaluate_to_file(
     for key, found in truth_files.items():
         if found is not None and not found:
             raise InputError(f"the {key} file names none of the evaluated images")
+    _check_targets(loaded, stimuli, sources)
     others = [Path(p) for p in [*(s.path for s in sources), boxes, fixations] if p is not None]
     job = {**loaded.describe(), "metrics": chosen, "step": step, "gaze_sigma": sigma, "batch_size": batch_size,
            "stimuli_sha256": fingerprint(stimuli),
@@ -269,10 +275,27 @@ def evaluate_to_file(
             if file.attrs.get("signature") != signature:
                 raise ConfigError(f"{paths['curves']} was written with other options or inputs; use --overwrite to evaluate again")
     else:
+        if overwrite:  # `out`, written last, marks a complete run: none until the new one is
+            out.unlink(missing_ok=True)
         _write_curves(loaded, stimuli, sources, chosen, truth_files, paths["curves"], step, sigma, batch_size, job,
                       signature, resume, overwrite, config, progress, others)
     values, _ = read_curves(paths["curves"])
     return _write_tables(values, chosen, paths)
+
+
+def _check_targets(loaded: LoadedModel, stimuli: Sequence[Stimulus], sources: Sequence[_MapsSource]) -> None:
+    """Refuse class indices the model does not have (one forward pass on one image)."""
+    from .attribution.base import class_probabilities
+
+    largest = max(sources, key=lambda source: source.max_target)
+    if largest.max_target < 0 or not stimuli:
+        return
+    classes = class_probabilities(loaded.module, load_images(stimuli[:1], loaded).to(loaded.device)).shape[1]
+    if largest.max_target >= classes:
+        raise InputError(
+            f"{largest.path}: /targets holds class {largest.max_target} but the model has {classes} classes "
+            f"(0-{classes - 1}); evaluate with the model the maps were made for"
+        )
 
 
 def read_curves(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
@@ -294,6 +317,7 @@ class _MapsSource:
     method: str
     model: str
     rows: np.ndarray
+    max_target: int = -1
 
     def read(self, positions: slice) -> tuple[torch.Tensor, torch.Tensor]:
         """(maps, targets) of the stimuli at `positions`, checked for NaN."""
@@ -309,24 +333,25 @@ class _MapsSource:
 
 
 def _open_maps(paths: Sequence[str | Path], stimuli: Sequence[Stimulus], crop: int) -> list[_MapsSource]:
-    """Check every attribution file against the images and the model's input size."""
+    """Check every attribution file against the images and the model's input size, up
+    front: layout, dtypes, row counts, ids, map size, finite values, class indices."""
     if not paths:
         raise ConfigError("give at least one attribution file with --maps")
     ids = [s.id for s in stimuli]
-    sources = []
+    sources, given = [], set()
     for path in map(Path, paths):
-        with open_h5(path, ATTRIBUTIONS_KIND) as file:
-            held = read_stimuli(file)
-            shape = file["maps"].shape if "maps" in file else None
+        if path.resolve() in given:
+            raise ConfigError(f"--maps {path} is given twice; give each attribution file once")
+        given.add(path.resolve())
+        if path.is_dir():
+            raise InputError(f"--maps {path} is a folder; give an attribution file (HDF5) written by fovex explain")
+        try:
+            file = open_h5(path, ATTRIBUTIONS_KIND)
+        except InputError as error:
+            raise InputError(f"--maps: {error}; give an attribution file written by fovex explain") from None
+        with file:
+            held, targets = _check_layout(file, path, crop)
             method, model = str(file.attrs.get("method", path.stem)), str(file.attrs.get("model", ""))
-            has_targets = "targets" in file
-        if shape is None or not has_targets or len(shape) != 3:
-            raise InputError(f"{path} lacks /maps (n, H, W) or /targets; it is not an attribution file of fovex explain")
-        if shape[1:] != (crop, crop):
-            raise InputError(
-                f"{path} holds {shape[1]} x {shape[2]} maps but the model's input is {crop} x {crop}; "
-                "evaluate with the model and --image-size the maps were made with"
-            )
         position = {name: row for row, name in enumerate(held)}
         if len(position) != len(held):
             raise InputError(f"{path} lists a stimulus twice; recompute it with fovex explain")
@@ -335,9 +360,44 @@ def _open_maps(paths: Sequence[str | Path], stimuli: Sequence[Stimulus], crop: i
         if missing or extra:
             which = f"lacks maps for {_first(missing)}" if missing else f"holds maps of images not given: {_first(extra)}"
             raise InputError(f"{path} {which}; the images and the maps must be the same stimuli")
-        sources.append(_MapsSource(method, path, method, model, np.array([position[i] for i in ids])))
+        sources.append(_MapsSource(method, path, method, model, np.array([position[i] for i in ids]),
+                                   int(targets.max()) if len(targets) else -1))
     _name_uniquely(sources)
     return sources
+
+
+def _check_layout(file: h5py.File, path: Path, crop: int) -> tuple[list[str], np.ndarray]:
+    """The ids and targets of an open attribution file, after checking its datasets and
+    that every map is finite (read in blocks of bounded size)."""
+    def dataset(name: str) -> h5py.Dataset | None:
+        node = file.get(name)
+        return node if isinstance(node, h5py.Dataset) else None
+
+    stimuli, maps, targets = dataset("stimuli"), dataset("maps"), dataset("targets")
+    if stimuli is None or maps is None or targets is None or maps.ndim != 3:
+        raise InputError(f"{path} lacks /stimuli, /maps (n, H, W) or /targets; it is not an attribution file of fovex explain")
+    if maps.dtype.kind not in "fiu" or targets.dtype.kind not in "iu" or targets.ndim != 1:
+        raise InputError(f"{path}: /maps must hold numbers and /targets class indices, found {maps.dtype} and "
+                         f"{targets.dtype} {targets.shape}; recompute it with fovex explain")
+    if stimuli.ndim != 1 or not maps.shape[0] == targets.shape[0] == stimuli.shape[0]:
+        raise InputError(f"{path} holds {stimuli.shape[0] if stimuli.ndim else 0} stimuli, {maps.shape[0]} maps and "
+                         f"{targets.shape[0]} targets; the rows must match (recompute it with fovex explain)")
+    if maps.shape[1:] != (crop, crop):
+        raise InputError(
+            f"{path} holds {maps.shape[1]} x {maps.shape[2]} maps but the model's input is {crop} x {crop}; "
+            "evaluate with the model and --image-size the maps were made with"
+        )
+    held = read_stimuli(file)
+    values = targets[()]
+    if len(values) and values.min() < 0:
+        raise InputError(f"{path}: /targets holds a negative class index; recompute it with fovex explain")
+    block = max(1, 2**24 // max(1, crop * crop))
+    for start in range(0, maps.shape[0], block):
+        finite = np.isfinite(maps[start:start + block]).reshape(-1, crop * crop).all(axis=1)
+        if not finite.all():
+            name = held[start + int(np.argmin(finite))]
+            raise InputError(f"{path}: the map of {name} holds NaN or infinite values; recompute it with fovex explain")
+    return held, values
 
 
 def _name_uniquely(sources: list[_MapsSource]) -> None:
@@ -424,8 +484,9 @@ def _write_tables(values: dict[str, dict[str, np.ndarray]], chosen: list[str], p
             row.update({name: float(values[label][name][index]) for name in chosen})
             rows.append(row)
     summary = [summarise(label, name, values[label][name]) for label in labels for name in chosen]
-    write_csv(paths["rows"], rows, ["image", "method", "target", *chosen])
+    # the per-image CSV (the output named by --out) last: when it exists, the run is complete
     write_csv(paths["summary"], summary, ["method", "metric", "mean", "sem", "n", "better"])
+    write_csv(paths["rows"], rows, ["image", "method", "target", *chosen])
     return Evaluation(rows, summary, labels, chosen, paths)
 
 

@@ -137,6 +137,8 @@ def _read_csv(path: str | Path, columns: tuple[str, ...]) -> list[tuple[int, dic
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
+            if reader.fieldnames is None:
+                raise InputError(f"{path} is empty; it needs a header line naming {', '.join(columns)}, then one row per entry")
             missing = [c for c in columns if c not in (reader.fieldnames or [])]
             if missing:
                 raise InputError(

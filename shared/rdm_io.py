@@ -72,10 +72,23 @@ def write_rdms(
 def read_rdm_file(path: str | Path) -> RDMSet:
     """Our HDF5 RDM layout."""
     with open_h5(path, RDMS_KIND) as file:
-        rdms = {name: file["rdms"][name][()] for name in file["rdms"]}
+        group = file.get("rdms")
+        if not isinstance(group, h5py.Group) or not len(group):
+            raise InputError(f"{path} holds no RDMs (no datasets under /rdms); give a file written by `net2brain rdm`")
+        stimuli = read_stimuli(file)
+        rdms = {}
+        for name, dataset in group.items():
+            if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind not in "fiu":
+                kind = dataset.dtype if isinstance(dataset, h5py.Dataset) else "a group"
+                raise InputError(f"{path}: RDM {name!r} holds {kind}, not numbers; give a file written by `net2brain rdm`")
+            rdms[name] = dataset[()]
+            shape = rdms[name].shape
+            if len(shape) >= 2 and shape[-1] == shape[-2] and shape[-1] != len(stimuli):
+                raise InputError(f"{path}: RDM {name!r} is for {shape[-1]} stimuli, but /stimuli lists {len(stimuli)} ids; "
+                                 "give a file written by `net2brain rdm`")
         metric, model = file.attrs.get("metric"), file.attrs.get("model")
         return RDMSet(
-            rdms, read_stimuli(file), str(metric) if metric is not None else None, str(path),
+            rdms, stimuli, str(metric) if metric is not None else None, str(path),
             str(model) if model is not None else None,
         )
 
@@ -83,8 +96,10 @@ def read_rdm_file(path: str | Path) -> RDMSet:
 def read_model_rdms(path: str | Path) -> RDMSet:
     """Model RDMs (one (n, n) matrix per layer) from our HDF5 file or a .mat struct array."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"model RDM file {path} is a folder; give the file written by `net2brain rdm` (or a .mat file)")
     if not path.is_file():
-        raise InputError(f"model RDM file {path} does not exist")
+        raise InputError(f"model RDM file {path} does not exist; give the file written by `net2brain rdm` (or a .mat file)")
     if path.suffix.lower() == ".mat":
         entries = _mat_struct_entries(path)
         if not entries or any(not getattr(e, "name", None) for e in entries):
@@ -98,7 +113,7 @@ def read_model_rdms(path: str | Path) -> RDMSet:
             raise InputError(f"{path}: model RDM {name!r} has shape {matrix.shape}; expected (stimuli, stimuli)")
         validate_rdms(matrix, f"{path}: model RDM {name!r}")
     if not result.rdms:
-        raise InputError(f"{path} holds no RDMs")
+        raise InputError(f"{path} holds no RDMs; give a file written by `net2brain rdm` (or a .mat struct array)")
     return result
 
 
@@ -108,7 +123,8 @@ def read_brain_rdms(path: str | Path) -> RDMSet:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in BRAIN_SUFFIXES and not p.name.startswith("."))
         if not files:
-            raise InputError(f"brain RDM folder {path} holds no {', '.join(BRAIN_SUFFIXES)} files")
+            raise InputError(f"brain RDM folder {path} holds no {', '.join(BRAIN_SUFFIXES)} files; put the brain RDM "
+                             "files there, or give one file")
         merged = RDMSet({}, None, None, str(path))
         for file in files:
             part = read_brain_rdms(file)
@@ -145,13 +161,14 @@ def read_brain_rdms(path: str | Path) -> RDMSet:
 def validate_rdms(stack: np.ndarray, where: str) -> None:
     """Raise `InputError` unless the last two axes hold square, symmetric, finite RDMs."""
     if stack.ndim < 2 or stack.shape[-1] != stack.shape[-2]:
-        raise InputError(f"{where} is not square: shape {stack.shape}")
+        raise InputError(f"{where} is not square: shape {stack.shape}; an RDM is (stimuli, stimuli)")
     if stack.shape[-1] < 3:
         raise InputError(f"{where} has {stack.shape[-1]} stimuli; RSA needs at least 3")
     finite = np.isfinite(stack)
     if not finite.all():
         index = np.unravel_index(int(np.argmin(finite)), stack.shape)
-        raise InputError(f"{where} holds NaN or infinite values (first at index {tuple(int(i) for i in index)})")
+        raise InputError(f"{where} holds NaN or infinite values (first at index {tuple(int(i) for i in index)}); "
+                         "recompute it from finite data")
     scale = max(float(np.abs(stack).max()), 1e-12)
     asymmetry = np.abs(stack - np.swapaxes(stack, -1, -2)).max()
     if asymmetry > 1e-5 * scale:
@@ -159,15 +176,23 @@ def validate_rdms(stack: np.ndarray, where: str) -> None:
 
 
 def _npz_first(path: Path) -> np.ndarray:
+    import zipfile
+
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise InputError(f"{path} is not an .npz archive; save the RDMs with numpy.savez")
+        with data:
             if not data.files:
-                raise InputError(f"{path} holds no arrays")
-            return np.asarray(data[data.files[0]], dtype=float)
+                raise InputError(f"{path} holds no arrays; save the RDMs with numpy.savez")
+            name, array = data.files[0], data[data.files[0]]
     except ValueError as error:  # pickled object arrays are refused by allow_pickle=False
         raise InputError(f"cannot read {path} without unpickling ({error}); save plain numeric arrays") from None
-    except (OSError, EOFError) as error:
-        raise InputError(f"cannot read {path}: not a valid .npz file ({error})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as error:
+        raise InputError(f"cannot read {path}: not a valid .npz file ({error}); save the RDMs with numpy.savez") from None
+    if array.dtype.kind not in "fiu":
+        raise InputError(f"{path}: the array {name!r} holds {array.dtype}, not numbers; save numeric RDMs")
+    return array.astype(float)
 
 
 def _load_mat(path: Path) -> dict:
@@ -238,7 +263,8 @@ def align_to_model(model: RDMSet, brain: RDMSet) -> dict[str, np.ndarray]:
     for roi, stack in brain.rdms.items():
         if stack.shape[-1] != n:
             raise InputError(
-                f"ROI {roi!r} in {brain.source} has {stack.shape[-1]} stimuli, the model RDMs in {model.source} have {n}"
+                f"ROI {roi!r} in {brain.source} has {stack.shape[-1]} stimuli, the model RDMs in {model.source} have {n}; "
+                "give RDMs of the same stimuli"
             )
     if model.stimuli is None or brain.stimuli is None:
         return dict(brain.rdms)
@@ -309,7 +335,10 @@ def rdms_from_activations(
     check_metric(metric)
     itemsize = 8 if precision == "double" else 4
     with open_h5(path, ACTIVATIONS_KIND) as file:
-        available = list(file["layers"])
+        group = file.get("layers")
+        available = list(group) if isinstance(group, h5py.Group) else []
+        if not available:
+            raise InputError(f"{path} holds no layers (nothing under /layers); give a file written by `net2brain extract`")
         names = available if layers is None else list(layers)
         for name in names:
             if name not in available:
@@ -317,16 +346,31 @@ def rdms_from_activations(
 
                 raise unknown_name("layer", name, available, hint=f"{path} holds {len(available)} layers")
         stimuli = read_stimuli(file)
-        rdms = {}
-        for index, name in enumerate(names):
-            dataset = file["layers"][name]
-            count, chunks = feature_chunks(dataset, memory_bytes, itemsize)
-            if metric == "spearman" and count > 1:
+        if len(stimuli) < 2:
+            raise InputError(f"{path} holds {len(stimuli)} stimuli; an RDM needs at least 2: extract more stimuli")
+        streams = {}
+        for name in names:  # every layer is checked before any work
+            dataset = group[name]
+            if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind not in "fiu":
+                kind = dataset.dtype if isinstance(dataset, h5py.Dataset) else "a group"
+                raise InputError(f"{path}: layer {name!r} holds {kind}, not numbers; give a file written by `net2brain extract`")
+            if dataset.ndim < 1 or dataset.shape[0] != len(stimuli):
+                rows = dataset.shape[0] if dataset.ndim else 0
+                raise InputError(f"{path}: layer {name!r} has {rows} rows for {len(stimuli)} stimuli (/stimuli); "
+                                 "give a complete file written by `net2brain extract`")
+            streams[name] = feature_chunks(dataset, memory_bytes, itemsize)
+            if metric == "spearman" and streams[name][0] > 1:
                 raise InputError(
                     f"layer {name} of {path} does not fit in --memory and the spearman metric cannot be "
                     "streamed (it ranks whole stimulus rows): raise --memory or use another metric"
                 )
-            rdms[name] = rdm_from_chunks(chunks, (1, len(stimuli)), metric, standardize, precision, device)[0]
+        rdms = {}
+        for index, name in enumerate(names):
+            count, chunks = streams[name]
+            try:
+                rdms[name] = rdm_from_chunks(chunks, (1, len(stimuli)), metric, standardize, precision, device)[0]
+            except InputError as error:  # NaN or infinite activations
+                raise InputError(f"{path}: layer {name!r}: {error}") from None
             if progress:
                 progress(index + 1, len(names))
         model = {key: str(file.attrs[key]) for key in ("model", "source", "weights") if key in file.attrs}

@@ -271,8 +271,9 @@ def run_searchlight(
     """Searchlight RSA of every subject's 4D volume against the model RDMs.
 
     Without `mask_path`, the mask is the voxels with finite, non-constant responses in
-    every subject (one extra reading pass). Inside a given mask, voxels whose responses
-    are unusable in a subject leave that subject's spheres (and get NaN there).
+    every subject. Inside a given mask, voxels whose responses are unusable in a subject
+    leave that subject's spheres (and get NaN there). Either way every volume is read once
+    before any work (an extra reading pass), so that bad input fails before the first centre.
 
     Parameters
     ----------
@@ -300,6 +301,13 @@ def run_searchlight(
     first = load_volume(betas[0], stimuli, order)
     if mask_path is not None:
         mask = load_mask(mask_path, first.image)
+        # every volume is read once before any work (as for the derived mask below), so that a
+        # damaged, mismatched or unusable subject stops the run before the first centre
+        for number, path in enumerate(betas):
+            data = first.data if number == 0 else load_volume(path, stimuli, order, first.image).data
+            if not (mask & usable_voxels(data)).any():
+                raise InputError(f"{path}: no voxel of the mask has usable responses (all NaN, infinite or constant); "
+                                 "check the volume and the mask")
     else:
         mask = usable_voxels(first.data)
         for path in betas[1:]:

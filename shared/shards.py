@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from .errors import ConfigError, InputError
-from .storage import atomic_output, check_new_output
+from .storage import atomic_output, check_new_output, unfinished_message
 
 SHARD_ATTRS = ("shard_index", "shard_count", "items_total")
 _PATTERN = re.compile(r"^(?P<stem>.+)\.shard-(?P<index>\d+)-of-(?P<count>\d+)(?P<suffix>\.[^/]*)$")
@@ -118,13 +118,21 @@ def check_shards(paths: Sequence[Path], kind: str | None = None) -> list[tuple[P
         raise ConfigError("give the shard files to merge (or the run's output, with its shards beside it)")
     shards = []
     for path in map(Path, paths):
+        if path.is_dir():
+            raise InputError(f"{path} is a folder; give the shard files (NAME.shard-I-of-N.EXT) to merge")
+        if path.is_file() and not os.access(path, os.R_OK):
+            raise InputError(f"cannot read {path}: permission denied; make it readable (chmod u+r)")
         try:
             with h5py.File(path, "r") as file:
                 attrs = dict(file.attrs)
+                unfinished = unfinished_message(path, file)
+            if unfinished:
+                raise InputError(unfinished)
         except FileNotFoundError:
-            raise InputError(f"{path} does not exist") from None
+            raise InputError(f"{path} does not exist; give the shard files (NAME.shard-I-of-N.EXT) to merge") from None
         except OSError as error:
-            raise InputError(f"{path} is not a readable HDF5 file ({error}); rerun that shard") from None
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise InputError(f"{path} is not a readable HDF5 file ({reason}); rerun that shard") from None
         if "shard_index" not in attrs:
             raise InputError(f"{path} is not a shard (no shard_index attribute); only --shard outputs are merged")
         if kind is not None and attrs.get("kind") != kind:

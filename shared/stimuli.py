@@ -58,10 +58,14 @@ def discover_stimuli(source: str | Path) -> list[Stimulus]:
     source = Path(source)
     supported = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
     if source.is_dir():
-        files = [
-            p for p in source.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in supported
-        ]
+        try:
+            files = [
+                p for p in source.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in supported
+            ]
+        except OSError as error:  # a folder without read permission
+            raise InputError(f"cannot read stimulus folder {source}: {error.strerror or error}; "
+                             "make it readable (chmod u+rx) or give another folder") from None
         if not files:
             raise InputError(
                 f"stimulus folder {source} holds no images or videos "
@@ -80,7 +84,8 @@ def _read_list(list_file: Path, supported: tuple[str, ...]) -> list[Stimulus]:
     try:
         lines = list_file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read stimulus list {list_file}: {error}") from None
+        raise InputError(f"cannot read stimulus list {list_file}: {error}; give a folder of images or a UTF-8 text "
+                         "file listing them, one path per line") from None
     stimuli: list[Stimulus] = []
     seen: set[str] = set()
     for number, line in enumerate(lines, start=1):

@@ -57,8 +57,11 @@ def load_mask(path: Path, reference) -> np.ndarray:
 
 def usable_voxels(data: np.ndarray) -> np.ndarray:
     """Voxels whose responses are finite for every stimulus and not all equal."""
+    import warnings
+
     finite = np.isfinite(data).all(axis=-1)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN voxel is simply not usable
         varying = np.nanmax(data, axis=-1) > np.nanmin(data, axis=-1)
     return finite & varying
 

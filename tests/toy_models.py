@@ -1,6 +1,7 @@
 """Small models for tests, loaded through the `file.py:function` factory route."""
 from __future__ import annotations
 
+import os
 import time
 
 import torch
@@ -43,10 +44,12 @@ class TinyViT(nn.Module):
 
 
 class SlowCNN(TinyCNN):
-    """TinyCNN that sleeps in every forward pass, so a test can kill it mid-run."""
+    """TinyCNN that sleeps in every forward pass, so a test can kill it mid-run: 0.15 s, or
+    the seconds in the environment variable SLOW_CNN_SLEEP (tests/test_faults.py sets 0
+    for the runs it does not kill; the weights and outputs are TinyCNN's either way)."""
 
     def forward(self, x):
-        time.sleep(0.15)
+        time.sleep(float(os.environ.get("SLOW_CNN_SLEEP", "0.15")))
         return super().forward(x)
 
 

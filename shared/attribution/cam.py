@@ -33,6 +33,7 @@ from ..models.layers import first_tensor
 from .base import Attribution, Context, frozen, logits_of, normalise_maps
 
 _PROBE_SEED = 0
+LAYER_HINT = "give --layer one of the model's layers, listed by `net2brain layers MODEL`"
 
 
 def target_layer(model: nn.Module, images_shape: Sequence[int], prefix_tokens: int = 0) -> str:
@@ -278,7 +279,7 @@ def _layer_output(
     if layer is None:
         layer = target_layer(model, images.shape, context.prefix_tokens)
     elif not layer or layer not in modules:
-        raise unknown_name("layer", layer, [name for name in modules if name])
+        raise unknown_name("layer", layer, [name for name in modules if name], LAYER_HINT)
     # a recorded graph also keeps PyTorch's fused transformer fast path (which skips the
     # submodules' hooks) out of the way, so every named module runs
     inputs = images.detach().clone().requires_grad_(True)

@@ -49,6 +49,28 @@ def method_function(name: str) -> Callable[..., Attribution]:
     return {"gradcam": cam.gradcam, "gradcam++": cam.gradcam_plus_plus, "random": cam.random_cam}[name]
 
 
+def check_parameters(method: str, parameters: dict) -> None:
+    """Refuse a method's hyper-parameters out of range (`ConfigError`), before any work."""
+    method_function(method)
+    if method == "fovex":
+        from .fovex import FovExParameters
+
+        FovExParameters(**parameters)
+    elif method == "rise":
+        from .rise import _check_parameters
+
+        _check_parameters(**parameters)
+
+
+def check_images_only(stimuli: Sequence[Stimulus]) -> None:
+    """Refuse video stimuli (`InputError`): explanations are for images."""
+    for stimulus in stimuli:
+        if stimulus.is_video:
+            raise InputError(
+                f"{stimulus.path} is a video; fovex explains images only: remove it from --images or list only images"
+            )
+
+
 def parse_target(target: str | int) -> int | None:
     """`pred` -> None (the model's top-1 class), a class index -> that index."""
     if isinstance(target, int) or str(target).strip().lstrip("-").isdigit():
@@ -58,7 +80,7 @@ def parse_target(target: str | int) -> int | None:
         return value
     if str(target).strip() == "pred":
         return None
-    raise ConfigError(f"--target {target!r} is neither pred nor a class index")
+    raise ConfigError(f"--target {target!r} is neither pred nor a class index; give --target pred or a whole number >= 0")
 
 
 def context_for(loaded: LoadedModel, seed: int) -> Context:
@@ -83,9 +105,7 @@ def explain_batch(
 
 def load_images(stimuli: Sequence[Stimulus], loaded: LoadedModel) -> torch.Tensor:
     """The preprocessed batch of image stimuli (videos are refused)."""
-    for stimulus in stimuli:
-        if stimulus.is_video:
-            raise InputError(f"{stimulus.path} is a video; explanations are for images")
+    check_images_only(stimuli)
     crops = torch.stack([loaded.preprocessing.crop_image(load_image(s.path)) for s in stimuli])
     return loaded.preprocessing.normalise(crops)
 
@@ -108,9 +128,10 @@ def explain_to_file(
     """Explain every stimulus and write the attribution file `out` (see the module
     docstring); resumable like `extract_to_file`. With a `shard`, only its block of the
     stimuli, into `shard.path(out)` (`shared.shards`)."""
-    method_function(method)
+    check_parameters(method, parameters)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    check_images_only(stimuli)
     out = Path(out) if shard is None else shard.path(out)
     if resume and out.exists() and not overwrite:
         return out
@@ -122,6 +143,12 @@ def explain_to_file(
 
         steps = FovExParameters(**parameters).scanpath_length  # also validates the parameters up front
         specs.append(DatasetSpec("fixations", (steps, 2), "float32"))
+    if method in ("gradcam", "gradcam++", "random") and parameters.get("layer") is not None:
+        from .cam import LAYER_HINT
+
+        names = [name for name, _ in loaded.module.named_modules() if name]
+        if parameters["layer"] not in names:
+            raise unknown_name("layer", parameters["layer"], names, LAYER_HINT)
     if method in ("gradcam", "gradcam++", "random") and parameters.get("layer") is None:
         from .cam import target_layer
 

@@ -27,6 +27,7 @@ are run through the model (the reference always takes `optimization_steps` steps
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -53,18 +54,21 @@ class FovExParameters:
     patience: int = 0
 
     def __post_init__(self) -> None:
-        checks = {
-            "scanpath-length": self.scanpath_length >= 1, "optimization-steps": self.optimization_steps >= 1,
-            "lr": self.lr > 0, "foveation-sigma": self.foveation_sigma > 0, "heatmap-sigma": self.heatmap_sigma > 0,
-            "blur-filter-size": self.blur_filter_size >= 1 and self.blur_filter_size % 2 == 1,
-            "blur-sigma": self.blur_sigma > 0, "forgetting": 0 <= self.forgetting <= 1, "patience": self.patience >= 0,
+        count, positive = "a whole number >= 1", "a finite number > 0"
+        checks = {  # option: (valid, what it must be); NaN fails every comparison
+            "scanpath-length": (self.scanpath_length >= 1, count),
+            "optimization-steps": (self.optimization_steps >= 1, count),
+            "lr": (0 < self.lr < math.inf, positive), "foveation-sigma": (0 < self.foveation_sigma < math.inf, positive),
+            "heatmap-sigma": (0 < self.heatmap_sigma < math.inf, positive),
+            "blur-filter-size": (self.blur_filter_size >= 1 and self.blur_filter_size % 2 == 1, "an odd whole number >= 1"),
+            "blur-sigma": (0 < self.blur_sigma < math.inf, positive), "forgetting": (0 <= self.forgetting <= 1, "a number in [0, 1]"),
+            "patience": (self.patience >= 0, "a whole number >= 0"),
         }
-        bad = [name for name, ok in checks.items() if not ok]
+        bad = [(name, expected) for name, (ok, expected) in checks.items() if not ok]
         if bad:
-            raise ConfigError(
-                f"invalid FovEx parameter --{bad[0]}: counts must be >= 1, sigmas and lr > 0, "
-                "the blur filter size odd, forgetting in [0, 1], patience >= 0"
-            )
+            name, expected = bad[0]
+            value = getattr(self, name.replace("-", "_"))
+            raise ConfigError(f"invalid FovEx parameter --{name} {value!r}: give {expected}")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -145,7 +145,7 @@ def _soft_masks(cells: torch.Tensor, shifts: torch.Tensor, height: int, width: i
     return upsampled[which, rows[:, :, None], cols[:, None, :]].clamp(0, 1)
 
 
-def _check_parameters(masks: int, grid: int, p_keep: float, mask_batch: int) -> None:
+def _check_parameters(masks: int = 4000, grid: int = 7, p_keep: float = 0.5, mask_batch: int = 100) -> None:
     """A `ConfigError` naming the first parameter out of range."""
     for name, value, valid, expected in (
         ("masks", masks, masks >= 1, "an integer >= 1"),
@@ -154,4 +154,5 @@ def _check_parameters(masks: int, grid: int, p_keep: float, mask_batch: int) -> 
         ("mask_batch", mask_batch, mask_batch >= 1, "an integer >= 1"),
     ):
         if not valid:
-            raise ConfigError(f"RISE {name} = {value!r} is out of range; expected {expected}")
+            flag = name.replace("_", "-")
+            raise ConfigError(f"RISE {name} = {value!r} is out of range; expected {expected}: give --{flag} such a value")

@@ -141,8 +141,10 @@ def _zoo_model(name: str, source: str, weights: str) -> tuple[torch.nn.Module, p
 
 
 def _torchscript(path: Path, weights: str) -> torch.nn.Module:
+    if path.is_dir():
+        raise InputError(f"model file {path} is a folder; give a TorchScript file (or NAME, or module:function)")
     if not path.is_file():
-        raise InputError(f"model file {path} does not exist")
+        raise InputError(f"model file {path} does not exist; give a TorchScript file (or NAME, or module:function)")
     if weights not in WEIGHT_CHOICES:
         raise ConfigError(f"--weights {weights}: a TorchScript file carries its own weights; leave --weights out")
     if weights == "random":
@@ -153,7 +155,7 @@ def _torchscript(path: Path, weights: str) -> torch.nn.Module:
             return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError) as error:
         raise ModelError(
-            f"{path} is not a TorchScript model ({str(error).strip().splitlines()[0]}); "
+            f"{path} is not a TorchScript model ({str(error).strip().splitlines()[0].split('. ')[0]}); "
             "a state-dict file goes to --weights together with --model NAME"
         ) from None
 
@@ -166,7 +168,7 @@ def _factory(spec: str) -> torch.nn.Module:
         if module_name.endswith(".py"):
             path = Path(module_name)
             if not path.is_file():
-                raise InputError(f"model factory file {path} does not exist")
+                raise InputError(f"model factory file {path} does not exist; give --model path/to/file.py:function")
             spec_ = importlib.util.spec_from_file_location(path.stem, path)
             namespace = importlib.util.module_from_spec(spec_)
             spec_.loader.exec_module(namespace)
@@ -178,6 +180,9 @@ def _factory(spec: str) -> torch.nn.Module:
                 sys.path.remove(str(Path.cwd()))
     except ImportError as error:
         raise ModelError(f"cannot import {module_name} for model factory {spec!r}: {error}") from None
+    except SyntaxError as error:  # the user's file does not parse
+        raise ModelError(f"cannot import {module_name} for model factory {spec!r}: {error.msg} at line {error.lineno}; "
+                         "fix the Python file") from None
     function = getattr(namespace, function_name, None)
     if not callable(function):
         raise ModelError(f"{module_name} has no function {function_name!r} for model factory {spec!r}")

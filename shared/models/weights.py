@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import pickle  # only for its UnpicklingError: files are read with weights_only (or safetensors)
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,8 +35,10 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     pickle (refused by `weights_only`), or content that is not a mapping of tensors.
     """
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"weights file {path} is a folder; give the state-dict file itself (--weights FILE)")
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist")
+        raise WeightsError(f"weights file {path} does not exist; give a state-dict file, or --weights pretrained / random")
     if path.suffix.lower() not in STATE_DICT_SUFFIXES:
         raise WeightsError(
             f"weights file {path} has an unsupported suffix; use {', '.join(STATE_DICT_SUFFIXES)}"
@@ -48,7 +51,9 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first_line = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, pickle.UnpicklingError):  # torch's text proposes an unsafe reload: not offered
+            first_line = "it holds pickled Python objects besides tensors, which could run code and are refused"
         raise WeightsError(
             f"cannot load weights from {path} safely ({first_line}); save a plain state dict "
             "with torch.save(model.state_dict(), path) or as .safetensors"

@@ -51,7 +51,7 @@ def find_source(name: str, source: str = "auto") -> str:
 
         if timm.is_model(name):
             return "timm"
-    choices = [n for s in searched for n in (torchvision_names() if s == "torchvision" else timm_names())]
+    choices = list(dict.fromkeys(n for s in searched for n in (torchvision_names() if s == "torchvision" else timm_names())))
     raise unknown_name(
         "model", name, choices,
         hint="list models with `net2brain models`; a factory is given as module:function, a TorchScript model as a file",

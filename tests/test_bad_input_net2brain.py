@@ -1,0 +1,731 @@
+"""Bad input to every `net2brain` command: exit 2, one line on stderr, nothing written.
+
+One parametrised test per command (models, layers, extract, rdm, rsa, searchlight, merge,
+info, demo). Its cases are the table at the top of the command's section: the case id,
+how the input is broken (a function of the workspace `w`: `w.set(option, value)`,
+`w.drop(option)`, `w.add(...)` or a helper defined above the table), and fragments the
+one-line message must hold (`{tmp}`, `{inputs}`, `{out}` are filled in from the
+workspace). Every case checks the command contract (README, "The command contract"):
+
+* exit code 2;
+* stderr is exactly one non-empty line, starting with "net2brain: error:", holding the
+  fragments (what was wrong, where: the file or option, and how to fix it), without a
+  traceback;
+* nothing is written: the workspace (inputs and the output folder: names, sizes,
+  folders, hidden files) is the same after the run as before, with no `.partial` file
+  and no hidden temporary file left.
+
+A few inputs look bad but are documented as accepted (README): NaN voxels in the volumes
+of `rdm --betas` are left out of their ROI (logged), NaN voxels in searchlight volumes get
+NaN at their centres, and a constant activation pattern gives NaN dissimilarities with a
+warning. Their rows say `Accepted(...)` and check that documented behaviour instead
+(exit 0, the log line or warning, and the NaN where the README puts it).
+
+Data are checked as they are streamed: NaN in the activations of a later layer (or a
+damaged image later in the stimulus list) is found when it is reached, after the
+progress lines of the earlier work, so those cases break the first layer / an early
+stimulus. Everything that headers and metadata tell (kinds, shapes, dtypes, row counts,
+stimulus ids, grids, volume counts) is checked for every input before any work.
+
+Cases marked NOT_AS_ROOT need file modes to be enforced: they are skipped as root, and
+run as root without CAP_DAC_OVERRIDE (`setpriv --bounding-set=-all -- python -m pytest ...`).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+
+from shared.rdm import compute_rdm
+from shared.rdm_io import write_rdms
+from tests.bad_input import NOT_AS_ROOT, Accepted, Work, config, cut_tail, table, unreadable
+from tests.bad_input import check_case as _check
+from tests.conftest import factory, write_images
+
+MODEL = ["--model", factory("tiny_cnn"), "--weights", "random", "--image-size", 16]
+
+
+RNG = np.random.default_rng(17)
+N = 6  # stimuli of the RDM, volume and activation inputs
+IDS = [f"img_{i}.png" for i in range(1, N + 1)]
+AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+
+
+# ------------------------------------------------------------------ the workspace
+
+
+def check_case(run, w: Work, expected) -> None:
+    _check(run, w, expected, "net2brain")
+
+
+def edit_h5(path: Path, change) -> Path:
+    """Change an HDF5 file in place with `change(h5py.File)`."""
+    with h5py.File(path, "r+") as file:
+        change(file)
+    return path
+
+
+def replace_dataset(name: str, make):
+    """A change that replaces dataset `name` by `make(old values)`."""
+    def change(file):
+        data = make(file[name][()])
+        del file[name]
+        file.create_dataset(name, data=data)
+    return change
+
+
+def set_value(name: str, index, value):
+    """A change that sets one entry (and, for a square RDM, its mirror) of dataset `name`."""
+    def change(file):
+        data = file[name][()]
+        data[index] = value
+        if data.ndim >= 2 and data.shape[-1] == data.shape[-2]:
+            data[(*index[:-2], index[-1], index[-2])] = value
+        file[name][...] = data
+    return change
+
+
+def write_activations(path: Path, layers: dict[str, np.ndarray] | None = None, stimuli=IDS) -> Path:
+    """An activations file as `net2brain extract` lays it out."""
+    if layers is None:
+        layers = {"conv": RNG.normal(size=(N, 2, 3, 3)).astype(np.float32), "fc": RNG.normal(size=(N, 5)).astype(np.float32)}
+    with h5py.File(path, "w") as file:
+        file.attrs["kind"] = "activations"
+        file.attrs["model"] = "toy"
+        file.create_dataset("stimuli", data=np.array(stimuli, dtype=h5py.string_dtype()))
+        group = file.create_group("layers", track_order=True)
+        for name, values in layers.items():
+            group.create_dataset(name, data=values)
+    return path
+
+
+def model_rdms(path: Path, stimuli=IDS, layers=("a", "b"), n=N) -> Path:
+    return write_rdms(path, stimuli, {name: compute_rdm(RNG.normal(size=(n, 4)), precision="double") for name in layers},
+                      "correlation")
+
+
+def brain_rdms(path: Path, stimuli=IDS, rois=("V1",), subjects=3, n=N) -> Path:
+    stacks = {roi: np.stack([compute_rdm(RNG.normal(size=(n, 4)), precision="double") for _ in range(subjects)]) for roi in rois}
+    return write_rdms(path, stimuli, stacks, "correlation")
+
+
+def nifti(path: Path, data: np.ndarray, affine: np.ndarray = AFFINE) -> Path:
+    nib.save(nib.Nifti1Image(np.asarray(data), affine), str(path))
+    return path
+
+
+def volume(path: Path, shape=(4, 4, 3), n=N, seed=0) -> Path:
+    """A 4D response volume, one random volume per stimulus."""
+    return nifti(path, np.random.default_rng(seed).normal(size=(*shape, n)).astype(np.float32))
+
+
+def mask(path: Path, shape=(4, 4, 3), box=(slice(0, 2), slice(0, 2), slice(0, 2)), affine=AFFINE) -> Path:
+    data = np.zeros(shape, dtype=np.uint8)
+    data[box] = 1
+    return nifti(path, data, affine)
+
+
+def npz(path: Path, *arrays, **named) -> Path:
+    np.savez(path, *arrays, **named)
+    return path
+
+
+# ------------------------------------------------------------------ net2brain models
+
+
+MODELS = [
+    # case id                      how the input is broken                                          the message says
+    ("source-unknown",             lambda w: w.add("--source", "keras"),                             ["--source", "'keras'", "net2brain models --help"]),
+    ("unknown-flag",               lambda w: w.add("--sort"),                                       ["--sort", "net2brain models --help"]),
+    ("config-missing",             lambda w: w.add("--config", w.inputs / "gone.yaml"),              ["{inputs}/gone.yaml", "does not exist", "YAML file"]),
+    ("config-a-folder",            lambda w: w.add("--config", w.folder("options.yaml")),            ["{inputs}/options.yaml", "is a folder", "YAML file"]),
+    ("config-unreadable",          lambda w: w.add("--config", unreadable(w.file("options.yaml", "filter: vit\n"))), ["{inputs}/options.yaml", "not readable"], NOT_AS_ROOT),
+    ("config-unknown-key",         lambda w: config(w, "filtre: vit\n"),                             ["{inputs}/options.yaml", "unknown option 'filtre'", "closest: filter"]),
+    ("config-wrong-type",          lambda w: config(w, "source: 3\n"),                               ["{inputs}/options.yaml", "'source'", "one of torchvision, timm"]),
+    ("config-invalid-yaml",        lambda w: config(w, "filter: [vit\n"),                            ["{inputs}/options.yaml", "not valid YAML", "line"]),
+    ("config-a-list",              lambda w: config(w, "- vit\n"),                                   ["{inputs}/options.yaml", "must be a mapping", "not a list"]),
+    ("config-binary",              lambda w: w.add("--config", w.file("options.yaml", b"\xff\xfe\x00bad")), ["{inputs}/options.yaml", "cannot read", "UTF-8"]),
+]
+
+
+@pytest.fixture
+def models_work(tmp_path) -> Work:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["models", "--filter", "resnet1"])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(MODELS))
+def test_models_refuses_bad_input(net2brain, models_work, brk, expected):
+    brk(models_work)
+    check_case(net2brain, models_work, expected)
+
+
+# ------------------------------------------------------------------ net2brain layers
+
+
+def model_spec(w: Work, spec) -> None:
+    w.args[1] = str(spec)
+
+
+def factory_file(w: Work, source: str) -> None:
+    model_spec(w, f"{w.file('nets.py', source)}:build")
+
+
+LAYERS = [
+    # case id                      how the input is broken                                          the message says
+    ("model-unknown",              lambda w: model_spec(w, "resnet_19"),                            ["unknown model 'resnet_19'", "closest: resnet18", "net2brain models"]),
+    ("model-unknown-in-source",    lambda w: (model_spec(w, "resnet18x"), w.set("--source", "timm")),                    ["unknown model 'resnet18x'", "net2brain models"]),
+    ("source-unknown",             lambda w: w.set("--source", "keras"),                             ["--source", "'keras'", "net2brain layers --help"]),
+    ("torchscript-missing",        lambda w: model_spec(w, w.inputs / "net.pt"),                    ["{inputs}/net.pt", "does not exist"]),
+    ("torchscript-a-folder",       lambda w: model_spec(w, w.folder("net.pt")),                     ["{inputs}/net.pt", "is a folder"]),
+    ("torchscript-corrupt",        lambda w: model_spec(w, w.file("net.pt", b"PK\x03\x04 not a model")), ["{inputs}/net.pt", "is not a TorchScript model", "--weights"]),
+    ("factory-file-missing",       lambda w: model_spec(w, f"{w.inputs}/nets.py:build"),            ["{inputs}/nets.py", "does not exist"]),
+    ("factory-function-missing",   lambda w: model_spec(w, factory("nope")),                        ["has no function 'nope'", "toy_models.py:nope"]),
+    ("factory-syntax-error",       lambda w: factory_file(w, "def build(:\n"),                       ["{inputs}/nets.py", "cannot import", "line 1"]),
+    ("factory-not-a-module",       lambda w: factory_file(w, "def build():\n    return 3\n"),         ["nets.py:build", "returned int", "torch.nn.Module"]),
+    ("image-size-too-small",       lambda w: w.set("--image-size", 2),                              ["--image-size", "at least 8"]),
+    ("image-size-not-a-number",    lambda w: w.set("--image-size", "big"),                          ["--image-size", "'big'", "net2brain layers --help"]),
+    ("device-unknown",             lambda w: w.add("--device", "tpu"),                               ["'tpu'", "use auto, cpu"]),
+    ("config-unknown-key",         lambda w: config(w, "image_sise: 16\n"),                          ["{inputs}/options.yaml", "unknown option 'image-sise'", "closest: image-size"]),
+    ("config-wrong-type",          lambda w: config(w, "image-size: 16.5\n"),                        ["{inputs}/options.yaml", "'image-size'", "whole number"]),
+    ("config-invalid-yaml",        lambda w: config(w, "image-size: : 16\n"),                        ["{inputs}/options.yaml", "not valid YAML", "line 1"]),
+    ("config-a-string",            lambda w: config(w, "resnet18\n"),                                ["{inputs}/options.yaml", "must be a mapping", "not a str"]),
+]
+
+
+@pytest.fixture
+def layers_work(tmp_path) -> Work:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["layers", factory("tiny_cnn"), "--image-size", 16])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(LAYERS))
+def test_layers_refuses_bad_input(net2brain, layers_work, brk, expected):
+    brk(layers_work)
+    check_case(net2brain, layers_work, expected)
+
+
+# ------------------------------------------------------------------ net2brain extract
+
+
+def list_file(w: Work, *lines: str) -> None:
+    w.set("--stimuli", w.file("list.txt", "\n".join(lines) + "\n"))
+
+
+def stimulus(w: Work, name: str, data: bytes) -> None:
+    (w.inputs / "stim" / name).write_bytes(data)
+
+
+EXTRACT = [
+    # case id                      how the input is broken                                          the message says
+    ("stimuli-missing",            lambda w: w.set("--stimuli", w.inputs / "nowhere"),              ["{inputs}/nowhere", "do not exist", "give a folder"]),
+    ("stimuli-folder-empty",       lambda w: w.set("--stimuli", w.folder("empty")),                 ["{inputs}/empty", "holds no images or videos"]),
+    ("stimuli-folder-unreadable",  lambda w: unreadable(w.inputs / "stim"),                         ["{inputs}/stim", "not readable"], NOT_AS_ROOT),
+    ("stimuli-a-single-image",     lambda w: w.set("--stimuli", w.inputs / "stim" / "img_1.png"),   ["img_1.png", "single stimulus", "give its folder"]),
+    ("list-empty",                 lambda w: list_file(w, "# nothing here", ""),                    ["{inputs}/list.txt", "lists no files"]),
+    ("list-names-an-image-twice",  lambda w: list_file(w, "stim/img_1.png", "stim/img_1.png"),      ["list.txt, line 2", "listed twice", "unique"]),
+    ("list-names-a-missing-file",  lambda w: list_file(w, "stim/img_1.png", "stim/gone.png"),       ["list.txt, line 2", "gone.png does not exist"]),
+    ("list-names-a-text-file",     lambda w: list_file(w, "notes.txt"),                             ["list.txt, line 1", "'notes.txt' is not an image or video"]),
+    ("list-not-text",              lambda w: w.set("--stimuli", w.file("list.txt", b"\xff\xfe\x00\x81")), ["{inputs}/list.txt", "cannot read stimulus list", "UTF-8"]),
+    ("list-unreadable",            lambda w: (list_file(w, "stim/img_1.png"), unreadable(w.inputs / "list.txt")), ["{inputs}/list.txt", "not readable"], NOT_AS_ROOT),
+    ("image-corrupt",              lambda w: stimulus(w, "img_2.png", b"not an image"),              ["img_2.png", "cannot decode image", "replace or remove"]),
+    ("image-truncated-png",        lambda w: cut_tail(w.inputs / "stim" / "img_2.png", 0.6),        ["img_2.png", "cannot decode image", "replace or remove"]),
+    ("image-unreadable",           lambda w: unreadable(w.inputs / "stim" / "img_2.png"),           ["img_2.png", "replace or remove"], NOT_AS_ROOT),
+    ("video-corrupt",              lambda w: stimulus(w, "clip.mp4", b"\x00\x00\x00\x18ftypmp42 junk"), ["clip.mp4", "cannot decode video", "replace or remove"]),
+    ("model-unknown",              lambda w: w.set("--model", "resnet_19"),                         ["unknown model 'resnet_19'", "resnet18"]),
+    ("layer-unknown",              lambda w: w.add("--layers", "features.0,heads"),                  ["unknown layer 'heads'", "closest: head", "net2brain layers"]),
+    ("weights-missing",            lambda w: w.set("--weights", w.inputs / "gone.pth"),             ["{inputs}/gone.pth", "does not exist"]),
+    ("weights-a-folder",           lambda w: w.set("--weights", w.folder("w.pth")),                 ["{inputs}/w.pth", "is a folder"]),
+    ("weights-corrupt",            lambda w: w.set("--weights", w.file("w.pth", b"PK\x03\x04 junk")), ["{inputs}/w.pth", "cannot load weights", "state dict"]),
+    ("tokens-cls-without-token",   lambda w: w.add("--tokens", "cls"),                               ["--tokens", "no class token", "use --tokens mean"]),
+    ("reduce-not-understood",      lambda w: w.add("--reduce", "pca:4"),                             ["--reduce 'pca:4'", "use srp:N"]),
+    ("frames-zero",                lambda w: w.add("--frames", 0),                                   ["--frames", "at least 1"]),
+    ("batch-size-zero",            lambda w: w.set("--batch-size", 0),                              ["--batch-size", "at least 1"]),
+    ("dtype-unknown",              lambda w: w.add("--dtype", "float64"),                            ["--dtype", "'float64'", "net2brain extract --help"]),
+    ("per-frame-with-images",      lambda w: w.add("--per-frame"),                                  ["--per-frame needs videos", "img_1.png"]),
+    ("shard-invalid",              lambda w: w.add("--shard", "3/2"),                               ["3/2", "0 <= I < N"]),
+    ("resume-with-overwrite",      lambda w: w.add("--resume", "--overwrite"),                      ["--resume", "--overwrite", "one of them"]),
+    ("partial-left-over",          lambda w: (w.out / "acts.h5.partial").write_bytes(b"rows"),      ["{out}/acts.h5.partial", "--resume", "--overwrite"]),
+    ("out-folder-missing",         lambda w: w.set("--out", w.out / "sub" / "acts.h5"),             ["{out}/sub", "does not exist", "create it"]),
+    ("out-is-a-folder",            lambda w: (w.out / "acts.h5").mkdir(),                            ["{out}/acts.h5", "is a folder", "give a file name"]),
+    ("out-exists",                 lambda w: (w.out / "acts.h5").write_bytes(b"old"),                ["{out}/acts.h5", "exists already", "--overwrite"]),
+    ("device-unknown",             lambda w: w.add("--device", "tpu"),                               ["'tpu'", "use auto, cpu"]),
+    ("config-unknown-key",         lambda w: config(w, "batch-sise: 4\n"),                           ["{inputs}/options.yaml", "'batch-sise'", "closest: batch-size"]),
+    ("config-wrong-type",          lambda w: config(w, "frames: eight\n"),                           ["{inputs}/options.yaml", "'frames'", "whole number"]),
+    ("config-invalid-yaml",        lambda w: config(w, "layers: [fc\n"),                             ["{inputs}/options.yaml", "not valid YAML", "line"]),
+    ("config-a-list",              lambda w: config(w, "- batch-size\n- 4\n"),                       ["{inputs}/options.yaml", "must be a mapping", "not a list"]),
+]
+
+
+@pytest.fixture
+def extract_work(tmp_path) -> Work:
+    stimuli = write_images(tmp_path / "in" / "stim", 3, size=20)
+    (tmp_path / "in" / "notes.txt").write_text("not a stimulus")
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["extract", *MODEL, "--stimuli", stimuli, "--out", tmp_path / "out" / "acts.h5", "--batch-size", 2])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(EXTRACT))
+def test_extract_refuses_bad_input(net2brain, extract_work, brk, expected):
+    brk(extract_work)
+    check_case(net2brain, extract_work, expected)
+
+
+# ------------------------------------------------------------------ net2brain rdm
+
+
+def activations(w: Work, path: Path) -> None:
+    w.set("--activations", path)
+
+
+def acts_edit(change):
+    return lambda w: edit_h5(w.inputs / "acts.h5", change)
+
+
+def from_betas(w: Work, betas=("sub-1.nii.gz",), masks=("V1.nii.gz",), *extra) -> None:
+    """The brain-data form: rdm --betas ... --mask ..."""
+    w.drop("--activations")
+    w.add(*[a for name in betas for a in ("--betas", w.inputs / name)], *[a for name in masks for a in ("--mask", w.inputs / name)], *extra)
+
+
+def nan_voxel(w: Work) -> None:
+    data = nib.load(w.inputs / "sub-1.nii.gz").get_fdata(dtype=np.float32)
+    data[0, 0, 0, 2] = np.nan
+    nifti(w.inputs / "sub-1.nii.gz", data)
+    from_betas(w)
+
+
+def nan_roi(w: Work) -> None:
+    data = nib.load(w.inputs / "sub-1.nii.gz").get_fdata(dtype=np.float32)
+    data[0:2, 0:2, 0:2, 4] = np.nan
+    nifti(w.inputs / "sub-1.nii.gz", data)
+    from_betas(w)
+
+
+def responses(w: Work, array) -> None:
+    np.save(w.inputs / "sub-1.npy", array)
+    w.drop("--activations")
+    w.add("--responses", w.inputs / "sub-1.npy")
+
+
+def rdm_written(w: Work) -> None:
+    from shared.rdm_io import read_rdm_file
+
+    assert read_rdm_file(w.out / "rdms.h5").rdms["V1"].shape == (1, N, N)
+
+
+def nan_row_of_the_constant_stimulus(w: Work) -> None:
+    """README (`net2brain rdm`): a correlation with a constant pattern is NaN, with a warning."""
+    with h5py.File(w.out / "rdms.h5") as file:
+        fc = file["rdms/fc"][()]
+    assert np.isnan(fc[2, [0, 1, 3, 4, 5]]).all() and np.isfinite(np.delete(np.delete(fc, 2, 0), 2, 1)).all()
+
+
+RDM = [
+    # case id                      how the input is broken                                          the message says
+    ("activations-missing",        lambda w: activations(w, w.inputs / "gone.h5"),                  ["{inputs}/gone.h5", "does not exist", "net2brain extract"]),
+    ("activations-a-folder",       lambda w: activations(w, w.folder("dir.h5")),                    ["{inputs}/dir.h5", "is a folder"]),
+    ("activations-unreadable",     lambda w: unreadable(w.inputs / "acts.h5"),                      ["{inputs}/acts.h5", "not readable"], NOT_AS_ROOT),
+    ("activations-truncated",      lambda w: cut_tail(w.inputs / "acts.h5"),                        ["{inputs}/acts.h5", "not a readable HDF5 file"]),
+    ("activations-not-hdf5",       lambda w: activations(w, w.file("text.h5", "image,x\n")),        ["{inputs}/text.h5", "not a readable HDF5 file"]),
+    ("activations-are-rdms",       lambda w: activations(w, model_rdms(w.inputs / "rdms.h5")),      ["{inputs}/rdms.h5", "holds rdms, expected activations", "net2brain extract"]),
+    ("activations-no-layers",      acts_edit(lambda f: [f["layers"].__delitem__(n) for n in list(f["layers"])]), ["{inputs}/acts.h5", "no layers", "net2brain extract"]),
+    ("activations-no-rows",        lambda w: activations(w, write_activations(w.inputs / "zero.h5", {"fc": np.zeros((0, 5), np.float32)}, [])), ["{inputs}/zero.h5", "0 stimuli", "at least 2"]),
+    ("activations-rows-mismatch",  acts_edit(replace_dataset("layers/fc", lambda a: a[:4])),          ["{inputs}/acts.h5", "'fc'", "4 rows", "6 stimuli"]),
+    ("activations-strings",        acts_edit(replace_dataset("layers/fc", lambda a: a.astype("S8"))), ["{inputs}/acts.h5", "'fc'", "numbers"]),
+    ("activations-nan",            acts_edit(set_value("layers/conv", (2, 1, 0, 0), np.nan)),        ["{inputs}/acts.h5", "'conv'", "NaN", "remove or impute"]),
+    ("activations-inf",            acts_edit(set_value("layers/conv", (0, 0, 1, 2), np.inf)),         ["{inputs}/acts.h5", "'conv'", "infinite", "remove or impute"]),
+    ("activations-id-twice",       acts_edit(replace_dataset("stimuli", lambda s: s[[0, 1, 2, 3, 4, 0]])), ["{inputs}/acts.h5", "'img_1.png'", "twice"]),
+    ("layer-unknown",              lambda w: w.add("--layers", "fc,pool"),                           ["unknown layer 'pool'", "{inputs}/acts.h5 holds 2 layers"]),
+    ("metric-unknown",             lambda w: w.add("--metric", "mahalanobis"),                       ["--metric", "'mahalanobis'", "net2brain rdm --help"]),
+    ("memory-zero",                lambda w: w.add("--memory", 0),                                   ["--memory", "at least 1 MB"]),
+    ("plot-folder-missing",        lambda w: w.add("--plot", w.out / "plots"),                       ["--plot", "{out}/plots", "create it"]),
+    ("out-exists",                 lambda w: (w.out / "rdms.h5").write_bytes(b"old"),                ["{out}/rdms.h5", "exists already", "--overwrite"]),
+    ("activations-and-responses",  lambda w: w.add("--responses", w.inputs / "sub-1.npy"),          ["--activations", "--responses", "exactly one"]),
+    ("mask-without-betas",         lambda w: w.add("--mask", w.inputs / "V1.nii.gz"),               ["--mask", "--betas"]),
+    ("betas-without-mask",         lambda w: from_betas(w, masks=()),                               ["--betas", "--mask"]),
+    ("betas-missing",              lambda w: from_betas(w, betas=("gone.nii.gz",)),                 ["{inputs}/gone.nii.gz", "does not exist"]),
+    ("betas-truncated-nifti",      lambda w: (cut_tail(w.inputs / "sub-1.nii.gz"), from_betas(w)),  ["{inputs}/sub-1.nii.gz", "cannot read", "NIfTI"]),
+    ("betas-not-nifti",            lambda w: (w.file("sub-1.nii.gz", b"\x1f\x8b garbage"), from_betas(w)), ["{inputs}/sub-1.nii.gz", "cannot read", "NIfTI"]),
+    ("betas-3d",                   lambda w: from_betas(w, betas=("V1.nii.gz",)),                   ["{inputs}/V1.nii.gz", "3 dimensions", "4D volume"]),
+    ("mask-of-another-grid",       lambda w: from_betas(w, masks=("small.nii.gz",)),                ["{inputs}/small.nii.gz", "(3, 3, 3)", "resample"]),
+    ("mask-selects-only-nan",      nan_roi,                                                         ["{inputs}/V1.nii.gz", "no usable voxel", "{inputs}/sub-1.nii.gz"]),
+    ("activations-constant-row",   acts_edit(set_value("layers/fc", np.s_[2], 0.5)),                 Accepted(["warning", "constant", "NaN"], nan_row_of_the_constant_stimulus)),
+    ("betas-nan-voxel-left-out",   nan_voxel,                                                       Accepted(["1 voxel(s) of V1 hold NaN"], rdm_written)),
+    ("betas-subjects-differ",      lambda w: from_betas(w, ("sub-1.nii.gz", "sub-5.nii.gz")),       ["{inputs}/sub-5.nii.gz", "5 volumes", "one volume per stimulus"]),
+    ("betas-stimuli-count",        lambda w: from_betas(w, ("sub-1.nii.gz",), ("V1.nii.gz",), "--stimuli", w.inputs / "four"), ["--stimuli", "{inputs}/four", "4 stimuli", "6"]),
+    ("responses-nan",              lambda w: responses(w, np.where(np.eye(N, 4) > 0, np.nan, 1.0)), ["{inputs}/sub-1.npy", "NaN", "remove or impute"]),
+    ("responses-strings",          lambda w: responses(w, np.array([["a"] * 4] * N)),               ["{inputs}/sub-1.npy", "must be numbers"]),
+    ("config-unknown-key",         lambda w: config(w, "metrik: euclidean\n"),                       ["{inputs}/options.yaml", "unknown option 'metrik'", "closest: metric"]),
+    ("config-wrong-type",          lambda w: config(w, "memory: lots\n"),                            ["{inputs}/options.yaml", "'memory'", "whole number"]),
+    ("config-invalid-yaml",        lambda w: config(w, "metric: 'euclidean\n"),                      ["{inputs}/options.yaml", "not valid YAML"]),
+    ("config-a-number",            lambda w: config(w, "42\n"),                                      ["{inputs}/options.yaml", "must be a mapping", "not a int"]),
+]
+
+
+@pytest.fixture
+def rdm_work(tmp_path) -> Work:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_activations(inputs / "acts.h5")
+    volume(inputs / "sub-1.nii.gz")
+    volume(inputs / "sub-5.nii.gz", n=5, seed=5)
+    mask(inputs / "V1.nii.gz")
+    mask(inputs / "small.nii.gz", shape=(3, 3, 3))
+    np.save(inputs / "sub-1.npy", RNG.normal(size=(N, 4)))
+    write_images(inputs / "four", 4, size=8)
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["rdm", "--activations", inputs / "acts.h5", "--out", tmp_path / "out" / "rdms.h5"])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(RDM))
+def test_rdm_refuses_bad_input(net2brain, rdm_work, brk, expected):
+    brk(rdm_work)
+    check_case(net2brain, rdm_work, expected)
+
+
+# ------------------------------------------------------------------ net2brain rsa
+
+
+def model_edit(change):
+    return lambda w: edit_h5(w.inputs / "model.h5", change)
+
+
+def brain_edit(change):
+    return lambda w: edit_h5(w.inputs / "brain.h5", change)
+
+
+def brain_file(w: Work, path: Path) -> None:
+    w.set("--brain-rdms", path)
+
+
+def model_file(w: Work, path: Path) -> None:
+    w.set("--model-rdms", path)
+
+
+RSA = [
+    # case id                      how the input is broken                                          the message says
+    ("model-rdms-missing",         lambda w: model_file(w, w.inputs / "gone.h5"),                   ["{inputs}/gone.h5", "does not exist", "net2brain rdm"]),
+    ("model-rdms-a-folder",        lambda w: model_file(w, w.folder("dir.h5")),                     ["{inputs}/dir.h5", "is a folder"]),
+    ("model-rdms-unreadable",      lambda w: unreadable(w.inputs / "model.h5"),                     ["{inputs}/model.h5", "not readable"], NOT_AS_ROOT),
+    ("model-rdms-truncated",       lambda w: cut_tail(w.inputs / "model.h5"),                       ["{inputs}/model.h5", "not a readable HDF5 file"]),
+    ("model-rdms-not-hdf5",        lambda w: model_file(w, w.file("text.h5", "a,b\n")),             ["{inputs}/text.h5", "not a readable HDF5 file"]),
+    ("model-rdms-are-activations", lambda w: model_file(w, write_activations(w.inputs / "acts.h5")), ["{inputs}/acts.h5", "holds activations, expected rdms", "net2brain rdm"]),
+    ("model-rdms-none",            model_edit(lambda f: [f["rdms"].__delitem__(n) for n in list(f["rdms"])]), ["{inputs}/model.h5", "holds no RDMs", "net2brain rdm"]),
+    ("model-rdm-not-square",       model_edit(replace_dataset("rdms/a", lambda m: m[:, :5])),         ["{inputs}/model.h5", "'a'", "not square"]),
+    ("model-rdm-3d",               model_edit(replace_dataset("rdms/a", lambda m: np.stack([m, m]))), ["{inputs}/model.h5", "'a'", "(2, 6, 6)", "(stimuli, stimuli)"]),
+    ("model-rdm-strings",          model_edit(replace_dataset("rdms/a", lambda m: m.astype("S8"))),   ["{inputs}/model.h5", "'a'", "numbers"]),
+    ("model-rdm-nan",              model_edit(set_value("rdms/b", (1, 4), np.nan)),                  ["{inputs}/model.h5", "'b'", "NaN", "(1, 4)"]),
+    ("model-rdm-one-stimulus-short", lambda w: model_file(w, model_rdms(w.inputs / "five.h5", IDS[:5], n=5)), ["has 6 stimuli", "{inputs}/five.h5 have 5"]),
+    ("model-id-twice",             model_edit(replace_dataset("stimuli", lambda s: s[[0, 1, 2, 3, 4, 4]])), ["{inputs}/model.h5", "'img_5.png'", "twice"]),
+    ("brain-rdms-missing",         lambda w: brain_file(w, w.inputs / "gone.npz"),                  ["{inputs}/gone.npz", "do not exist", "folder of files"]),
+    ("brain-rdms-folder-empty",    lambda w: brain_file(w, w.folder("brain_data")),                 ["{inputs}/brain_data", "holds no"]),
+    ("brain-rdms-unknown-type",    lambda w: brain_file(w, w.file("brain.csv", "1,2\n")),           ["{inputs}/brain.csv", "unsupported file type", ".npz"]),
+    ("brain-rdms-are-activations", lambda w: brain_file(w, write_activations(w.inputs / "acts.h5")), ["{inputs}/acts.h5", "holds activations, expected rdms"]),
+    ("brain-rdms-no-rois",         brain_edit(lambda f: f["rdms"].__delitem__("V1")),                ["{inputs}/brain.h5", "holds no RDMs"]),
+    ("brain-rdm-inf",              brain_edit(set_value("rdms/V1", (2, 0, 3), np.inf)),              ["{inputs}/brain.h5", "'V1'", "infinite", "(2, 0, 3)"]),
+    ("brain-rdm-asymmetric",       brain_edit(replace_dataset("rdms/V1", lambda m: m + np.triu(np.ones((N, N)), 1))), ["{inputs}/brain.h5", "'V1'", "not symmetric"]),
+    ("brain-ids-mismatch",         lambda w: brain_file(w, brain_rdms(w.inputs / "other.h5", [f"x{i}" for i in range(N)])), ["{inputs}/other.h5", "stimulus ids differ", "x0"]),
+    ("brain-id-twice",             brain_edit(replace_dataset("stimuli", lambda s: s[[0, 1, 2, 3, 4, 0]])), ["{inputs}/brain.h5", "'img_1.png'", "twice"]),
+    ("brain-npz-corrupt",          lambda w: brain_file(w, cut_tail(npz(w.inputs / "IT.npz", np.zeros((2, N, N))), 0.6)), ["{inputs}/IT.npz", "cannot read", "npz"]),
+    ("brain-npz-2d",               lambda w: brain_file(w, npz(w.inputs / "IT.npz", np.zeros((N, N)))), ["{inputs}/IT.npz", "'IT'", "(subjects, n, n)"]),
+    ("brain-npz-strings",          lambda w: brain_file(w, npz(w.inputs / "IT.npz", np.full((2, N, N), "a"))), ["{inputs}/IT.npz", "numbers"]),
+    ("layer-unknown",              lambda w: w.add("--layers", "a,c"),                              ["unknown layer 'c'", "{inputs}/model.h5 holds 2 RDMs"]),
+    ("compare-unknown",            lambda w: w.add("--compare", "cosine"),                           ["--compare", "'cosine'", "net2brain rsa --help"]),
+    ("folds-one",                  lambda w: w.add("--weighted", "--folds", 1),                      ["--folds", "at least 2"]),
+    ("bootstrap-negative",         lambda w: w.add("--bootstrap", -1),                               ["--bootstrap", "-1", "0 or more"]),
+    ("out-exists",                 lambda w: (w.out / "rsa.csv").write_text("old"),                 ["{out}/rsa.csv", "exists already", "--overwrite"]),
+    ("plot-folder-missing",        lambda w: w.add("--plot", w.out / "figs" / "rsa.png"),            ["{out}/figs", "does not exist", "create it"]),
+    ("config-unknown-key",         lambda w: config(w, "comparison: pearson\n"),                     ["{inputs}/options.yaml", "unknown option 'comparison'", "closest: compare"]),
+    ("config-wrong-type",          lambda w: config(w, "squared: sometimes\n"),                      ["{inputs}/options.yaml", "'squared'", "true or false"]),
+    ("config-invalid-yaml",        lambda w: config(w, "compare: pearson\n  folds: 3\n"),            ["{inputs}/options.yaml", "not valid YAML", "line 2"]),
+    ("config-a-list",              lambda w: config(w, "[compare, pearson]\n"),                      ["{inputs}/options.yaml", "must be a mapping", "not a list"]),
+]
+
+
+@pytest.fixture
+def rsa_work(tmp_path) -> Work:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    model_rdms(inputs / "model.h5")
+    brain_rdms(inputs / "brain.h5")
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["rsa", "--model-rdms", inputs / "model.h5", "--brain-rdms", inputs / "brain.h5",
+                           "--out", tmp_path / "out" / "rsa.csv"])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(RSA))
+def test_rsa_refuses_bad_input(net2brain, rsa_work, brk, expected):
+    brk(rsa_work)
+    check_case(net2brain, rsa_work, expected)
+
+
+# ------------------------------------------------------------------ net2brain searchlight
+
+GRID = (5, 5, 4)
+
+
+def betas(w: Work, *names: str) -> None:
+    """Replace the --betas volumes by these input files."""
+    w.drop("--betas")
+    w.args[1:1] = [a for name in names for a in ("--betas", str(w.inputs / name))]
+
+
+def precomputed(w: Work, path: Path, *extra) -> None:
+    """The precomputed form: --searchlight-rdms FILE instead of --betas, --mask, --radius."""
+    w.drop("--betas", "--mask", "--radius")
+    w.add("--searchlight-rdms", path, "--reference", w.inputs / "mask.nii.gz", *extra)
+
+
+def searchlight_rdms(w: Work, shape=(4, 2, N, N)) -> Path:
+    rdms = np.broadcast_to(compute_rdm(RNG.normal(size=(N, 3)), precision="double"), shape).copy()
+    return npz(w.inputs / "sl.npz", rdms, centres=np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3]]))
+
+
+def nan_in_volume(w: Work, box) -> None:
+    data = nib.load(w.inputs / "sub-2.nii.gz").get_fdata(dtype=np.float32)
+    data[box] = np.nan
+    nifti(w.inputs / "sub-2.nii.gz", data)
+
+
+def nan_at_the_voxel(w: Work) -> None:
+    """README: voxels whose responses are unusable in a subject get NaN (there only)."""
+    assert np.isnan(nib.load(w.out / "sl" / "sub-2_a.nii.gz").get_fdata()[1, 2, 3])
+    assert np.isfinite(nib.load(w.out / "sl" / "sub-1_a.nii.gz").get_fdata()[1, 2, 3])
+
+
+SEARCHLIGHT = [
+    # case id                      how the input is broken                                          the message says
+    ("betas-missing",              lambda w: betas(w, "sub-1.nii.gz", "gone.nii.gz"),              ["{inputs}/gone.nii.gz", "does not exist"]),
+    ("betas-a-folder",             lambda w: (w.folder("dir.nii.gz"), betas(w, "dir.nii.gz")),      ["{inputs}/dir.nii.gz", "is a folder"]),
+    ("betas-unreadable",           lambda w: unreadable(w.inputs / "sub-2.nii.gz"),                 ["{inputs}/sub-2.nii.gz", "not readable"], NOT_AS_ROOT),
+    ("betas-truncated-nifti",      lambda w: cut_tail(w.inputs / "sub-2.nii.gz"),                   ["{inputs}/sub-2.nii.gz", "cannot read", "NIfTI"]),
+    ("betas-not-nifti",            lambda w: w.file("sub-2.nii.gz", "subject 2\n"),                 ["{inputs}/sub-2.nii.gz", "cannot read", "NIfTI"]),
+    ("betas-3d",                   lambda w: betas(w, "mask.nii.gz"),                               ["{inputs}/mask.nii.gz", "3 dimensions", "4D volume"]),
+    ("betas-other-stimulus-count", lambda w: betas(w, "sub-1.nii.gz", "five.nii.gz"),               ["{inputs}/five.nii.gz", "5 volumes", "6 stimuli"]),
+    ("betas-other-grid",           lambda w: betas(w, "sub-1.nii.gz", "small.nii.gz"),              ["{inputs}/small.nii.gz", "(3, 3, 3)", "one grid"]),
+    ("betas-same-name-twice",      lambda w: betas(w, "sub-1.nii.gz", "sub-1.nii.gz"),              ["--betas", "same name", "rename one"]),
+    ("betas-all-nan",              lambda w: nan_in_volume(w, np.s_[...]),                          ["{inputs}/sub-2.nii.gz", "no voxel of the mask has usable responses"]),
+    ("betas-nan-voxel-gets-nan",   lambda w: nan_in_volume(w, np.s_[1, 2, 3, 0]),                   Accepted([], nan_at_the_voxel)),
+    ("mask-missing",               lambda w: w.set("--mask", w.inputs / "gone.nii.gz"),             ["{inputs}/gone.nii.gz", "does not exist"]),
+    ("mask-of-another-grid",       lambda w: w.set("--mask", w.inputs / "small_mask.nii.gz"),       ["{inputs}/small_mask.nii.gz", "(3, 3, 3)", "one grid"]),
+    ("mask-4d",                    lambda w: w.set("--mask", w.inputs / "sub-1.nii.gz"),            ["{inputs}/sub-1.nii.gz", "4 dimensions", "3D volume"]),
+    ("mask-empty",                 lambda w: w.set("--mask", mask(w.inputs / "none.nii.gz", GRID, np.s_[0:0])), ["{inputs}/none.nii.gz", "empty"]),
+    ("model-rdms-missing",         lambda w: w.set("--model-rdms", w.inputs / "gone.h5"),           ["{inputs}/gone.h5", "does not exist"]),
+    ("model-rdms-are-activations", lambda w: w.set("--model-rdms", write_activations(w.inputs / "acts.h5")), ["{inputs}/acts.h5", "holds activations, expected rdms", "net2brain rdm"]),
+    ("model-rdm-nan",              lambda w: edit_h5(w.inputs / "model.h5", set_value("rdms/a", (0, 5), np.nan)), ["{inputs}/model.h5", "'a'", "NaN"]),
+    ("layer-unknown",              lambda w: w.add("--layers", "c"),                                 ["unknown layer 'c'", "{inputs}/model.h5 holds 2 RDMs"]),
+    ("metric-unknown",             lambda w: w.add("--metric", "manhattan"),                         ["--metric", "'manhattan'", "net2brain searchlight --help"]),
+    ("radius-missing",             lambda w: w.drop("--radius"),                                    ["--radius", "give it on the command line"]),
+    ("radius-zero",                lambda w: w.set("--radius", 0),                                  ["--radius", "positive number of millimetres"]),
+    ("stimuli-list-names-twice",   lambda w: w.add("--stimuli", w.file("order.txt", "stim/img_1.png\nstim/img_1.png\n")), ["order.txt, line 2", "listed twice"]),
+    ("stimuli-ids-mismatch",       lambda w: w.add("--stimuli", w.inputs / "other_stim"),           ["{inputs}/other_stim", "stimulus ids differ", "pic_1.png"]),
+    ("betas-and-searchlight-rdms", lambda w: w.add("--searchlight-rdms", searchlight_rdms(w)),      ["--betas", "--searchlight-rdms", "not both"]),
+    ("centres-with-betas",         lambda w: w.add("--centres", w.file("c.npy", b"")),               ["--centres", "--searchlight-rdms"]),
+    ("shard-with-searchlight-rdms", lambda w: precomputed(w, searchlight_rdms(w), "--shard", "0/2"), ["--shard", "--searchlight-rdms", "without --shard"]),
+    ("searchlight-rdms-corrupt",   lambda w: precomputed(w, w.file("sl.npz", b"PK\x03\x04 junk")),   ["{inputs}/sl.npz", "cannot read"]),
+    ("searchlight-rdms-3d",        lambda w: precomputed(w, searchlight_rdms(w, (4, N, N))),         ["{inputs}/sl.npz", "(4, 6, 6)", "(searchlights, subjects, n, n)"]),
+    ("searchlight-rdms-no-reference", lambda w: (precomputed(w, searchlight_rdms(w)), w.drop("--reference")), ["--searchlight-rdms", "needs --reference"]),
+    ("fdr-out-of-range",           lambda w: w.add("--fdr", 2),                                      ["--fdr", "between 0 and 1"]),
+    ("out-dir-is-a-file",          lambda w: w.set("--out-dir", w.file("maps", "a file")),          ["{inputs}/maps", "is a file", "give a folder"]),
+    ("summary-exists",             lambda w: ((w.out / "sl").mkdir(), (w.out / "sl" / "summary.csv").write_text("old")), ["{out}/sl/", "exists already", "--overwrite"]),
+    ("config-unknown-key",         lambda w: config(w, "radius-mm: 4\n"),                            ["{inputs}/options.yaml", "unknown option 'radius-mm'", "closest: radius"]),
+    ("config-wrong-type",          lambda w: config(w, "min-voxels: [3]\n"),                         ["{inputs}/options.yaml", "'min-voxels'", "whole number"]),
+    ("config-invalid-yaml",        lambda w: config(w, "radius: 4\nradius 5\n"),                     ["{inputs}/options.yaml", "not valid YAML"]),
+    ("config-a-list",              lambda w: config(w, "- radius: 4\n"),                             ["{inputs}/options.yaml", "must be a mapping", "not a list"]),
+]
+
+
+@pytest.fixture
+def searchlight_work(tmp_path) -> Work:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    volume(inputs / "sub-1.nii.gz", GRID, seed=1)
+    volume(inputs / "sub-2.nii.gz", GRID, seed=2)
+    volume(inputs / "five.nii.gz", GRID, n=5, seed=3)
+    volume(inputs / "small.nii.gz", (3, 3, 3), seed=4)
+    mask(inputs / "mask.nii.gz", GRID, np.s_[:, :, :])
+    mask(inputs / "small_mask.nii.gz", (3, 3, 3), np.s_[:, :, :])
+    model_rdms(inputs / "model.h5")
+    write_images(inputs / "stim", N, size=8)
+    write_images(inputs / "other_stim", N, size=8, names=[f"pic_{i}.png" for i in range(1, N + 1)])
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["searchlight", "--betas", inputs / "sub-1.nii.gz", "--betas", inputs / "sub-2.nii.gz",
+                           "--mask", inputs / "mask.nii.gz", "--model-rdms", inputs / "model.h5", "--radius", 4,
+                           "--min-voxels", 3, "--out-dir", tmp_path / "out" / "sl"])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(SEARCHLIGHT))
+def test_searchlight_refuses_bad_input(net2brain, searchlight_work, brk, expected):
+    brk(searchlight_work)
+    check_case(net2brain, searchlight_work, expected)
+
+
+# ------------------------------------------------------------------ net2brain merge
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    """The two shards of one extract run (acts.shard-000-of-002.h5, ...-001-...), a shard 1
+    of another run (other/acts.shard-001-of-002.h5) and the unsharded file (whole.h5), made once."""
+    from net2brain_cli.app import main
+
+    folder = tmp_path_factory.mktemp("shards")
+    stimuli = write_images(folder / "stim", 4, size=20)
+    runs = [(folder / "acts.h5", "float32", "0/2"), (folder / "acts.h5", "float32", "1/2"),
+            (folder / "other" / "acts.h5", "float16", "1/2"), (folder / "whole.h5", "float32", None)]
+    for out, dtype, part in runs:
+        out.parent.mkdir(exist_ok=True)
+        args = ["extract", *MODEL, "--stimuli", stimuli, "--out", out, "--dtype", dtype, "--layers", "features.4,head"]
+        assert main([str(a) for a in args + (["--shard", part] if part else [])]) == 0
+    for sidecar in folder.rglob("*.config.yaml"):
+        sidecar.unlink()
+    shutil.rmtree(folder / "stim")
+    return folder
+
+
+SHARD_0, SHARD_1 = "acts.shard-000-of-002.h5", "acts.shard-001-of-002.h5"
+
+
+def merge_args(w: Work, *names: str) -> None:
+    w.args[1:1] = [str(w.inputs / name) for name in names]
+
+
+def shard_edit(name: str, change):
+    return lambda w: (edit_h5(w.inputs / name, change), merge_args(w, SHARD_0, SHARD_1))
+
+
+def attribution_shard(w: Work) -> None:
+    with h5py.File(w.inputs / "maps.shard-000-of-001.h5", "w") as file:
+        file.attrs.update({"kind": "attributions", "shard_index": 0, "shard_count": 1, "items_total": 2, "job_sha256": "x"})
+        file.create_dataset("stimuli", data=np.array(IDS[:2], dtype=h5py.string_dtype()))
+        file.create_dataset("maps", data=np.zeros((2, 8, 8), dtype=np.float32))
+    merge_args(w, "maps.shard-000-of-001.h5")
+
+
+MERGE = [
+    # case id                      how the input is broken                                          the message says
+    ("no-shards-beside-out",       lambda w: None,                                                  ["{out}/acts.h5", "no shard files", "as arguments"]),
+    ("shard-missing-file",         lambda w: merge_args(w, SHARD_0, "gone.shard-001-of-002.h5"),     ["{inputs}/gone.shard-001-of-002.h5", "does not exist"]),
+    ("shard-a-folder",             lambda w: (w.folder("dir.h5"), merge_args(w, SHARD_0, "dir.h5")), ["{inputs}/dir.h5", "is a folder"]),
+    ("shard-unreadable",           lambda w: (unreadable(w.inputs / SHARD_1), merge_args(w, SHARD_0, SHARD_1)), [SHARD_1, "not readable"], NOT_AS_ROOT),
+    ("shard-truncated",            lambda w: (cut_tail(w.inputs / SHARD_1), merge_args(w, SHARD_0, SHARD_1)), [SHARD_1, "not a readable HDF5 file", "rerun that shard"]),
+    ("shard-not-hdf5",             lambda w: (w.file(SHARD_1, "stimuli\n"), merge_args(w, SHARD_0, SHARD_1)), [SHARD_1, "not a readable HDF5 file", "rerun that shard"]),
+    ("not-a-shard",                lambda w: merge_args(w, SHARD_0, "whole.h5"),                     ["{inputs}/whole.h5", "is not a shard", "--shard outputs"]),
+    ("an-rdm-file",                lambda w: merge_args(w, model_rdms(w.inputs / "rdms.h5").name),   ["{inputs}/rdms.h5", "is not a shard"]),
+    ("attribution-shards",         attribution_shard,                                               ["maps.shard-000-of-001.h5", "holds attributions", "fovex merge"]),
+    ("a-shard-is-missing",         lambda w: merge_args(w, SHARD_0),                                ["shard(s) 1 of 2 are missing", "run them"]),
+    ("a-shard-given-twice",        lambda w: merge_args(w, SHARD_0, SHARD_0, SHARD_1),              ["shard 0/2 is given twice", SHARD_0]),
+    ("shards-of-two-runs",         lambda w: merge_args(w, SHARD_0, "other/" + SHARD_1),            ["come from different runs", "same options and inputs"]),
+    ("shard-rows-missing",         shard_edit(SHARD_1, replace_dataset("stimuli", lambda s: s[:1])), [SHARD_1, "holds 1 rows", "rerun that shard"]),
+    ("shard-layer-of-another-shape", shard_edit(SHARD_1, replace_dataset("layers/head", lambda a: a[:, :3])), [SHARD_1, "layers/head", "different runs"]),
+    ("out-exists",                 lambda w: (merge_args(w, SHARD_0, SHARD_1), (w.out / "acts.h5").write_bytes(b"old")), ["{out}/acts.h5", "exists already", "--overwrite"]),
+    ("out-folder-missing",         lambda w: (merge_args(w, SHARD_0, SHARD_1), w.set("--out", w.out / "sub" / "acts.h5")), ["{out}/sub", "does not exist", "create it"]),
+    ("config-unknown-key",         lambda w: (merge_args(w, SHARD_0, SHARD_1), config(w, "ovewrite: true\n")), ["{inputs}/options.yaml", "unknown option 'ovewrite'", "closest: overwrite"]),
+    ("config-wrong-type",          lambda w: (merge_args(w, SHARD_0, SHARD_1), config(w, "overwrite: 1\n")), ["{inputs}/options.yaml", "'overwrite'", "true or false"]),
+]
+
+
+@pytest.fixture
+def merge_work(tmp_path, shards) -> Work:
+    shutil.copytree(shards, tmp_path / "in")
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["merge", "--out", tmp_path / "out" / "acts.h5"])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(MERGE))
+def test_merge_refuses_bad_input(net2brain, merge_work, brk, expected):
+    brk(merge_work)
+    check_case(net2brain, merge_work, expected)
+
+
+# ------------------------------------------------------------------ net2brain info
+
+
+def info_of(w: Work, path: Path) -> None:
+    w.args.insert(1, str(path))
+
+
+def damaged_png(w: Work) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(w.inputs / "plot.png")
+    cut_tail(w.inputs / "plot.png", 0.3)
+    info_of(w, w.inputs / "plot.png")
+
+
+INFO = [
+    # case id                      how the input is broken                                          the message says
+    ("file-missing",               lambda w: info_of(w, w.inputs / "gone.h5"),                      ["{inputs}/gone.h5", "does not exist", "give one of our files"]),
+    ("a-folder",                   lambda w: info_of(w, w.inputs),                                  ["{inputs}", "is a folder", "give one of its files"]),
+    ("unreadable",                 lambda w: info_of(w, unreadable(w.inputs / "acts.h5")),          ["{inputs}/acts.h5", "not readable"], NOT_AS_ROOT),
+    ("unknown-format",             lambda w: info_of(w, w.file("notes.txt", "hello")),               ["{inputs}/notes.txt", "unknown format", "info reads HDF5"]),
+    ("hdf5-truncated",             lambda w: info_of(w, cut_tail(w.inputs / "acts.h5")),            ["{inputs}/acts.h5", "not a readable HDF5 file"]),
+    ("hdf5-empty-file",            lambda w: info_of(w, w.file("empty.h5", b"")),                   ["{inputs}/empty.h5", "not a readable HDF5 file"]),
+    ("not-hdf5-with-h5-suffix",    lambda w: info_of(w, w.file("text.h5", "image,x\n")),             ["{inputs}/text.h5", "not a readable HDF5 file"]),
+    ("nifti-truncated",            lambda w: info_of(w, cut_tail(w.inputs / "sub-1.nii.gz")),       ["{inputs}/sub-1.nii.gz", "not a readable NIfTI file"]),
+    ("nifti-not-nifti",            lambda w: info_of(w, w.file("brain.nii", "not a volume\n")),      ["{inputs}/brain.nii", "not a readable NIfTI file"]),
+    ("png-damaged",                damaged_png,                                                     ["{inputs}/plot.png", "not a readable PNG file"]),
+    ("csv-empty",                  lambda w: info_of(w, w.file("rsa.csv", "")),                      ["{inputs}/rsa.csv", "is empty", "header row"]),
+    ("csv-binary",                 lambda w: info_of(w, w.file("rsa.csv", b"\x89PNG\r\n\x1a\n\xff\xfe")), ["{inputs}/rsa.csv", "not a readable CSV file"]),
+    ("yaml-invalid",               lambda w: info_of(w, w.file("acts.config.yaml", "model: [x\n")),  ["{inputs}/acts.config.yaml", "not valid YAML"]),
+    ("yaml-a-list",                lambda w: info_of(w, w.file("acts.config.yaml", "- model\n")),    ["{inputs}/acts.config.yaml", "must be a mapping"]),
+    ("config-unknown-key",         lambda w: (info_of(w, w.inputs / "acts.h5"), config(w, "format: json\n")), ["{inputs}/options.yaml", "unknown option 'format'"]),
+]
+
+
+@pytest.fixture
+def info_work(tmp_path) -> Work:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_activations(inputs / "acts.h5")
+    volume(inputs / "sub-1.nii.gz", (8, 8, 8))
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["info"])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(INFO))
+def test_info_refuses_bad_input(net2brain, info_work, brk, expected):
+    brk(info_work)
+    check_case(net2brain, info_work, expected)
+
+
+# ------------------------------------------------------------------ net2brain demo
+
+
+def earlier_demo_output(w: Work) -> None:
+    (w.out / "demo").mkdir()
+    (w.out / "demo" / "rsa.csv").write_text("an earlier demo's results")
+
+
+DEMO = [
+    # case id                      how the input is broken                                          the message says
+    ("out-is-a-file",              lambda w: (w.out / "demo").write_text("a file"),                 ["{out}/demo", "not a folder"]),
+    ("out-under-a-file",           lambda w: ((w.out / "file").write_text("x"), w.set("--out", w.out / "file" / "demo")), ["{out}/file", "not a folder"]),
+    ("earlier-output",             earlier_demo_output,                                             ["{out}/demo/rsa.csv", "exists already", "--overwrite"]),
+    ("device-unknown",             lambda w: w.set("--device", "gpu0"),                              ["'gpu0'", "use auto, cpu"]),
+    ("unknown-flag",               lambda w: w.add("--fast"),                                       ["--fast", "net2brain demo --help"]),
+    ("config-unknown-key",         lambda w: config(w, "subjects: 3\n"),                             ["{inputs}/options.yaml", "unknown option 'subjects'"]),
+    ("config-wrong-type",          lambda w: config(w, "overwrite: maybe\n"),                        ["{inputs}/options.yaml", "'overwrite'", "true or false"]),
+    ("config-invalid-yaml",        lambda w: config(w, "device: {cpu\n"),                            ["{inputs}/options.yaml", "not valid YAML"]),
+    ("config-a-list",              lambda w: config(w, "- device\n"),                                ["{inputs}/options.yaml", "must be a mapping"]),
+]
+
+
+@pytest.fixture
+def demo_work(tmp_path) -> Work:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["demo", "--out", tmp_path / "out" / "demo", "--device", "cpu"])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(DEMO))
+def test_demo_refuses_bad_input(net2brain, demo_work, brk, expected):
+    brk(demo_work)
+    check_case(net2brain, demo_work, expected)
