@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from shared.errors import UnknownNameError
-from shared.models.layers import list_layers, select_layers, top_layers
+from shared.models.layers import list_layers, run_layers, select_layers, top_layers
 from shared.models.loading import load_model
 from tests.conftest import factory
 
@@ -76,3 +76,20 @@ def test_layers_command_unknown_model(net2brain):
     result = net2brain("layers", "resnet181")
     assert result.code == 2
     assert "unknown model 'resnet181'; closest: resnet18" in result.err
+
+
+def test_layer_outputs_are_not_changed_by_later_in_place_operations():
+    """ResNet's ReLU(inplace=True) runs on the batch norms' outputs: the extracted values
+    must be the batch norm's own (with negatives), not the rectified ones."""
+    loaded = load_model("resnet18", weights="random", seed=0, device="cpu", image_size=64)
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    outputs = run_layers(loaded, images, ["bn1", "layer1.0.bn1", "layer1.0"])
+    model = loaded.module
+    with torch.inference_mode():
+        stem = model.bn1(model.conv1(images))
+        block_bn1 = model.layer1[0].bn1(model.layer1[0].conv1(model.maxpool(torch.relu(stem))))
+        block = model.layer1[0](model.maxpool(torch.relu(stem)))
+    torch.testing.assert_close(outputs["bn1"], stem)
+    torch.testing.assert_close(outputs["layer1.0.bn1"], block_bn1)
+    torch.testing.assert_close(outputs["layer1.0"], block)
+    assert outputs["bn1"].min() < 0 and outputs["layer1.0.bn1"].min() < 0

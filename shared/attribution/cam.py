@@ -19,17 +19,16 @@ map. Without a layer, `target_layer` picks one.
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, ModelError, unknown_name
-from ..models.layers import first_tensor
+from ..models.layers import capture
 from .base import Attribution, Context, frozen, logits_of, normalise_maps
 
 _PROBE_SEED = 0
@@ -95,7 +94,7 @@ def target_layer(model: nn.Module, images_shape: Sequence[int], prefix_tokens: i
     device = _device_of(model)
     probe = torch.randn((1, *images_shape[1:]), generator=generator).to(device).requires_grad_(True)
     names = [name for name, _ in model.named_modules() if name]
-    with frozen(model), torch.enable_grad(), _recording(model, names) as outputs:
+    with frozen(model), torch.enable_grad(), capture(model, names) as outputs:
         stand_ins = {
             name: 1e-3 * torch.randn(parameter.shape, generator=generator).to(parameter)
             for name, parameter in model.named_parameters() if not parameter.any()
@@ -283,7 +282,7 @@ def _layer_output(
     # a recorded graph also keeps PyTorch's fused transformer fast path (which skips the
     # submodules' hooks) out of the way, so every named module runs
     inputs = images.detach().clone().requires_grad_(True)
-    with torch.enable_grad(), _recording(model, [layer]) as outputs:
+    with torch.enable_grad(), capture(model, [layer]) as outputs:
         logits = logits_of(model(inputs))
     if layer not in outputs:
         raise ModelError(f"layer {layer!r} did not run in the model's forward pass; choose a layer that does")
@@ -319,36 +318,6 @@ def _cam(activations: torch.Tensor, weights: torch.Tensor, images: torch.Tensor)
     cam = torch.einsum("bk,bkhw->bhw", weights, activations).clamp(min=0)
     cam = F.interpolate(cam[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     return Attribution(maps=normalise_maps(cam.float()).to(images.device))
-
-
-@contextlib.contextmanager
-def _recording(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
-    """Within the block, forward passes record each named module's output at its last call,
-    the dict ordered by when the calls end. Hooks are removed on exit."""
-    outputs: dict[str, torch.Tensor] = {}
-    modules = dict(model.named_modules())
-
-    def hook_for(name: str) -> Callable:
-        def hook(_module, _inputs, output):
-            tensor = first_tensor(output)
-            if tensor is None:
-                return None
-            outputs.pop(name, None)
-            outputs[name] = tensor
-            # in-place operations downstream (ReLU(inplace=True), `out += identity`) then
-            # change a copy, not the recorded activation
-            return tensor.clone() if output is tensor else None
-
-        return hook
-
-    handles = []
-    try:
-        for name in names:
-            handles.append(modules[name].register_forward_hook(hook_for(name)))
-        yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _device_of(model: nn.Module) -> torch.device:

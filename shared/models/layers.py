@@ -57,7 +57,13 @@ def script_outputs(output: object) -> dict[str, torch.Tensor]:
 @contextlib.contextmanager
 def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
     """Within the block, every forward pass of `model` fills the yielded dict with the
-    outputs of the modules `names`. Hooks are removed on exit."""
+    outputs of the modules `names` at their last call, ordered by when the calls end.
+    Hooks are removed on exit.
+
+    The rest of the model gets a copy of each recorded tensor output: in-place operations
+    downstream (`ReLU(inplace=True)` after a convolution or batch norm, `out += identity`)
+    would otherwise change the recorded activation after the fact.
+    """
     outputs: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
     handles = []
@@ -65,8 +71,11 @@ def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.
     def hook_for(name: str) -> Callable:
         def hook(_module, _inputs, output):
             tensor = first_tensor(output)
-            if tensor is not None:
-                outputs[name] = tensor
+            if tensor is None:
+                return None
+            outputs.pop(name, None)
+            outputs[name] = tensor
+            return tensor.clone() if output is tensor else None
 
         return hook
 
