@@ -9,7 +9,7 @@ import typer
 
 from cli_common import model_options as mo
 from cli_common.config import require, resolved_options, with_config
-from cli_common.options import ConfigFile, Overwrite, ShardSpec
+from cli_common.options import ConfigFile, Overwrite, ShardSpec, sharded_output
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run, state
@@ -72,9 +72,7 @@ def explain_command(
     from shared.attribution.explain import check_images_only, check_parameters, explain_to_file, parse_target
     from shared.config import config_path_for, write_resolved_config
     from shared.errors import ConfigError
-    from shared.shards import parse_shard
     from shared.stimuli import discover_stimuli
-    from shared.storage import check_new_output
 
     options = resolved_options(ctx)
     require(options, "model", "images", "out")
@@ -84,15 +82,12 @@ def explain_command(
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     wanted = parse_target(target)
-    part = parse_shard(shard)
+    part, target_path = sharded_output(out, shard, resume, overwrite)
+    if target_path is None:
+        return
     found = discover_stimuli(images)
     check_images_only(found)
     done = found if part is None else part.take(found)
-    target_path = out if part is None else part.path(out)
-    if resume and target_path.exists() and not overwrite:
-        log.info("%s is complete already; nothing to resume", target_path)
-        return
-    check_new_output(target_path, overwrite)
     if png_dir is not None:
         from fovex_cli.plots import check_overlays
 

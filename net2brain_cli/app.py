@@ -10,7 +10,7 @@ import typer
 from cli_common import model_options as mo
 from net2brain_cli import analysis, searchlight
 from cli_common.config import require, resolved_options, with_config
-from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
+from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec, sharded_output
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run
@@ -100,23 +100,14 @@ def extract_command(
     from shared.activations import extract_to_file, plan_extraction
     from shared.config import config_path_for, write_resolved_config
     from shared.reduction import parse_reduce
-    from shared.shards import parse_shard
     from shared.stimuli import discover_stimuli
-    from shared.storage import check_new_output
 
     options = resolved_options(ctx)
     require(options, "model", "stimuli", "out")
-    if resume and overwrite:
-        from shared.errors import ConfigError
-
-        raise ConfigError("--resume continues an interrupted run and --overwrite starts it again: give one of them")
-    part = parse_shard(shard)
-    found = discover_stimuli(stimuli)
-    target = out if part is None else part.path(out)
-    if resume and target.exists() and not overwrite:
-        log.info("%s is complete already; nothing to resume", target)
+    part, target = sharded_output(out, shard, resume, overwrite)
+    if target is None:
         return
-    check_new_output(target, overwrite)
+    found = discover_stimuli(stimuli)
     srp = parse_reduce(reduce)
     loaded = mo.load_model_from_options(model, source, weights, seed, device, image_size, mean, std)
     plan = plan_extraction(loaded, layers, tokens, frames, per_frame, srp)

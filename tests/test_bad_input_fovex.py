@@ -114,6 +114,7 @@ EXPLAIN = [
     ("fovex-option-with-gradcam",  lambda w: w.set("--method", "gradcam"),                          ["--scanpath-length", "--method fovex, not gradcam"]),
     ("shard-invalid-spec",         lambda w: w.add("--shard", "3/2"),                               ["3/2", "0 <= I < N"]),
     ("shard-not-a-spec",           lambda w: w.add("--shard", "half"),                              ["--shard 'half'", "I/N"]),
+    ("resume-with-overwrite",      lambda w: w.add("--resume", "--overwrite"),                      ["--resume", "--overwrite", "one of them"]),
     ("out-folder-missing",         lambda w: w.set("--out", w.out / "sub" / "maps.h5"),             ["{out}/sub", "does not exist", "create it"]),
     ("out-exists",                 lambda w: (w.out / "maps.h5").write_bytes(b"old"),                ["{out}/maps.h5", "exists already", "--overwrite"]),
     ("overlay-exists",             existing_overlay,                                                ["{out}/png/img_2.png", "exists already", "--overwrite"]),
