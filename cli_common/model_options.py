@@ -1,11 +1,13 @@
 """The model options shared by `net2brain extract` and `fovex explain` / `evaluate`."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
-from shared.errors import ConfigError
+from cli_common.choices import choice
+from net2brain_fovex.errors import ConfigError
+from net2brain_fovex.models.sources import AUTO, SOURCES
 
 PANEL = "Model"
 
@@ -14,9 +16,10 @@ Model = Annotated[str, typer.Option(
     help="torchvision or timm model name, module:function or file.py:function (a factory returning "
     "an nn.Module; runs your own code), or a TorchScript file.",
 )]
-Source = Annotated[Literal["auto", "torchvision", "timm"], typer.Option(
+SourceName = choice(SOURCES, AUTO)
+Source = Annotated[SourceName, typer.Option(
     rich_help_panel=PANEL,
-    help="Where to look up a model name: auto tries torchvision, then timm.",
+    help=f"Where to look up a model name: {AUTO} tries {', then '.join(SOURCES)}.",
 )]
 Weights = Annotated[str, typer.Option(
     rich_help_panel=PANEL,
@@ -43,16 +46,3 @@ def parse_triple(name: str, text: str | None) -> tuple[float, float, float] | No
     if len(values) != 3:
         raise ConfigError(f"--{name} {text!r} must be three numbers R,G,B")
     return values  # type: ignore[return-value]
-
-
-def load_model_from_options(
-    model: str, source: str, weights: str, seed: int, device: str,
-    image_size: int | None, mean: str | None, std: str | None,
-):
-    """Load the model the shared options describe (a `shared.models.loading.LoadedModel`)."""
-    from shared.models.loading import load_model  # torch loads only when a command needs it
-
-    return load_model(
-        model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
-        mean=parse_triple("mean", mean), std=parse_triple("std", std),
-    )

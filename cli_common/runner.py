@@ -8,7 +8,7 @@ Logs go to stderr through `logging` (`<tool>: message`; when stderr is not a ter
 as in batch jobs and pipes, each line starts with the local time). `--quiet` (or the
 environment variable `NET2BRAIN_QUIET=1` / `FOVEX_QUIET=1`, named after the tool) keeps
 warnings and errors only and switches progress output off. Every invocation's command
-line is recorded for the provenance of its outputs (`shared.provenance`).
+line is recorded for the provenance of its outputs (`net2brain_fovex.io.provenance`).
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from collections.abc import Iterator, Sequence
 
 import typer
 
-from shared import provenance
-from shared.errors import ToolboxError
+from net2brain_fovex.io import provenance
+from net2brain_fovex.errors import ToolboxError
 
 _FALSE = ("", "0", "false", "no", "off")
 
@@ -63,7 +63,7 @@ def global_options(
     if quiet:
         set_quiet(True)
     if version:
-        from shared import __version__
+        from net2brain_fovex import __version__
 
         typer.echo(f"{ctx.info_name} {__version__}")
         raise typer.Exit()

@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
 from cli_common import model_options as mo
-from net2brain_cli import analysis, searchlight
-from cli_common.config import require, resolved_options, with_config
-from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec, sharded_output
+from net2brain_cli.rdm import rdm_command
+from net2brain_cli.rsa import rsa_command
+from net2brain_cli.searchlight import searchlight_command
+from cli_common.config_merge import require, resolved_options, with_config
+from cli_common.choices import choice, choice_help
+from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
+from net2brain_fovex.extraction.registry import DTYPES, TOKENS
+from net2brain_fovex.models.sources import AUTO, SOURCES
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run
@@ -24,13 +29,13 @@ log = logging.getLogger("net2brain")
 @with_config
 def models_command(
     ctx: typer.Context,
-    source: Annotated[Literal["torchvision", "timm"] | None, typer.Option(help="Only this source.")] = None,
+    source: Annotated[choice(SOURCES) | None, typer.Option(help="Only this source.")] = None,
     filter: Annotated[str | None, typer.Option("--filter", help="Only names containing this text.")] = None,
     json: Json = False,
     config: ConfigFile = None,
 ) -> None:
-    """List every classification model torchvision and timm offer (source<TAB>name)."""
-    from shared.models.zoo import list_models
+    """List every model the sources offer (source<TAB>name)."""
+    from net2brain_fovex.models.sources import list_models
 
     pairs = list_models(source, filter)
     if json:
@@ -45,18 +50,16 @@ def models_command(
 def layers_command(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name, module:function, or TorchScript file.")],
-    source: mo.Source = "auto",
+    source: mo.Source = AUTO,
     image_size: mo.ImageSize = None,
     device: Device = "cpu",
     json: Json = False,
     config: ConfigFile = None,
 ) -> None:
     """List a model's layers in execution order with output shapes; '*' marks the default selection."""
-    from shared.models.layers import list_layers
-    from shared.models.loading import load_model
+    from net2brain_fovex.models.layers import list_layers
 
-    loaded = load_model(model, source=source, weights=None, device=device, image_size=image_size)
-    infos = list_layers(loaded)
+    infos = list_layers(model, source=source, device=device, image_size=image_size)
     if json:
         print_json([{"name": i.name, "shape": list(i.shape), "default": bool(i.top)} for i in infos])
         return
@@ -72,7 +75,7 @@ def layers_command(
 def extract_command(
     ctx: typer.Context,
     model: mo.Model = None,
-    source: mo.Source = "auto",
+    source: mo.Source = AUTO,
     weights: mo.Weights = "pretrained",
     seed: mo.Seed = 0,
     device: mo.Device = "auto",
@@ -83,11 +86,9 @@ def extract_command(
     out: Annotated[Path | None, typer.Option(help="Output HDF5 file.")] = None,
     layers: Annotated[str, typer.Option(help="top, all, or NAME,NAME (see `net2brain layers MODEL`).")] = "top",
     batch_size: Annotated[int, typer.Option(help="Stimuli per forward pass.")] = 32,
-    dtype: Annotated[Literal["float32", "float16"], typer.Option(help="Stored dtype.")] = "float32",
-    tokens: Annotated[Literal["auto", "cls", "mean", "all"], typer.Option(
-        help="Transformer outputs (batch, tokens, dim): class token, patch-token mean, or all tokens; "
-        "auto = cls when the model has a class token, else mean.",
-    )] = "auto",
+    dtype: Annotated[choice(DTYPES), typer.Option(help=choice_help(DTYPES, "Stored dtype:"))] = DTYPES.default,
+    tokens: Annotated[choice(TOKENS), typer.Option(
+        help=choice_help(TOKENS, "Transformer outputs (batch, tokens, dim):"))] = TOKENS.default,
     frames: Annotated[int, typer.Option(help="Frames sampled evenly from each video.")] = 8,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="Keep each video frame's activations instead of their mean.")] = False,
     reduce: Annotated[str, typer.Option(help="none, or srp:N (seeded sparse random projection to N features per layer).")] = "none",
@@ -97,33 +98,25 @@ def extract_command(
     config: ConfigFile = None,
 ) -> None:
     """Extract layer activations over a stimulus set into an HDF5 file."""
-    from shared.activations import extract_to_file, plan_extraction
-    from shared.config import config_path_for, write_resolved_config
-    from shared.reduction import parse_reduce
-    from shared.stimuli import discover_stimuli
+    from net2brain_fovex.extraction.activations import extract_to_file
 
     options = resolved_options(ctx)
     require(options, "model", "stimuli", "out")
-    part, target = sharded_output(out, shard, resume, overwrite)
-    if target is None:
-        return
-    found = discover_stimuli(stimuli)
-    srp = parse_reduce(reduce)
-    loaded = mo.load_model_from_options(model, source, weights, seed, device, image_size, mean, std)
-    plan = plan_extraction(loaded, layers, tokens, frames, per_frame, srp)
-    with progress_bar(f"extract {loaded.name}") as update:
-        path = extract_to_file(
-            loaded, found, plan, out, batch_size=batch_size, dtype=dtype, resume=resume,
-            overwrite=overwrite, config=options, progress=update, shard=part,
+    with progress_bar(f"extract {model}") as update:
+        result = extract_to_file(
+            model, stimuli, out, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
+            mean=mo.parse_triple("mean", mean), std=mo.parse_triple("std", std), layers=layers, tokens=tokens,
+            frames=frames, per_frame=per_frame, reduce=reduce, batch_size=batch_size, dtype=dtype, shard=shard,
+            resume=resume, overwrite=overwrite, config=options, progress=update,
         )
-    write_resolved_config(config_path_for(path), "net2brain extract", options)
-    done = len(found) if part is None else len(part.take(found))
-    log.info("wrote %s: %d stimuli x %d layers of %s on %s", path, done, len(plan.layers), loaded.name, loaded.device)
+    if result.model is not None:
+        log.info("wrote %s: %d stimuli x %d layers of %s on %s", result.path, result.stimuli, len(result.plan.layers),
+                 result.model.name, result.model.device)
 
 
-app.command("rdm")(analysis.rdm_command)
-app.command("rsa")(analysis.rsa_command)
-app.command("searchlight")(searchlight.searchlight_command)
+app.command("rdm")(rdm_command)
+app.command("rsa")(rsa_command)
+app.command("searchlight")(searchlight_command)
 
 
 @app.command("merge")
@@ -139,34 +132,14 @@ def merge_command(
     config: ConfigFile = None,
 ) -> None:
     """Join the shard outputs of `extract --shard` or `searchlight --shard` into what one run writes."""
-    from shared.config import config_path_for, write_resolved_config
-    from shared.shards import check_shards, merge_rows
-    from shared.storage import ACTIVATIONS_KIND
+    from net2brain_fovex.io.hdf5 import ACTIVATIONS_KIND, SEARCHLIGHT_SHARD_KIND
+    from net2brain_fovex.io.shards import merge_shards
 
     options = resolved_options(ctx)
     require(options, "out")
-    paths = list(shards) if shards else _shards_beside(out)
-    kind = check_shards(paths)[0][1].get("kind")
-    if kind == ACTIVATIONS_KIND:
-        written = merge_rows(paths, out, ACTIVATIONS_KIND, overwrite)
-        write_resolved_config(config_path_for(written), "net2brain merge", options)
-    elif kind == searchlight.SHARD_KIND:
-        written = searchlight.merge_searchlight(paths, out, overwrite)
-    else:
-        from shared.errors import InputError
-
-        raise InputError(f"{paths[0]} holds {kind}; net2brain merges extract and searchlight shards (fovex merge: explain)")
-    log.info("merged %d shards into %s", len(paths), written)
-
-
-def _shards_beside(out: Path) -> list[Path]:
-    from shared.errors import InputError
-    from shared.shards import shard_outputs
-
-    found = shard_outputs(out) or (shard_outputs(out / searchlight.SHARD_NAME) if out.is_dir() else [])
-    if not found:
-        raise InputError(f"no shard files (NAME.shard-I-of-N.EXT) beside {out}; give the shard files as arguments")
-    return found
+    written = merge_shards(out, shards, kinds=(ACTIVATIONS_KIND, SEARCHLIGHT_SHARD_KIND), overwrite=overwrite,
+                           config=options)
+    log.info("merged the shards into %s", written)
 
 
 @app.command("demo")
@@ -182,10 +155,11 @@ def demo_command(
 
     Writes 24 shape stimuli with their factors and their activations, and prints what the files hold.
     """
-    from net2brain_cli.demo import run_demo
+    from net2brain_fovex.demo.net2brain_demo import run_net2brain_demo
 
     with progress_bar("demo") as update:
-        report = run_demo(out, device=device, overwrite=overwrite, options=resolved_options(ctx), progress=update)
+        report = run_net2brain_demo(out, device=device, overwrite=overwrite, config=resolved_options(ctx),
+                                    progress=update)
     typer.echo(report)
 
 

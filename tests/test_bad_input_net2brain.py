@@ -40,8 +40,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from shared.rdm import compute_rdm
-from shared.rdm_io import write_rdms
+from net2brain_fovex.brain.rdm import compute_rdm
+from net2brain_fovex.brain.rdm_files import write_rdms
 from tests.bad_input import NOT_AS_ROOT, Accepted, Work, config, cut_tail, table, unreadable
 from tests.bad_input import check_case as _check
 from tests.conftest import factory, write_images
@@ -315,7 +315,7 @@ def responses(w: Work, array) -> None:
 
 
 def rdm_written(w: Work) -> None:
-    from shared.rdm_io import read_rdm_file
+    from net2brain_fovex.brain.rdm_files import read_rdm_file
 
     assert read_rdm_file(w.out / "rdms.h5").rdms["V1"].shape == (1, N, N)
 

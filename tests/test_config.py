@@ -8,9 +8,9 @@ import h5py
 import pytest
 import yaml
 
-from cli_common.config import convert
-from shared.config import config_path_for, load_config, normalise_key
-from shared.errors import ConfigError
+from cli_common.config_merge import convert
+from net2brain_fovex.io.config import config_path_for, load_config, normalise_key
+from net2brain_fovex.errors import ConfigError
 from tests.conftest import factory
 
 

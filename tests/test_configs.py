@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from net2brain_cli import analysis, searchlight
+from net2brain_cli.rdm import rdm_command
+from net2brain_cli.rsa import rsa_command
+from net2brain_cli.searchlight import searchlight_command
 from net2brain_cli import app as cli
-from shared.config import load_config
+from net2brain_fovex.io.config import load_config
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 COMMANDS = {"models": cli.models_command, "layers": cli.layers_command, "extract": cli.extract_command, "demo": cli.demo_command,
-            "rdm": analysis.rdm_command, "rsa": analysis.rsa_command, "searchlight": searchlight.searchlight_command}
+            "rdm": rdm_command, "rsa": rsa_command, "searchlight": searchlight_command}
 
 
 from fovex_cli import app as fovex_app

@@ -4,7 +4,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from shared.synthetic import shape_stimuli
+from net2brain_fovex.demo.synthetic import shape_stimuli
 
 
 def test_shape_stimuli_are_seeded_and_distinct():
@@ -20,8 +20,8 @@ def test_shape_stimuli_are_seeded_and_distinct():
 def test_simulated_brain_rdms_are_noisy_copies():
     from scipy.stats import pearsonr
 
-    from shared.rsa import upper_triangle
-    from shared.synthetic import simulate_brain_rdms
+    from net2brain_fovex.brain.compare import upper_triangle
+    from net2brain_fovex.demo.synthetic import simulate_brain_rdms
 
     rng = np.random.default_rng(0)
     layer = np.abs(rng.normal(size=(12, 12)))

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from shared.rdm import compute_rdm
-from shared.rsa import RSAOptions, compare, compare_pairs, rsa_roi, upper_triangle
-from shared.searchlight import SphereIndex, searchlight_scores
+from net2brain_fovex.brain.rdm import compute_rdm
+from net2brain_fovex.brain.compare import compare, compare_pairs, upper_triangle
+from net2brain_fovex.brain.parameters import RSAParameters
+from net2brain_fovex.brain.rsa import rsa_roi
+from net2brain_fovex.brain.searchlight import SphereIndex, searchlight_scores
 
 RNG = np.random.default_rng(7)
 
@@ -59,7 +61,7 @@ def test_rsa_of_a_constant_model_rdm_is_nan_not_zero(method):
     layers = {"informative": random_rdm(), "flat": np.ones((7, 7)) - np.eye(7)}
     brain = np.stack([random_rdm() for _ in range(5)])
     with pytest.warns(RuntimeWarning, match="constant"):
-        result = rsa_roi(layers, brain, "roi", RSAOptions(method=method))
+        result = rsa_roi(layers, brain, "roi", RSAParameters(compare=method))
     assert np.isfinite(result.score[0]) and np.isnan(result.score[1]) and np.isnan(result.p[1])
 
 
@@ -89,7 +91,7 @@ def test_searchlight_centres_with_constant_spheres_are_nan_with_a_warning():
     patterns[:100] = 3.0  # the first voxels (the spheres of the first centres) respond the same to every stimulus
     model = upper_triangle(random_rdm(n)[None])
     with pytest.warns(RuntimeWarning, match="constant sphere RDM"):
-        scores = searchlight_scores(patterns, index, model, "correlation", "spearman", min_voxels=2)
+        scores = searchlight_scores(patterns, index, model, metric="correlation", compare="spearman", min_voxels=2)
     assert np.isnan(scores[0, 0]) and np.isfinite(scores[0, -1])
 
 

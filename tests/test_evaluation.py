@@ -11,15 +11,18 @@ import torch
 from PIL import Image
 from torch import nn
 
-from shared import gaze
-from shared.attribution.explain import load_images, read_attributions
-from shared.errors import ConfigError, InputError, UnknownNameError
-from shared.evaluation import METRICS, Truth, choose_metrics, evaluate_maps, read_curves
-from shared.ground_truth import boxes_to_input, points_to_input, read_boxes, read_fixations
-from shared.metrics import box_regions, confidence_change, deletion_insertion, energy_in_box, pointing_game, sparseness
-from shared.models.loading import load_model
-from shared.models.preprocessing import Preprocessing
-from shared.stimuli import discover_stimuli
+from net2brain_fovex.evaluate import gaze
+from net2brain_fovex.explain.attributions import load_images, read_attributions
+from net2brain_fovex.errors import ConfigError, InputError, UnknownNameError
+from net2brain_fovex.evaluate.evaluation import Truth, choose_metrics, evaluate_maps, read_curves
+from net2brain_fovex.evaluate.registry import METRICS
+from net2brain_fovex.evaluate.ground_truth import boxes_to_input, points_to_input, read_boxes, read_fixations
+from net2brain_fovex.evaluate.localisation import box_regions, energy_in_box, pointing_game
+from net2brain_fovex.evaluate.faithfulness import confidence_change, deletion_insertion
+from net2brain_fovex.evaluate.complexity import sparseness
+from net2brain_fovex.models.loading import load_model
+from net2brain_fovex.models.preprocessing import Preprocessing
+from net2brain_fovex.extraction.stimuli import discover_stimuli
 from tests.conftest import factory, write_images
 
 BLACK = torch.tensor([-2.0, -1.5, -1.8])
@@ -116,9 +119,9 @@ def test_choose_metrics_by_ground_truth_and_by_name():
     assert choose_metrics(None, False, False) == ["avg_drop", "avg_increase", "deletion", "insertion", "sparseness"]
     assert choose_metrics(None, True, True) == list(METRICS)
     assert choose_metrics("nss, deletion,nss", False, True) == ["nss", "deletion"]
-    with pytest.raises(ConfigError, match="--boxes"):
+    with pytest.raises(ConfigError, match="`boxes=boxes.csv`"):
         choose_metrics("ebpg", False, True)
-    with pytest.raises(ConfigError, match="--fixations"):
+    with pytest.raises(ConfigError, match="`fixations=FILE.csv`"):
         choose_metrics(["cc"], True, False)
     with pytest.raises(UnknownNameError, match="insertion"):
         choose_metrics("insertoin", False, False)

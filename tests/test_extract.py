@@ -8,10 +8,10 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from shared.activations import extract_to_file, iter_activations, plan_extraction
-from shared.models.loading import load_model
-from shared.reduction import projection_matrix
-from shared.stimuli import discover_stimuli
+from net2brain_fovex.extraction.activations import extract_to_file, iter_activations, plan_extraction
+from net2brain_fovex.models.loading import load_model
+from net2brain_fovex.extraction.reduction import projection_matrix
+from net2brain_fovex.extraction.stimuli import discover_stimuli
 from tests.conftest import factory, write_images
 
 
@@ -71,10 +71,10 @@ def test_transformer_tokens(tmp_path, images, tokens):
 
 
 def test_cls_needs_a_class_token(tmp_path):
-    from shared.errors import ConfigError
+    from net2brain_fovex.errors import ConfigError
 
     loaded = load_model(factory("tiny_cnn"), device="cpu", image_size=16)
-    with pytest.raises(ConfigError, match="has no class token; use --tokens mean"):
+    with pytest.raises(ConfigError, match="has no class token; use `tokens=mean`"):
         plan_extraction(loaded, "head", tokens="cls")
 
 
@@ -199,8 +199,8 @@ def test_core_extract_to_file(tmp_path, images):
     loaded = load_model(factory("tiny_cnn"), weights="random", device="cpu", image_size=16)
     plan = plan_extraction(loaded, "top")
     seen = []
-    path = extract_to_file(loaded, discover_stimuli(images), plan, tmp_path / "a.h5", batch_size=3,
-                           progress=lambda done, total: seen.append((done, total)))
+    path = extract_to_file(loaded, discover_stimuli(images), tmp_path / "a.h5", layers="top", batch_size=3,
+                           progress=lambda done, total: seen.append((done, total))).path
     assert seen == [(0, 7), (3, 7), (6, 7), (7, 7)]
     with h5py.File(path) as file:
         assert "_rows_done" not in file and list(file["layers"]) == plan.layers

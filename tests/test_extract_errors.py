@@ -76,12 +76,12 @@ def test_unknown_flag_is_a_usage_error(net2brain):
 
 
 def test_unexpected_failure_is_exit_1_and_debug_shows_traceback(net2brain, tmp_path, images, monkeypatch):
-    import shared.activations
+    import net2brain_fovex.extraction.activations
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(shared.activations, "extract_to_file", broken)
+    monkeypatch.setattr(net2brain_fovex.extraction.activations, "extract_to_file", broken)
     args = ["extract", "--model", factory("tiny_cnn"), "--stimuli", images, "--out", tmp_path / "out.h5", "--image-size", 16]
     result = net2brain(*args)
     assert result.code == 1 and "unexpected error: ZeroDivisionError: boom" in result.err and "Traceback" not in result.err

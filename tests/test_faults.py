@@ -253,9 +253,9 @@ def data(tmp_path_factory) -> dict[str, Path]:
             layers.create_dataset(name, data=rng.normal(size=(400, 8, 400)).astype(np.float32), chunks=(16, 8, 400))
     assert call("net2brain", "rdm", "--activations", paths["acts"], *RDM, "--out", ref / "rdms.h5") == 0
     # 3 subjects' volumes (16 x 16 x 12 voxels, 16 stimuli) and 3 model RDMs
-    from shared.rdm import compute_rdm
-    from shared.rdm_io import write_rdms
-    from shared.synthetic import simulate_volumes
+    from net2brain_fovex.brain.rdm import compute_rdm
+    from net2brain_fovex.brain.rdm_files import write_rdms
+    from net2brain_fovex.demo.synthetic import simulate_volumes
 
     rdms = {name: compute_rdm(rng.normal(size=(16, 40)), precision="double") for name in "abc"}
     volumes, affine = simulate_volumes(rdms, {"a": (4, 8, 6), "b": (11, 8, 6)}, subjects=3, noise=0.5, seed=3)
@@ -661,7 +661,7 @@ def test_a_real_full_disk(net2brain, tmp_path, small_disk):
     result = net2brain(*args, "--out", disk / "acts.h5")
     assert result.code == 2 and "no space left on the device" in error_line(result.err, "net2brain")
     assert not PROGRESS.search(result.err) and not any(disk.iterdir())
-    script = ("import sys, shared.storage as s; s.reserve_space = lambda path: None; "
+    script = ("import sys, net2brain_fovex.io.rows as s; s.reserve_space = lambda path: None; "
               "s.check_room = lambda *a, **k: None; from net2brain_cli.app import main; sys.exit(main(sys.argv[1:]))")
     done = subprocess.run([sys.executable, "-c", script, *map(str, args), "--out", disk / "acts.h5"],
                           capture_output=True, text=True, env={**os.environ, "SLOW_CNN_SLEEP": "0"}, timeout=300)

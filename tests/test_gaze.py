@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
-from shared.errors import ConfigError, InputError
-from shared.gaze import auc_judd, cc, fixation_counts, fixation_density, kld, nss, sim
+from net2brain_fovex.errors import ConfigError, InputError
+from net2brain_fovex.evaluate.gaze import auc_judd, cc, fixation_counts, fixation_density, kld, nss, sim
 
 EPS = 2.220446049250313e-16
 HEIGHT, WIDTH = 9, 11

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared.errors import UnknownNameError
-from shared.models.layers import list_layers, run_layers, select_layers, top_layers
-from shared.models.loading import load_model
+from net2brain_fovex.errors import UnknownNameError
+from net2brain_fovex.models.layers import list_layers, run_layers, select_layers, top_layers
+from net2brain_fovex.models.loading import load_model
 from tests.conftest import factory
 
 

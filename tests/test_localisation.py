@@ -6,19 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from shared.errors import ConfigError
-from shared.localisation import (
-    CLASS_NAMES,
-    TinyCNN,
-    accuracy,
-    make_localisation_set,
-    save_checkpoint,
-    tiny_cnn,
-    to_tensor,
-    train_tiny_cnn,
-)
-from shared.models.loading import load_model
-from shared.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from net2brain_fovex.errors import ConfigError
+from net2brain_fovex.demo.localisation_task import CLASS_NAMES, TinyCNN, accuracy, make_localisation_set, save_checkpoint, tiny_cnn, to_tensor, train_tiny_cnn
+from net2brain_fovex.models.loading import load_model
+from net2brain_fovex.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +132,7 @@ def test_checkpoint_loads_through_the_factory_route(tmp_path, data):
     model = tiny_cnn().eval()
     path = save_checkpoint(model, tmp_path / "tiny.safetensors")
     assert path.is_file() and [p.name for p in tmp_path.iterdir()] == ["tiny.safetensors"]
-    loaded = load_model("shared.localisation:tiny_cnn", weights=str(path), device="cpu")
+    loaded = load_model("net2brain_fovex.demo.localisation_task:tiny_cnn", weights=str(path), device="cpu")
     assert loaded.source == "factory" and isinstance(loaded.module, TinyCNN)
     state = loaded.module.state_dict()
     assert state.keys() == model.state_dict().keys()

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
-from shared.errors import ConfigError, InputError
-from shared.metrics import deletion_insertion, energy_in_box, pointing_game, points_in_boxes
+from net2brain_fovex.errors import ConfigError, InputError
+from net2brain_fovex.evaluate.faithfulness import deletion_insertion
+from net2brain_fovex.evaluate.localisation import energy_in_box, pointing_game, points_in_boxes
 
 BLACK = torch.tensor([-2.0, -1.5, -1.8])
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torchvision
 
-from shared.errors import ConfigError, ModelError, UnknownNameError, WeightsError
-from shared.models.loading import load_model
-from shared.models.weights import load_state_dict_file
-from shared.models.zoo import find_source, list_models
+from net2brain_fovex.errors import ConfigError, ModelError, UnknownNameError, WeightsError
+from net2brain_fovex.models.loading import load_model
+from net2brain_fovex.models.weights import load_state_dict_file
+from net2brain_fovex.models.sources import find_source, list_models
 from tests.conftest import TOY_MODELS, factory
 
 
@@ -80,7 +80,7 @@ def test_preprocessing_overrides():
     loaded = load_model("resnet18", weights="random", device="cpu", image_size=112, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
     assert (loaded.preprocessing.crop, loaded.preprocessing.resize) == (112, 128)
     assert loaded.preprocessing.std == (0.25, 0.25, 0.25)
-    with pytest.raises(ConfigError, match="--std values must be positive"):
+    with pytest.raises(ConfigError, match="`std` values must be positive"):
         load_model("resnet18", weights="random", device="cpu", std=(0, 1, 1))
 
 

@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from shared.shards import dataset_paths
+from net2brain_fovex.io.shards import dataset_paths
 from tests.conftest import TOY_MODELS
 
 PIPELINE = Path(__file__).parents[1] / "configs" / "pipeline"

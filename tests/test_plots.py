@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from net2brain_cli.plots import rdm_heatmap, rsa_figure, significance_stars
+from net2brain_fovex.figures.rdm import rdm_heatmap
+from net2brain_fovex.figures.rsa import rsa_figure, significance_stars
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -14,12 +14,12 @@ import torch
 import torchvision
 from scipy.spatial.distance import pdist, squareform
 
-import shared
-from shared.config import config_path_for, load_config, read_resolved_config, write_resolved_config
-from shared.provenance import build_provenance, command_scope, files_sha256, input_entries, invocation
-from shared.rdm_io import write_rdms
-from shared.shards import Shard
-from shared.stimuli import discover_stimuli, fingerprint
+import net2brain_fovex
+from net2brain_fovex.io.config import config_path_for, load_config, read_resolved_config, write_resolved_config
+from net2brain_fovex.io.provenance import build_provenance, command_scope, files_sha256, input_entries, invocation
+from net2brain_fovex.brain.rdm_files import write_rdms
+from net2brain_fovex.io.shards import Shard
+from net2brain_fovex.extraction.stimuli import discover_stimuli, fingerprint
 from tests.conftest import factory, write_images
 
 RNG = np.random.default_rng(11)
@@ -36,7 +36,7 @@ def sidecar_provenance(path):
 
 
 def assert_environment(record):
-    assert record["package"] == "net2brain-fovex" and record["package_version"] == shared.__version__
+    assert record["package"] == "net2brain-fovex" and record["package_version"] == net2brain_fovex.__version__
     assert record["torch"] == torch.__version__ and record["torchvision"] == torchvision.__version__
     assert record["numpy"] == np.__version__ and record["python"] == platform.python_version()
     assert record["platform"] and record["hostname"] and record["created"].endswith("+00:00")
@@ -262,7 +262,7 @@ def test_info_on_rdms_attributions_curves_and_merged_files(net2brain, fovex, tmp
         assert result.code == 0, result
         data = json.loads(result.out)
         assert data["kind"] == kind and dataset in [d["path"] for d in data["datasets"]], path
-        assert data["provenance"]["package_version"] == shared.__version__
+        assert data["provenance"]["package_version"] == net2brain_fovex.__version__
         text = fovex("info", path)
         assert text.code == 0 and f"HDF5, {kind}" in text.out and dataset in text.out
     merged = json.loads(net2brain("info", sharded, "--json").out)

@@ -7,9 +7,11 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import spearmanr, zscore
 
-from shared.errors import ConfigError, InputError, UnknownNameError
-from shared.rdm import METRICS, compute_rdm, compute_rdms
-from shared.rdm_io import feature_chunks, rdms_from_activations, read_rdm_file, write_rdms
+from net2brain_fovex.errors import ConfigError, InputError, UnknownNameError
+from net2brain_fovex.brain.parameters import RDMParameters
+from net2brain_fovex.brain.rdm import compute_rdm, compute_rdms
+from net2brain_fovex.brain.registry import RDM_METRICS as METRICS
+from net2brain_fovex.brain.rdm_files import feature_chunks, rdms_from_activations, read_rdm_file, write_rdms
 
 SCIPY = {"correlation": "correlation", "euclidean": "euclidean", "sqeuclidean": "sqeuclidean",
          "cosine": "cosine", "manhattan": "cityblock"}
@@ -75,7 +77,7 @@ def test_bad_input():
         compute_rdm(np.array([[1.0, np.nan], [2, 3], [4, 5]]))
     with pytest.raises(InputError, match="at least 2 stimuli"):
         compute_rdm(np.ones((1, 4)))
-    with pytest.raises(ConfigError, match="--precision 'half'"):
+    with pytest.raises(ConfigError, match="unknown precision 'half'"):
         compute_rdm(np.ones((3, 3)), precision="half")
 
 
@@ -98,8 +100,8 @@ def test_streaming_equals_in_memory(tmp_path, metric):
     with h5py.File(path) as file:
         count, _ = feature_chunks(file["layers/conv"], memory_bytes=9 * 20 * 8, itemsize=8)
     assert count == 6  # one slab per channel: the smallest chunk
-    streamed, _ = rdms_from_activations(path, None, metric, precision="double", memory_bytes=9 * 20 * 8)
-    whole, _ = rdms_from_activations(path, None, metric, precision="double")
+    streamed, _ = rdms_from_activations(path, parameters=RDMParameters(metric, precision="double"), chunk_bytes=9 * 20 * 8)
+    whole, _ = rdms_from_activations(path, parameters=RDMParameters(metric, precision="double"))
     np.testing.assert_allclose(streamed.rdms["conv"], whole.rdms["conv"], atol=1e-10)
     np.testing.assert_allclose(whole.rdms["conv"], reference(conv.reshape(9, -1).astype(float), metric), atol=1e-5)
 
@@ -108,7 +110,7 @@ def test_spearman_cannot_stream(tmp_path):
     path = tmp_path / "acts.h5"
     write_activations(path, {"conv": np.ones((4, 3, 10), dtype=np.float32)}, list("abcd"))
     with pytest.raises(InputError, match="spearman metric cannot be streamed"):
-        rdms_from_activations(path, None, "spearman", memory_bytes=4 * 10 * 4)
+        rdms_from_activations(path, parameters=RDMParameters("spearman"), chunk_bytes=4 * 10 * 4)
 
 
 def test_rdm_file_round_trip(tmp_path):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from shared.config import config_path_for
-from shared.rdm import compute_rdm
-from shared.rdm_io import read_rdm_file, write_rdms
+from net2brain_fovex.io.config import config_path_for
+from net2brain_fovex.brain.rdm import compute_rdm
+from net2brain_fovex.brain.rdm_files import read_rdm_file, write_rdms
 from tests.conftest import write_images
 from tests.test_rdm import write_activations
 
@@ -108,7 +108,7 @@ def rsa_inputs(tmp_path):
     stimuli = [f"s{i}" for i in range(n)]
     layers = {f"layer{i}": squareform(pdist(RNG.normal(size=(n, 4)))) for i in range(4)}
     model = write_rdms(tmp_path / "model.h5", stimuli, layers, "correlation", {"model": "toy"})
-    from shared.synthetic import simulate_brain_rdms
+    from net2brain_fovex.demo.synthetic import simulate_brain_rdms
 
     brain = simulate_brain_rdms(layers, {"V1": "layer0", "IT": "layer2"}, subjects=6, noise=0.8, seed=0)
     folder = tmp_path / "brain_data"

@@ -8,11 +8,14 @@ from scipy.optimize import nnls
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import pearsonr, spearmanr, ttest_1samp
 
-from shared.errors import InputError, UnknownNameError
-from shared.rdm_io import RDMSet, align_to_model, read_brain_rdms, read_model_rdms, write_rdms
-from shared.rsa import (
-    RSAOptions, compare, compare_pairs, correct, noise_ceiling, rsa_roi, tidy_rows, upper_triangle, weighted_rsa,
-)
+from net2brain_fovex.errors import InputError, UnknownNameError
+from net2brain_fovex.brain.rdm_files import RDMSet, align_to_model, read_brain_rdms, read_model_rdms, write_rdms
+from net2brain_fovex.brain.compare import compare, compare_pairs, upper_triangle
+from net2brain_fovex.brain.noise_ceiling import noise_ceiling
+from net2brain_fovex.brain.parameters import RSAParameters
+from net2brain_fovex.brain.rsa import rsa_roi, tidy_rows
+from net2brain_fovex.brain.statistics import correct
+from net2brain_fovex.brain.weighted_rsa import weighted_rsa
 
 RNG = np.random.default_rng(0)
 
@@ -80,7 +83,7 @@ def test_roi_scores_and_noise_ceilings_against_loops(method, squared):
     model_rdms = {f"layer{i}": random_rdm(n) for i in range(3)}
     base = random_rdm(n)
     brain = np.stack([base + squareform(np.abs(RNG.normal(size=n * (n - 1) // 2))) for _ in range(5)])
-    result = rsa_roi(model_rdms, brain, "roi", RSAOptions(method, squared, "none"))
+    result = rsa_roi(model_rdms, brain, "roi", RSAParameters(method, squared, "none"))
     rows, lower, upper_ = literal_roi(model_rdms, brain, method, squared)
     for index, layer in enumerate(model_rdms):
         np.testing.assert_allclose([result.score[index], result.sem[index], result.p[index]], rows[layer], atol=1e-10)
@@ -101,7 +104,7 @@ def test_corrections():
 
 
 def test_single_subject_has_no_lower_ceiling_or_sem():
-    result = rsa_roi({"a": random_rdm(6)}, random_rdm(6)[None], "roi", RSAOptions())
+    result = rsa_roi({"a": random_rdm(6)}, random_rdm(6)[None], "roi", RSAParameters())
     assert np.isnan(result.lnc).all() and np.isnan(result.sem).all() and np.isfinite(result.unc).all()
 
 
@@ -109,7 +112,7 @@ def test_time_resolved_rows_and_aggregate():
     n, subjects, times = 8, 4, 3
     model_rdms = {"a": random_rdm(n), "b": random_rdm(n)}
     brain = np.stack([[random_rdm(n) for _ in range(times)] for _ in range(subjects)])
-    options = RSAOptions("spearman", True, "bonferroni")
+    options = RSAParameters("spearman", True, "bonferroni")
     result = rsa_roi(model_rdms, brain, "meg", options)
     assert result.times == ["0", "1", "2", "mean"] and result.score.shape == (2, 4)
     for t in range(times):
@@ -125,12 +128,12 @@ def test_time_resolved_rows_and_aggregate():
 
 
 def test_planted_layer_wins():
-    from shared.synthetic import simulate_brain_rdms
+    from net2brain_fovex.demo.synthetic import simulate_brain_rdms
 
     model_rdms = {f"layer{i}": random_rdm(20) for i in range(5)}
     brain = simulate_brain_rdms(model_rdms, {"V1": "layer1", "IT": "layer3"}, subjects=6, noise=1.0, seed=1)
     for roi, layer in {"V1": "layer1", "IT": "layer3"}.items():
-        result = rsa_roi(model_rdms, brain[roi], roi, RSAOptions())
+        result = rsa_roi(model_rdms, brain[roi], roi, RSAParameters())
         assert result.layers[int(result.score.argmax())] == layer
         assert result.p_corrected[result.layers.index(layer)] < 0.001
 
@@ -140,8 +143,8 @@ def test_weighted_rsa_against_literal_folds():
     model_rdms = {f"l{i}": random_rdm(n) for i in range(3)}
     mix = 2.0 * model_rdms["l0"] + 0.5 * model_rdms["l2"]
     brain = np.stack([mix + squareform(np.abs(RNG.normal(scale=0.3, size=n * (n - 1) // 2))) for _ in range(subjects)])
-    options = RSAOptions("pearson", True, "none", seed=3)
-    result = weighted_rsa(model_rdms, brain, "roi", options, folds=3, fit="nnls")
+    options = RSAParameters("pearson", True, "none", seed=3, folds=3, fit="nnls")
+    result = weighted_rsa(model_rdms, brain, "roi", options)
     order = np.random.default_rng(3).permutation(subjects)
     design = np.column_stack([np.stack([upper(r) for r in model_rdms.values()]).T, np.ones(n * (n - 1) // 2)])
     fold_scores, weights = [], []
@@ -163,11 +166,11 @@ def test_weighted_rsa_against_literal_folds():
 
 def test_bootstrap_is_seeded_and_brackets_the_score():
     model_rdms = {f"l{i}": random_rdm(12) for i in range(2)}
-    from shared.synthetic import simulate_brain_rdms
+    from net2brain_fovex.demo.synthetic import simulate_brain_rdms
 
     brain = simulate_brain_rdms(model_rdms, {"roi": "l0"}, subjects=5, seed=2)["roi"]
-    first = rsa_roi(model_rdms, brain, "roi", RSAOptions(bootstrap=200, seed=4))
-    again = rsa_roi(model_rdms, brain, "roi", RSAOptions(bootstrap=200, seed=4))
+    first = rsa_roi(model_rdms, brain, "roi", RSAParameters(bootstrap=200, seed=4))
+    again = rsa_roi(model_rdms, brain, "roi", RSAParameters(bootstrap=200, seed=4))
     np.testing.assert_array_equal(first.ci, again.ci)
     assert (first.ci[:, 0] < first.score).all() and (first.score < first.ci[:, 1]).all()
 
@@ -262,7 +265,7 @@ def test_alignment_reorders_and_names_mismatches(brain_stack):
 def test_ranks_equal_scipy_with_ties():
     from scipy.stats import rankdata
 
-    from shared.rsa import ranks
+    from net2brain_fovex.brain.compare import ranks
 
     x = np.round(RNG.normal(size=(3, 4, 50)), 1)  # many ties
     np.testing.assert_array_equal(ranks(x), rankdata(x, axis=-1))

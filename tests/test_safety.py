@@ -138,7 +138,7 @@ def test_the_numpy_payload_is_live_when_loaded_unsafely(tmp_path, marker):
 
 @pytest.fixture
 def model_rdms(tmp_path) -> Path:
-    from shared.rdm_io import write_rdms
+    from net2brain_fovex.brain.rdm_files import write_rdms
 
     rng = np.random.default_rng(0)
     points = rng.normal(size=(6, 3))

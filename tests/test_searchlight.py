@@ -10,11 +10,11 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import kendalltau, pearsonr, spearmanr, ttest_1samp
 
-from shared.errors import ConfigError, InputError
-from shared.rdm import compute_rdm
-from shared.rdm_io import write_rdms
-from shared.searchlight import SphereIndex, precomputed_scores, searchlight_scores, sphere_offsets
-from shared.synthetic import simulate_volumes
+from net2brain_fovex.errors import ConfigError, InputError
+from net2brain_fovex.brain.rdm import compute_rdm
+from net2brain_fovex.brain.rdm_files import write_rdms
+from net2brain_fovex.brain.searchlight import SphereIndex, precomputed_scores, searchlight_scores, sphere_offsets
+from net2brain_fovex.demo.synthetic import simulate_volumes
 
 RNG = np.random.default_rng(7)
 ANISOTROPIC = np.array([[2.0, 0, 0, -10], [0, 2.5, 0, 4], [0, 0, 3.0, 7], [0, 0, 0, 1]])
@@ -43,7 +43,7 @@ def test_radius_is_inclusive_in_millimetres():
     offsets = sphere_offsets(np.diag([2.0, 2.0, 2.0, 1.0]), 2.0)
     assert len(offsets) == 7  # the centre and its 6 face neighbours at exactly 2 mm
     assert len(sphere_offsets(np.diag([2.0, 2.0, 2.0, 1.0]), 6.0)) == 123
-    with pytest.raises(ConfigError, match="--radius must be a positive number"):
+    with pytest.raises(ConfigError, match="`radius` must be a positive number"):
         sphere_offsets(np.eye(4), 0)
 
 
@@ -74,11 +74,12 @@ def test_per_centre_values_equal_literal_loop(metric, method):
     index = SphereIndex.build(mask, ANISOTROPIC, 4.0)
     patterns = RNG.normal(size=(len(index.coordinates), n)) + 1
     models = np.stack([pdist(RNG.normal(size=(n, 3))) for _ in range(2)])
-    got = searchlight_scores(patterns, index, models, metric, method, min_voxels=4, batch_size=13, precision="double")
+    got = searchlight_scores(patterns, index, models, metric=metric, compare=method, min_voxels=4, batch_size=13,
+                             precision="double")
     expected = literal_scores(patterns, mask, ANISOTROPIC, 4.0, models, metric, method, 4)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     np.testing.assert_allclose(got, expected, atol=1e-10, equal_nan=True)
-    single = searchlight_scores(patterns, index, models, metric, method, min_voxels=4, batch_size=1000)
+    single = searchlight_scores(patterns, index, models, metric=metric, compare=method, min_voxels=4, batch_size=1000)
     np.testing.assert_allclose(single, expected, atol=1e-3, equal_nan=True)  # float32 ranks of nearly equal values
 
 
@@ -187,7 +188,7 @@ def test_stimulus_order_from_a_list(net2brain, planted, tmp_path):
     listing.write_text("\n".join(f"s{i:02d}.png" for i in order))
     for i in range(N_STIMULI):
         (tmp_path / f"s{i:02d}.png").write_bytes(b"")
-    from shared.rdm_io import read_rdm_file
+    from net2brain_fovex.brain.rdm_files import read_rdm_file
 
     model = read_rdm_file(folder / "model.h5")
     write_rdms(tmp_path / "model.h5", [f"s{i:02d}.png" for i in range(N_STIMULI)], model.rdms, "correlation")
@@ -224,7 +225,7 @@ def test_precomputed_via_cli(net2brain, tmp_path):
     result = net2brain("searchlight", "--searchlight-rdms", tmp_path / "sl.npz", "--reference", tmp_path / "ref.nii.gz",
                        "--model-rdms", tmp_path / "m.h5", "--out-dir", tmp_path / "out")
     assert result.code == 0, result
-    from shared.rdm_io import read_rdm_file
+    from net2brain_fovex.brain.rdm_files import read_rdm_file
 
     expected = precomputed_scores(rdms, read_rdm_file(tmp_path / "m.h5").rdms)  # (subjects, layers, searchlights)
     for subject in (0, 1):

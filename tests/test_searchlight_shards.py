@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import yaml
 
-from net2brain_cli.searchlight import SHARD_KIND
-from shared.rdm import compute_rdm
-from shared.rdm_io import read_model_rdms, write_rdms
-from shared.rsa import upper_triangle
-from shared.searchlight import SphereIndex, run_searchlight, searchlight_scores
-from shared.shards import Shard, shard_outputs
-from shared.synthetic import simulate_volumes
+from net2brain_fovex.io.hdf5 import SEARCHLIGHT_SHARD_KIND as SHARD_KIND
+from net2brain_fovex.brain.rdm import compute_rdm
+from net2brain_fovex.brain.rdm_files import read_model_rdms, write_rdms
+from net2brain_fovex.brain.compare import upper_triangle
+from net2brain_fovex.brain.searchlight import SphereIndex, run_searchlight, searchlight_scores
+from net2brain_fovex.io.shards import Shard, shard_outputs
+from net2brain_fovex.demo.synthetic import simulate_volumes
 
 N_STIMULI, SHAPE = 10, (9, 8, 6)
 
@@ -130,7 +130,7 @@ def test_a_centre_does_not_depend_on_its_batch(precision, layers):
 def test_core_shards_side_by_side_are_the_unsharded_values(volumes, with_mask):
     folder, paths = volumes
     model = read_model_rdms(folder / "model.h5").rdms
-    options = {"mask_path": folder / "mask.nii.gz" if with_mask else None, "min_voxels": 3, "batch_size": 5,
+    options = {"mask": folder / "mask.nii.gz" if with_mask else None, "min_voxels": 3, "batch_size": 5,
                "precision": "double", "metric": "euclidean"}
     whole = run_searchlight(paths, model, 4.0, **options)
     parts = [run_searchlight(paths, model, 4.0, shard=Shard(i, 4), **options) for i in range(4)]

@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from shared.errors import ConfigError, InputError
-from shared.shards import Shard, check_shards, dataset_paths, parse_shard, shard_outputs
+from net2brain_fovex.errors import ConfigError, InputError
+from net2brain_fovex.io.shards import Shard, check_shards, dataset_paths, parse_shard, shard_outputs
 from tests.conftest import factory, write_images
 
 

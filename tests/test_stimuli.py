@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shared.errors import InputError
-from shared.stimuli import discover_stimuli, fingerprint, load_image, natural_key, video_frame_indices
+from net2brain_fovex.errors import InputError
+from net2brain_fovex.extraction.stimuli import discover_stimuli, fingerprint, load_image, natural_key, video_frame_indices
 from tests.conftest import write_images
 
 
@@ -59,7 +59,7 @@ def test_video_frame_indices(total, count, expected):
 
 
 def test_corrupt_video(tmp_path):
-    from shared.stimuli import load_video_frames
+    from net2brain_fovex.extraction.stimuli import load_video_frames
 
     (tmp_path / "v.mp4").write_bytes(b"\0" * 100)
     with pytest.raises(InputError, match="cannot decode video .*v.mp4"):

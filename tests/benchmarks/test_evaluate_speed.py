@@ -25,7 +25,7 @@ import torch
 import torchvision
 from torchvision.transforms.functional import gaussian_blur
 
-from shared.metrics import deletion_insertion
+from net2brain_fovex.evaluate.faithfulness import deletion_insertion
 
 pytestmark = pytest.mark.benchmark
 

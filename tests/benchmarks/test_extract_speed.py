@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from shared.activations import extract_to_file, plan_extraction
-from shared.models.loading import load_model
-from shared.stimuli import discover_stimuli, load_image
-from shared.synthetic import shape_stimuli
+from net2brain_fovex.extraction.activations import extract_to_file, plan_extraction
+from net2brain_fovex.models.loading import load_model
+from net2brain_fovex.extraction.stimuli import discover_stimuli, load_image
+from net2brain_fovex.demo.synthetic import shape_stimuli
 
 pytestmark = pytest.mark.benchmark
 
@@ -73,7 +73,7 @@ def test_extract_speed(stimulus_folder, tmp_path):
 
     def ours():
         out = tmp_path / f"acts{next(runs)}.h5"
-        extract_to_file(loaded, stimuli, plan, out, batch_size=BATCH)
+        extract_to_file(loaded, stimuli, out, layers=plan.layers, batch_size=BATCH)
         out.unlink()  # deleting a large file costs time too; keep it out of the next run
 
     bare()  # warm-up

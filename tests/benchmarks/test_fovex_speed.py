@@ -25,14 +25,15 @@ import numpy as np
 import pytest
 import torch
 
-from shared.attribution.base import Context
-from shared.attribution.cam import target_layer
-from shared.attribution.explain import explain_batch
-from shared.attribution.fovex import FovExParameters
-from shared.localisation import make_localisation_set, to_tensor, train_tiny_cnn
-from shared.metrics import deletion_insertion, energy_in_box, pointing_game, points_in_boxes
-from shared.models.loading import load_model
-from shared.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from net2brain_fovex.explain.base import Context
+from net2brain_fovex.explain.cam import target_layer
+from net2brain_fovex.explain.attributions import explain_batch
+from net2brain_fovex.explain.registry import FovExParameters
+from net2brain_fovex.demo.localisation_task import make_localisation_set, to_tensor, train_tiny_cnn
+from net2brain_fovex.evaluate.faithfulness import deletion_insertion
+from net2brain_fovex.evaluate.localisation import energy_in_box, pointing_game, points_in_boxes
+from net2brain_fovex.models.loading import load_model
+from net2brain_fovex.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 pytestmark = pytest.mark.benchmark
 

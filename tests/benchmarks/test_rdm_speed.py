@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared.rdm import compute_rdm
+from net2brain_fovex.brain.rdm import compute_rdm
 
 pytestmark = pytest.mark.benchmark
 

@@ -25,7 +25,8 @@ import pytest
 import scipy.stats
 from scipy.spatial.distance import pdist, squareform
 
-from shared.rsa import RSAOptions, rsa_roi
+from net2brain_fovex.brain.parameters import RSAParameters
+from net2brain_fovex.brain.rsa import rsa_roi
 
 pytestmark = pytest.mark.benchmark
 
@@ -91,7 +92,7 @@ def timed(function) -> tuple[float, object]:
 
 def test_rsa_speed(data):
     models, brains = data
-    options = RSAOptions(method="spearman", squared=True)
+    options = RSAParameters(compare="spearman", squared=True)
 
     def ours():
         return {roi: rsa_roi(models, stack, roi, options) for roi, stack in brains.items()}

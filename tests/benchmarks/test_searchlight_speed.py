@@ -11,7 +11,7 @@ so that the scores spread over a range instead of all being near zero.
 Measured:
 
 * whole brain: the 4D volume (and the mask) are written as .nii.gz beforehand (not
-  timed), then `run_searchlight([volume], {"model": rdm}, 6.0, mask_path=mask)` runs in
+  timed), then `run_searchlight([volume], {"model": rdm}, 6.0, mask=mask)` runs in
   a fresh Python process limited to 2 threads. Time is the wall time of that process
   (interpreter start, imports, reading and decompressing the volume, the searchlight);
   peak memory is the process's high-water resident set (`VmHWM` from
@@ -57,8 +57,8 @@ import pytest
 import torch
 from scipy.spatial.distance import pdist, squareform
 
-from shared.rsa import upper_triangle
-from shared.searchlight import SphereIndex, run_searchlight, searchlight_scores
+from net2brain_fovex.brain.compare import upper_triangle
+from net2brain_fovex.brain.searchlight import SphereIndex, run_searchlight, searchlight_scores
 
 pytestmark = pytest.mark.benchmark
 
@@ -112,9 +112,9 @@ CHILD = textwrap.dedent(
     import numpy as np
     import torch
     torch.set_num_threads({threads})
-    from shared.searchlight import run_searchlight
+    from net2brain_fovex.brain.searchlight import run_searchlight
     imported = time.perf_counter()
-    result = run_searchlight([{volume!r}], {{"model": np.load({model!r})}}, {radius}, mask_path={mask!r})
+    result = run_searchlight([{volume!r}], {{"model": np.load({model!r})}}, {radius}, mask={mask!r})
     done = time.perf_counter()
     hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
     scores = result.values[0, 0]

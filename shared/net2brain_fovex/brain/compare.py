@@ -1,0 +1,142 @@
+"""Comparing RDMs: upper triangles, ranks, and correlations of RDM vectors.
+
+The upper triangle (k=1, row-major: scipy's `squareform` order) of each RDM is compared
+with Spearman's rho (average ranks for ties), Pearson's r or Kendall's tau-a (names of
+`COMPARISONS`). Spearman and Pearson correlations are dot products of centred,
+unit-length rows (`prepare`), so that many pairs are one matrix product. A constant
+vector has no correlation with anything: NaN, with a warning, never 0.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .registry import COMPARISONS
+
+__all__ = ["upper_triangle", "ranks", "prepare", "compare", "compare_pairs"]
+
+
+def upper_triangle(rdms: np.ndarray) -> np.ndarray:
+    """(..., n, n) -> (..., n(n-1)/2): the entries above the diagonal, row by row."""
+    n = rdms.shape[-1]
+    rows, cols = np.triu_indices(n, k=1)
+    return rdms[..., rows, cols]
+
+
+def compare(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarray:
+    """All pairs: a (A, m) against b (B, m) -> (A, B) correlations."""
+    COMPARISONS.check(method)
+    a, b = np.atleast_2d(a).astype(float), np.atleast_2d(b).astype(float)
+    if method == "kendall":
+        return _undefined_where_constant(_kendall_tau_a(a, b), a, b)
+    return prepare(a, method) @ prepare(b, method).T
+
+
+def compare_pairs(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarray:
+    """Row by row: a (K, m) against b (K, m) -> (K,) correlations."""
+    COMPARISONS.check(method)
+    a, b = np.atleast_2d(a).astype(float), np.atleast_2d(b).astype(float)
+    if method == "kendall":
+        return np.array([compare(x, y, "kendall")[0, 0] for x, y in zip(a, b)])
+    return np.einsum("km,km->k", prepare(a, method), prepare(b, method))
+
+
+def prepare(x: np.ndarray, method: str) -> np.ndarray:
+    """Vectors turned into unit-length centred rows (of their ranks for spearman), so
+    that Pearson and Spearman correlations are dot products."""
+    return _unit(ranks(x) if method == "spearman" else np.asarray(x, dtype=float))
+
+
+def ranks(x):
+    """Ranks along the last axis, 1..m, ties given their average rank (as scipy's
+    `rankdata`), of a numpy array or a torch tensor, returned as the same kind.
+
+    Float32 input gives float32 ranks (exact up to 2^24 entries). On a CPU both kinds are
+    ranked with numpy's vectorised sort (several times faster than torch's there); torch
+    tensors on a GPU are ranked there.
+    """
+    if not isinstance(x, np.ndarray) and hasattr(x, "device"):  # a torch tensor
+        if x.device.type == "cpu":
+            import torch
+
+            return torch.from_numpy(_numpy_ranks(x.numpy())).to(x.dtype)
+        return _torch_ranks(x)
+    return _numpy_ranks(np.asarray(x))
+
+
+def _numpy_ranks(x: np.ndarray) -> np.ndarray:
+    x = x if x.dtype in (np.float32, np.float64) else x.astype(float)
+    flat = x.reshape(-1, x.shape[-1])
+    rows, m = flat.shape
+    order = np.argsort(flat, axis=-1)
+    ordered = np.sort(flat, axis=-1)  # the same values as flat[order], and cheaper to get
+    ties = ordered[:, 1:] == ordered[:, :-1]
+    if not ties.any():  # the usual case for continuous data: ranks are the inverse permutation
+        ranked = np.broadcast_to(np.arange(1, m + 1, dtype=x.dtype), flat.shape)
+    else:
+        starts = np.ones(ordered.shape, dtype=bool)
+        starts[:, 1:] = ~ties
+        group = np.cumsum(starts, axis=-1) - 1 + (np.arange(rows) * m)[:, None]
+        positions = np.broadcast_to(np.arange(1, m + 1, dtype=float), flat.shape)
+        size = np.bincount(group.ravel(), minlength=rows * m)
+        mean_rank = np.bincount(group.ravel(), weights=positions.ravel(), minlength=rows * m) / np.maximum(size, 1)
+        ranked = mean_rank[group].astype(x.dtype)
+    result = np.empty_like(flat)
+    np.put_along_axis(result, order, ranked, axis=-1)
+    return result.reshape(x.shape)
+
+
+def _torch_ranks(x):
+    """`ranks` of a batch of rows (rows, m) on a GPU, with torch's sort."""
+    import torch
+
+    values, order = torch.sort(x, dim=-1)
+    rows, m = x.shape
+    starts = torch.ones_like(values, dtype=torch.bool)
+    starts[:, 1:] = values[:, 1:] != values[:, :-1]
+    group = torch.cumsum(starts, dim=-1) - 1 + (torch.arange(rows, device=x.device) * m).unsqueeze(1)
+    positions = torch.arange(1, m + 1, dtype=torch.float64, device=x.device).expand(rows, m)
+    size = torch.bincount(group.flatten(), minlength=rows * m)
+    total = torch.bincount(group.flatten(), weights=positions.flatten(), minlength=rows * m)
+    ranks_sorted = (total / size.clamp(min=1))[group].to(x.dtype)
+    return torch.empty_like(x).scatter_(-1, order, ranks_sorted)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """Rows centred and scaled to unit length (NaN rows where a vector is constant)."""
+    centred = x - x.mean(axis=-1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = centred / norms
+    if (norms == 0).any():
+        warnings.warn("a constant RDM vector has no correlation with anything: NaN", RuntimeWarning, stacklevel=3)
+    return unit
+
+
+def _undefined_where_constant(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """NaN (with a warning) for the pairs involving a constant row: tau-a would count
+    all its pairs as ties and report 0, a number where there is no ordering to compare."""
+    flat_a, flat_b = np.ptp(a, axis=-1) == 0, np.ptp(b, axis=-1) == 0
+    if flat_a.any() or flat_b.any():
+        warnings.warn("a constant RDM vector has no correlation with anything: NaN", RuntimeWarning, stacklevel=3)
+        values = values.copy()
+        values[flat_a, :] = np.nan
+        values[:, flat_b] = np.nan
+    return values
+
+
+def _kendall_tau_a(a: np.ndarray, b: np.ndarray, block: int = 256) -> np.ndarray:
+    """Kendall's tau-a, (concordant - discordant) / (m(m-1)/2), for all pairs of rows,
+    as products of sign matrices accumulated over blocks of entries (O(A B m^2) work,
+    O((A + B) block m) memory)."""
+    import torch
+
+    m = a.shape[1]
+    ta, tb = torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
+    total = torch.zeros(len(a), len(b), dtype=torch.float64)
+    for start in range(0, m, block):
+        sa = torch.sign(ta[:, start:start + block, None] - ta[:, None, :]).reshape(len(a), -1)
+        sb = torch.sign(tb[:, start:start + block, None] - tb[:, None, :]).reshape(len(b), -1)
+        total += (sa @ sb.T).double()  # block sums stay below 2^24: exact in float32
+    return (total / (m * (m - 1))).numpy()

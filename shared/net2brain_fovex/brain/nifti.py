@@ -1,0 +1,196 @@
+"""NIfTI files: reading headers and volumes, checking dimensions and grids, masks, and
+writing maps."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.atomic import atomic_output
+
+__all__ = ["roi_name", "nifti_header", "load_nifti", "check_dimensions", "check_same_grid", "Volume", "load_volume",
+           "load_mask", "usable_voxels", "save_map", "save_binary", "header_bytes", "image_from_header"]
+
+
+def roi_name(mask_path: Path) -> str:
+    """`V1.nii.gz` -> `V1`."""
+    name = mask_path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return mask_path.stem
+
+
+def nifti_header(path: Path, what: str):
+    """A NIfTI image with its header read and its data not yet decoded (cheap: for
+    checking shapes and grids before any work)."""
+    import nibabel as nib
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder; give a NIfTI file (.nii or .nii.gz)")
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist; give a NIfTI file (.nii or .nii.gz)")
+    try:
+        return nib.load(str(path))
+    except Exception as error:  # nibabel raises many kinds for damaged files
+        raise InputError(f"cannot read {what} {path} as NIfTI: {_reason(error)}; replace the file") from None
+
+
+def _reason(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def load_nifti(path: Path, what: str):
+    """A NIfTI image with its data decoded once (a truncated file fails here)."""
+    image = nifti_header(path, what)
+    try:
+        image.get_fdata(dtype=np.float32)  # decode now, so a truncated file fails here
+        return image
+    except Exception as error:  # nibabel raises many kinds for damaged files
+        raise InputError(f"cannot read {what} {path} as NIfTI: {_reason(error)}; replace the file") from None
+
+
+def check_dimensions(image, ndim: int, what: str) -> None:
+    """`image` has `ndim` axes (a 3D mask, a 4D series with one volume per stimulus);
+    `what` names it in the message ("mask V1.nii.gz")."""
+    if len(image.shape) != ndim:
+        expected = "a 4D volume with one volume per stimulus" if ndim == 4 else f"a {ndim}D volume"
+        raise InputError(f"{what} has {len(image.shape)} dimensions; expected {expected}")
+
+
+def check_same_grid(image, reference, what: str, reference_what: str) -> None:
+    """The same voxel grid: shape (first three axes) and affine (nilearn's
+    `check_same_fov`); `what` and `reference_what` name them in the message."""
+    if tuple(image.shape[:3]) != tuple(reference.shape[:3]):
+        raise InputError(f"{what} has shape {tuple(image.shape[:3])}, {reference_what} {tuple(reference.shape[:3])}: "
+                         "resample them onto one grid")
+    if not np.allclose(image.affine, reference.affine, atol=1e-3):
+        raise InputError(f"{what} and {reference_what} have different affines: resample them onto one grid")
+
+
+@dataclass
+class Volume:
+    """A subject's responses: the image (for affine and header) and (X, Y, Z, stimuli) data."""
+
+    path: Path
+    image: object
+    data: np.ndarray
+
+
+def load_volume(path: Path, stimuli: int, order: np.ndarray | None = None, reference=None) -> Volume:
+    """A 4D response volume with one volume per stimulus (reordered by `order`), on the
+    grid of `reference` when given."""
+    image = load_nifti(path, "response volume")
+    check_dimensions(image, 4, f"response volume {path}")
+    if image.shape[3] != stimuli:
+        raise InputError(f"{path} holds {image.shape[3]} volumes, but there are {stimuli} stimuli; give one volume per stimulus")
+    if reference is not None:
+        check_same_grid(image, reference, f"{path}", f"{reference.get_filename()}")
+    data = np.asarray(image.get_fdata(dtype=np.float32))
+    if order is not None:
+        data = data[..., order]
+    return Volume(Path(path), image, data)
+
+
+def load_mask(path: Path, reference) -> np.ndarray:
+    """A 3D mask (non-zero inside) on the grid of `reference`."""
+    image = load_nifti(path, "mask")
+    check_dimensions(image, 3, f"mask {path}")
+    check_same_grid(image, reference, f"mask {path}", f"{reference.get_filename()}")
+    mask = np.asarray(image.get_fdata()) != 0
+    if not mask.any():
+        raise InputError(f"mask {path} is empty: no voxel is non-zero")
+    return mask
+
+
+def usable_voxels(data: np.ndarray) -> np.ndarray:
+    """Voxels whose responses are finite for every stimulus and not all equal."""
+    import warnings
+
+    finite = np.isfinite(data).all(axis=-1)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN voxel is simply not usable
+        varying = np.nanmax(data, axis=-1) > np.nanmin(data, axis=-1)
+    return finite & varying
+
+
+def save_map(values: np.ndarray, mask: np.ndarray, reference, path: Path) -> Path:
+    """A 3D float32 map: `values` at the mask voxels (C order), NaN elsewhere; the
+    reference's affine and header (with its data type and dimensions set for 3D)."""
+    import nibabel as nib
+
+    volume = np.full(mask.shape, np.nan, dtype=np.float32)
+    volume[mask] = values
+    return _save(nib.Nifti1Image(volume, reference.affine, header=_header_3d(reference, np.float32)), path)
+
+
+def save_binary(selected: np.ndarray, reference, path: Path) -> Path:
+    """A 3D uint8 mask volume."""
+    import nibabel as nib
+
+    return _save(nib.Nifti1Image(selected.astype(np.uint8), reference.affine, header=_header_3d(reference, np.uint8)), path)
+
+
+def _header_3d(reference, dtype):
+    header = reference.header.copy()
+    header.set_data_dtype(dtype)
+    header.set_data_shape(reference.shape[:3])
+    header["scl_slope"], header["scl_inter"] = np.nan, np.nan  # values are stored as they are
+    return header
+
+
+def _save(image, path: Path) -> Path:
+    import nibabel as nib
+
+    with atomic_output(path) as tmp:
+        nib.save(image, str(tmp))
+    return path
+
+
+# ------------------------------------------------------------------ headers as bytes
+
+
+def _nifti_classes() -> dict:
+    """NIfTI header class name -> (header class, image class)."""
+    import nibabel as nib
+
+    return {"Nifti1Header": (nib.nifti1.Nifti1Header, nib.Nifti1Image),
+            "Nifti1PairHeader": (nib.nifti1.Nifti1PairHeader, nib.Nifti1Pair),
+            "Nifti2Header": (nib.nifti2.Nifti2Header, nib.Nifti2Image),
+            "Nifti2PairHeader": (nib.nifti2.Nifti2PairHeader, nib.Nifti2Pair)}
+
+
+def header_bytes(image) -> tuple[str, bytes, bytes]:
+    """An image's header as (class name, header bytes, extension bytes), to store in a
+    file and rebuild with `image_from_header`; a non-NIfTI header (Analyze) becomes the
+    NIfTI-1 header that maps are written with."""
+    import io
+
+    import nibabel as nib
+
+    header = image.header
+    if type(header).__name__ not in _nifti_classes():
+        header = nib.Nifti1Header.from_header(header)
+    extensions = io.BytesIO()
+    if len(header.extensions):
+        header.extensions.write_to(extensions, byteswap=False)
+    return type(header).__name__, header.binaryblock, extensions.getvalue()
+
+
+def image_from_header(class_name: str, header: bytes, extensions: bytes, affine: np.ndarray):
+    """An image without data (no memory) whose header and affine are the stored ones
+    (`header_bytes`), bytes as they were: the reference of maps written later."""
+    import io
+
+    classes = _nifti_classes()
+    if class_name not in classes:
+        raise InputError(f"a stored reference header is a {class_name}, not a NIfTI header; write it again")
+    header_class, image_class = classes[class_name]
+    rebuilt = header_class(header, check=False)
+    if extensions:
+        rebuilt.extensions = header_class.exts_klass.from_fileobj(io.BytesIO(extensions), len(extensions), False)
+    data = np.broadcast_to(np.zeros((), dtype=rebuilt.get_data_dtype()), rebuilt.get_data_shape())
+    return image_class(data, affine, header=rebuilt)

@@ -1,0 +1,43 @@
+"""Noise ceilings of brain RDMs: how well any model could do, given the subjects' agreement.
+
+Lower ceiling: each subject against the mean RDM of the other subjects; upper ceiling:
+each subject against the mean RDM of all subjects (Nili et al. 2014), with the
+comparison and the squaring of the scores they bound, averaged over subjects.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .compare import compare_pairs, prepare
+
+__all__ = ["noise_ceiling"]
+
+
+def noise_ceiling(vectors: np.ndarray, method: str, squared: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper noise ceilings of brain RDM vectors (subjects, [time,] m).
+
+    Lower: each subject against the mean of the other subjects; upper: against the mean
+    of all; squared when the scores are; averaged over subjects. Returns arrays of shape
+    [time] (scalars for untimed data); the lower ceiling is NaN for a single subject.
+    """
+    subjects = vectors.shape[0]
+    flat = vectors.reshape(subjects, -1, vectors.shape[-1])  # (S, T, m)
+    mean_all = flat.mean(axis=0)  # (T, m)
+    if method == "kendall":
+        upper = compare_pairs(flat.reshape(-1, flat.shape[-1]), np.broadcast_to(mean_all, flat.shape).reshape(-1, flat.shape[-1]), method)
+        upper = upper.reshape(subjects, -1)
+    else:  # each distinct vector is ranked and normalised once
+        own = prepare(flat, method)
+        upper = np.einsum("stm,tm->st", own, prepare(mean_all, method))
+    if subjects > 1:
+        others = (flat.sum(axis=0, keepdims=True) - flat) / (subjects - 1)
+        if method == "kendall":
+            lower = compare_pairs(flat.reshape(-1, flat.shape[-1]), others.reshape(-1, flat.shape[-1]), method).reshape(subjects, -1)
+        else:
+            lower = np.einsum("stm,stm->st", own, prepare(others, method))
+    else:
+        lower = np.full(upper.shape, np.nan)
+    if squared:
+        lower, upper = lower**2, upper**2
+    lower, upper = lower.mean(axis=0), upper.mean(axis=0)
+    return (lower[0], upper[0]) if vectors.ndim == 2 else (lower, upper)

@@ -1,0 +1,195 @@
+"""Brain recordings as stimulus-by-feature patterns, for brain RDMs.
+
+* fMRI: a 4D NIfTI per subject (one volume per stimulus, in stimulus order) and ROI
+  masks (3D NIfTI, non-zero inside, same grid and affine). Voxels with a non-finite
+  value for any stimulus are left out of the ROI (logged).
+* Any recording: an array file per subject of responses (stimuli x channels), or
+  (stimuli x channels x time) for MEG / EEG, which gives one RDM per time point:
+  `.npy`; `.npz` (the array `key`, or the first); `.mat` (the variable `key`, or the
+  first numeric array of 2 or 3 dimensions); `.h5` / `.hdf5` (the dataset `key`, or the
+  only dataset).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .nifti import check_dimensions, check_same_grid, load_nifti, nifti_header, roi_name
+from .parameters import RDMParameters
+
+__all__ = ["check_betas", "roi_patterns", "load_responses", "fmri_rdms", "response_rdms", "RESPONSE_SUFFIXES"]
+
+log = logging.getLogger(__name__)
+RESPONSE_SUFFIXES = (".npy", ".npz", ".mat", ".h5", ".hdf5")
+
+
+def check_betas(betas: list[Path], masks: list[Path]) -> int:
+    """Check every subject's 4D volume and every ROI mask from their headers, before any
+    work (one volume per stimulus, the same number in every subject, masks on their
+    grid), and return the number of stimuli. Damaged data show when they are decoded."""
+    if not masks:
+        raise InputError("`betas` needs at least one `mask` (a 3D NIfTI ROI mask)")
+    names = [roi_name(Path(m)) for m in masks]
+    if len(set(names)) != len(names):
+        raise InputError("two `mask` files have the same name; ROIs are named after their mask files: rename one")
+    mask_images = [(Path(m), nifti_header(m, "mask")) for m in masks]
+    first = None
+    for path in map(Path, betas):
+        image = nifti_header(path, "response volume")
+        check_dimensions(image, 4, f"response volume {path}")
+        if first is not None and image.shape[3] != first[1].shape[3]:
+            raise InputError(f"{path} holds {image.shape[3]} volumes, {first[0]} {first[1].shape[3]}; every subject "
+                             "needs one volume per stimulus")
+        first = first or (path, image)
+        for mask_path, mask_image in mask_images:
+            check_dimensions(mask_image, 3, f"mask {mask_path}")
+            check_same_grid(mask_image, image, f"mask {mask_path}", f"the volumes in {path}")
+    if first is None:
+        raise InputError("give at least one `betas` volume")
+    return int(first[1].shape[3])
+
+
+def roi_patterns(betas_path: Path, mask_paths: list[Path]) -> dict[str, np.ndarray]:
+    """{roi: patterns (stimuli, voxels)} of one subject's 4D response volume."""
+    betas = load_nifti(betas_path, "response volume")
+    check_dimensions(betas, 4, f"response volume {betas_path}")
+    data = np.moveaxis(np.asarray(betas.get_fdata(dtype=np.float32)), -1, 0)  # (stimuli, x, y, z)
+    patterns = {}
+    for mask_path in mask_paths:
+        mask_image = load_nifti(mask_path, "mask")
+        check_dimensions(mask_image, 3, f"mask {mask_path}")
+        check_same_grid(mask_image, betas, f"mask {mask_path}", f"the volumes in {betas_path}")
+        inside = np.asarray(mask_image.get_fdata()) != 0
+        values = data[:, inside]
+        finite = np.isfinite(values).all(axis=0)
+        if not finite.any():
+            raise InputError(f"mask {mask_path} selects no usable voxel of {betas_path} (none inside, or all hold NaN "
+                             "or infinite values); check the mask and the volume")
+        if not finite.all():
+            log.info("%s: %d voxel(s) of %s hold NaN or infinite values and are left out",
+                     betas_path, int((~finite).sum()), roi_name(mask_path))
+        patterns[roi_name(mask_path)] = values[:, finite]
+    return patterns
+
+
+def load_responses(path: Path, key: str | None = None) -> np.ndarray:
+    """A subject's responses (stimuli, channels) or (stimuli, channels, time)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"response file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                name = key or (data.files[0] if data.files else None)
+                if name not in data.files:
+                    raise InputError(f"{path} has no array {name!r}; it holds {', '.join(data.files) or 'nothing'}")
+                array = data[name]
+        elif suffix == ".mat":
+            array = _mat_array(path, key)
+        elif suffix in (".h5", ".hdf5"):
+            array = _h5_array(path, key)
+        else:
+            raise InputError(f"response file {path}: unsupported type; use {', '.join(RESPONSE_SUFFIXES)}")
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError) as error:
+        hint = "; save plain numeric arrays (pickled objects are refused)" if "allow_pickle" in str(error) else ""
+        raise InputError(f"cannot read response file {path}: {str(error).splitlines()[0]}{hint}") from None
+    array = np.asarray(array)
+    if array.dtype.kind not in "fiu" or array.ndim not in (2, 3):
+        raise InputError(
+            f"{path}: responses must be numbers shaped (stimuli, channels) or (stimuli, channels, time), "
+            f"got {array.dtype} {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise InputError(f"{path} holds NaN or infinite responses; remove or impute them first")
+    return array.astype(np.float64 if array.dtype == np.float64 else np.float32)
+
+
+def _mat_array(path: Path, key: str | None) -> np.ndarray:
+    from scipy.io import loadmat
+
+    content = {k: v for k, v in loadmat(str(path)).items() if not k.startswith("__")}
+    if key is not None:
+        if key not in content:
+            raise InputError(f"{path} has no variable {key!r}; it holds {', '.join(content)}")
+        return content[key]
+    for value in content.values():
+        if isinstance(value, np.ndarray) and value.dtype.kind in "fiu" and value.ndim in (2, 3):
+            return value
+    raise InputError(f"{path} holds no numeric (stimuli, channels[, time]) array; name one with `key`")
+
+
+def _h5_array(path: Path, key: str | None) -> np.ndarray:
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        names: list[str] = []
+        file.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        if key is None:
+            if len(names) != 1:
+                raise InputError(f"{path} holds {len(names)} datasets ({', '.join(names[:5])}); choose one with `key`")
+            key = names[0]
+        if key not in names:
+            raise InputError(f"{path} has no dataset {key!r}; it holds {', '.join(names[:5])}")
+        return file[key][()]
+
+
+def fmri_rdms(
+    betas: Sequence[Path], masks: Sequence[Path], *, parameters: RDMParameters | None = None, device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """{roi: (subjects, n, n)}: one RDM per subject and ROI mask (`parameters`: the
+    metric, standardisation and precision; default the defaults)."""
+    from .rdm import compute_rdm
+
+    p = parameters or RDMParameters()
+
+    check_betas(betas, masks)  # every header, before any work
+    per_roi: dict[str, list[np.ndarray]] = {}
+    counts = set()
+    for index, path in enumerate(betas):
+        for roi, patterns in roi_patterns(path, masks).items():
+            counts.add(patterns.shape[0])
+            per_roi.setdefault(roi, []).append(
+                compute_rdm(patterns, p.metric, standardize=p.standardize, precision=p.precision, device=device))
+        if progress:
+            progress(index + 1, len(betas))
+        if len(counts) > 1:
+            raise InputError(f"{path} holds {patterns.shape[0]} volumes, earlier subjects {min(counts)}; every subject needs one volume per stimulus")
+    return {roi: np.stack(stack) for roi, stack in per_roi.items()}
+
+
+def response_rdms(
+    files: Sequence[Path], key: str | None = None, *, parameters: RDMParameters | None = None, device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """(subjects, n, n), or (subjects, time, n, n) for (stimuli, channels, time)
+    responses (`parameters` as for `fmri_rdms`)."""
+    from .rdm import compute_rdms
+
+    p = parameters or RDMParameters()
+
+    stacks, shape = [], None
+    for index, path in enumerate(files):
+        responses = load_responses(path, key)
+        if shape is not None and (responses.shape[0], responses.ndim) != shape:
+            raise InputError(
+                f"{path} holds responses of shape {responses.shape}; the first subject's had {shape[0]} stimuli "
+                f"and {shape[1]} dimensions"
+            )
+        shape = (responses.shape[0], responses.ndim)
+        batch = responses[None] if responses.ndim == 2 else np.moveaxis(responses, -1, 0)  # (T, n, channels)
+        rdms = compute_rdms(np.ascontiguousarray(batch), p.metric, standardize=p.standardize, precision=p.precision,
+                            device=device)
+        stacks.append(rdms[0] if responses.ndim == 2 else rdms)
+        if progress:
+            progress(index + 1, len(files))
+    return np.stack(stacks)

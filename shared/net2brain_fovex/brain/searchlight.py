@@ -1,0 +1,372 @@
+"""Searchlight RSA on brain volumes.
+
+Spheres
+-------
+Every mask voxel is a centre. Its sphere holds the mask voxels whose centres lie within
+`radius` millimetres of it: distance <= radius, measured through the affine's linear
+part, so anisotropic (and oblique) voxels are handled. This is nilearn's convention (a
+radius in mm, inclusive); rsatoolbox's `get_volume_searchlight` takes a radius in voxels
+and keeps distances strictly below it. Centres whose sphere holds fewer than
+`min_voxels` voxels get NaN.
+
+Per centre, the RDM of the sphere's patterns (stimuli x voxels; `correlation`,
+`euclidean`, `sqeuclidean` or `cosine`, as in `net2brain_fovex.brain.rdm`) is compared with each model
+RDM (`spearman`, `pearson` or `kendall` tau-a, as in `net2brain_fovex.brain.rsa`).
+
+Centres are processed in batches: the spheres' patterns are gathered into a padded
+(batch, stimuli, voxels) tensor (padding masked out), RDMs come from one batched
+matrix product, ranks from one batched sort. Peak memory is the data (stimuli x mask
+voxels) plus, per batch, about batch x (voxels per sphere x stimuli + stimuli^2 +
+6 x stimuli(stimuli-1)/2) values; no more than one batch of RDMs exists at a time.
+
+Shards (`run_searchlight(..., shard=)`, for array jobs) each take a contiguous block of
+the centres. Every step works centre by centre (no matrix product mixes the rows of a
+batch), so on CPU a centre's value does not depend on its batch, and the shards' values
+side by side equal an unsharded run's bit for bit. GPU kernels sum a row in an order
+that can depend on its place in the batch: there they agree to rounding (about 1e-8 in
+single, 1e-16 in double precision).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..checks import at_least, positive
+from ..errors import ConfigError, InputError
+from .compare import compare as compare_vectors
+from .compare import ranks, upper_triangle
+from .parameters import SearchlightParameters
+from .rdm import TORCH_DTYPES
+from .registry import COMPARISONS, PRECISIONS, SEARCHLIGHT_METRICS
+
+if TYPE_CHECKING:
+    from ..io.shards import Shard
+
+__all__ = ["sphere_offsets", "SphereIndex", "searchlight_scores", "SearchlightResult", "run_searchlight",
+           "precomputed_scores"]
+
+
+def sphere_offsets(affine: np.ndarray, radius: float) -> np.ndarray:
+    """Integer voxel offsets (K, 3) whose distance through the affine is <= `radius` mm,
+    the centre (0, 0, 0) first, then by distance."""
+    positive("radius", radius, "number of millimetres")
+    linear = np.asarray(affine, dtype=float)[:3, :3]
+    sizes = np.linalg.norm(linear, axis=0)
+    if np.any(sizes <= 0):
+        raise InputError(f"the affine has a zero voxel size: {sizes}")
+    # the smallest singular value bounds how many voxels a radius can span on any axis
+    reach = int(math.ceil(radius / np.linalg.svd(linear, compute_uv=False).min())) + 1
+    axis = np.arange(-reach, reach + 1)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    distance = np.linalg.norm(grid @ linear.T, axis=1)
+    keep = distance <= radius * (1 + 1e-9)
+    order = np.lexsort((grid[keep][:, 2], grid[keep][:, 1], grid[keep][:, 0], distance[keep]))
+    return grid[keep][order]
+
+
+@dataclass
+class SphereIndex:
+    """Mask voxels and the lookup from grid positions to their index."""
+
+    mask: np.ndarray  # bool (X, Y, Z)
+    coordinates: np.ndarray  # (V, 3) voxel indices of the mask voxels, in C order
+    lookup: np.ndarray  # int (X, Y, Z): index into coordinates, -1 outside the mask
+    offsets: np.ndarray  # (K, 3)
+
+    @classmethod
+    def build(cls, mask: np.ndarray, affine: np.ndarray, radius: float) -> SphereIndex:
+        mask = np.asarray(mask, dtype=bool)
+        coordinates = np.argwhere(mask)
+        if len(coordinates) == 0:
+            raise InputError("the mask is empty: no voxel to centre a searchlight on")
+        lookup = np.full(mask.shape, -1, dtype=np.int64)
+        lookup[tuple(coordinates.T)] = np.arange(len(coordinates))
+        return cls(mask, coordinates, lookup, sphere_offsets(affine, radius))
+
+    def neighbours(self, centres: np.ndarray) -> np.ndarray:
+        """(B, K) mask-voxel indices of the spheres around mask voxels `centres`, -1 for
+        positions outside the volume or the mask."""
+        positions = self.coordinates[centres][:, None, :] + self.offsets[None]
+        inside = np.all((positions >= 0) & (positions < np.array(self.mask.shape)), axis=-1)
+        clipped = np.where(inside[..., None], positions, 0)
+        found = self.lookup[clipped[..., 0], clipped[..., 1], clipped[..., 2]]
+        return np.where(inside, found, -1)
+
+
+def searchlight_scores(
+    patterns: np.ndarray | torch.Tensor,
+    index: SphereIndex,
+    model_vectors: np.ndarray,
+    *,
+    metric: str = SearchlightParameters.metric,
+    compare: str = SearchlightParameters.compare,
+    min_voxels: int = SearchlightParameters.min_voxels,
+    batch_size: int = SearchlightParameters.batch_size,
+    precision: str = SearchlightParameters.precision,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+    centres: np.ndarray | None = None,
+) -> np.ndarray:
+    """Scores of every centre against every model RDM.
+
+    Parameters
+    ----------
+    patterns : (V, n) responses of the V mask voxels (`index.coordinates` order) to n stimuli
+    model_vectors : (L, n(n-1)/2) upper triangles of the model RDMs (k=1, row-major)
+    metric, compare, min_voxels, batch_size
+        As `SearchlightParameters`.
+    precision : "single" (float32, fast) or "double" (float64: exact ranks of nearly
+        equal dissimilarities, for checks against float64 references)
+    device : str or torch.device
+    progress : callable (done, total), optional
+        Called after every batch of centres.
+    centres : optional subset of mask-voxel indices to compute (default: all)
+
+    Returns
+    -------
+    (L, len(centres)) float64, NaN where the sphere has fewer than `min_voxels` voxels or
+    a correlation is undefined.
+    """
+    SEARCHLIGHT_METRICS.check(metric)
+    method = COMPARISONS.check(compare)
+    at_least("min_voxels", min_voxels, 1)
+    at_least("batch_size", batch_size, 1)
+    dtype, device = TORCH_DTYPES[PRECISIONS.check(precision)], torch.device(device)
+    data = torch.as_tensor(np.asarray(patterns)).to(device=device, dtype=dtype)
+    n = data.shape[1]
+    if model_vectors.shape[1] != n * (n - 1) // 2:
+        raise InputError(f"the model RDMs are for {_stimuli_of(model_vectors.shape[1])} stimuli, the volumes hold {n}")
+    model = torch.as_tensor(model_vectors, dtype=dtype, device=device)
+    if method != "kendall":  # kendall compares raw orderings, pair by pair
+        model = _prepare_rows(model, method)
+    centres = np.arange(len(index.coordinates)) if centres is None else np.asarray(centres)
+    scores = np.full((len(model_vectors), len(centres)), np.nan)
+    computed = 0  # centres with enough voxels; the others are NaN by min_voxels
+    rows, cols = torch.triu_indices(n, n, offset=1, device=device)
+    padded = torch.cat([data, torch.zeros(1, n, dtype=dtype, device=device)])  # row -1 -> zeros
+    for start in range(0, len(centres), batch_size):
+        batch = centres[start:start + batch_size]
+        neighbours = index.neighbours(batch)
+        counts = (neighbours >= 0).sum(axis=1)
+        usable = counts >= max(min_voxels, 2)
+        if usable.any():
+            members = torch.as_tensor(neighbours[usable], device=device)
+            voxels = padded[members]  # (B, K, n), zero rows for padding
+            valid = (members >= 0).unsqueeze(-1).to(voxels.dtype)
+            rdm_vectors = _sphere_rdms(voxels, valid, metric)[:, rows, cols]
+            values = _compare_batch(rdm_vectors, model, method)
+            # a stimulus whose pattern is constant over the sphere has no correlation
+            # distance: its NaNs would otherwise be ranked as numbers
+            values[torch.isnan(rdm_vectors).any(dim=1)] = float("nan")
+            scores[:, start + np.flatnonzero(usable)] = values.T.cpu().numpy()
+            computed += int(usable.sum())
+        if progress:
+            progress(min(start + batch_size, len(centres)), len(centres))
+    undefined = computed - int(np.isfinite(scores).all(axis=0).sum())
+    if undefined:
+        warnings.warn(
+            f"{undefined} of {computed} searchlight centres have a constant sphere RDM (or a model RDM is constant): "
+            "their correlations are undefined and set to NaN", RuntimeWarning, stacklevel=2,
+        )
+    return scores
+
+
+def _stimuli_of(pairs: int) -> int:
+    return int(round((1 + math.sqrt(1 + 8 * pairs)) / 2))
+
+
+def _sphere_rdms(voxels: torch.Tensor, valid: torch.Tensor, metric: str) -> torch.Tensor:
+    """RDMs (B, n, n) of padded sphere patterns (B, K, n); `valid` (B, K, 1) marks real voxels."""
+    count = valid.sum(dim=1, keepdim=True)  # (B, 1, 1)
+    if metric == "correlation":  # centre each stimulus's pattern over the sphere's voxels
+        voxels = (voxels - voxels.sum(dim=1, keepdim=True) / count) * valid
+    elif metric in ("euclidean", "sqeuclidean"):  # centring voxels across stimuli leaves distances as they are
+        voxels = voxels - voxels.mean(dim=2, keepdim=True) * valid
+    gram = voxels.transpose(1, 2) @ voxels  # (B, n, n)
+    norms = torch.diagonal(gram, dim1=1, dim2=2)
+    if metric in ("correlation", "cosine"):
+        scale = norms.sqrt()
+        return 1 - gram / (scale.unsqueeze(2) * scale.unsqueeze(1))
+    squared = (norms.unsqueeze(2) + norms.unsqueeze(1) - 2 * gram).clamp_(min=0)
+    return squared.sqrt() if metric == "euclidean" else squared
+
+
+def _prepare_rows(x: torch.Tensor, method: str) -> torch.Tensor:
+    """Rows as unit-length centred vectors (of ranks for spearman), for dot products."""
+    if method == "spearman":
+        x = ranks(x)
+    centred = x - x.mean(dim=-1, keepdim=True)
+    return centred / centred.norm(dim=-1, keepdim=True)
+
+
+def _compare_batch(vectors: torch.Tensor, model: torch.Tensor, method: str) -> torch.Tensor:
+    """(B, m) sphere RDM vectors against the model rows (L, m) -> (B, L).
+
+    A centre's value does not depend on the batch it falls in, which lets a sharded
+    run equal an unsharded one bit for bit (on CPU): every step works row by row, the
+    dot products included (a matrix product would sum a row in an order that depends
+    on its place in the batch); a one-row batch is doubled, as a reduction with a
+    single output is summed in another order.
+    """
+    if method == "kendall":
+        return torch.as_tensor(compare_vectors(vectors.cpu().numpy(), model.cpu().numpy(), "kendall"))
+    rows = _prepare_rows(vectors if len(vectors) > 1 else vectors.repeat(2, 1), method)
+    return torch.stack([(rows * layer).sum(dim=-1) for layer in model], dim=1)[:len(vectors)]
+
+
+# ------------------------------------------------------------------- whole analyses
+
+
+@dataclass
+class SearchlightResult:
+    """Scores at the mask voxels: values (subjects, layers, centres), NaN where a
+    centre was dropped (too few voxels, or unusable data in that subject). The centres
+    are the mask voxels (C order) `centre_range[0]` .. `centre_range[1] - 1`: all of them
+    unless the run was a shard."""
+
+    subjects: list[str]
+    layers: list[str]
+    mask: np.ndarray
+    reference: object  # the first subject's image: affine and header of the outputs
+    values: np.ndarray
+    centre_range: tuple[int, int] = (0, 0)
+
+
+def run_searchlight(
+    betas: Sequence[str | Path],
+    model_rdms: dict[str, np.ndarray],
+    radius: float | SearchlightParameters,
+    *,
+    mask: str | Path | None = None,
+    order: np.ndarray | None = None,
+    metric: str = SearchlightParameters.metric,
+    compare: str = SearchlightParameters.compare,
+    min_voxels: int = SearchlightParameters.min_voxels,
+    batch_size: int = SearchlightParameters.batch_size,
+    precision: str = SearchlightParameters.precision,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+    shard: Shard | None = None,
+) -> SearchlightResult:
+    """Searchlight RSA of every subject's 4D volume against the model RDMs.
+
+    Without `mask`, the mask is the voxels with finite, non-constant responses in
+    every subject. Inside a given mask, voxels whose responses are unusable in a subject
+    leave that subject's spheres (and get NaN there). Either way every volume is read once
+    before any work (an extra reading pass), so that bad input fails before the first centre.
+
+    Parameters
+    ----------
+    betas : sequence of path
+        One 4D NIfTI per subject, one volume per stimulus; subjects are named after them.
+    model_rdms : {layer: (n, n)}
+    radius : float or SearchlightParameters
+        The sphere radius in mm, or all the searchlight's parameters (then `metric`,
+        `compare`, `min_voxels`, `batch_size` and `precision` are unused).
+    mask : path, optional
+        A 3D mask on the volumes' grid.
+    order : array, optional
+        Indices putting each volume's stimuli into the model RDMs' order.
+    metric, compare, min_voxels, batch_size, precision
+        As `SearchlightParameters`; checked before any volume is read.
+    device : str or torch.device
+    progress : callable (done, total), optional
+    shard : Shard, optional
+        Compute only this shard's contiguous block of centres, `shard.bounds(V)` of the
+        V mask voxels in C order (every subject, every layer); the spheres still reach
+        into the whole mask. The mask is the same whatever the shard (derived from all
+        subjects without `mask`), and each centre's value is the one an unsharded
+        run computes (on CPU; to rounding on a GPU), so the shards' values side by side
+        are the unsharded values.
+    """
+    from .nifti import load_mask, load_volume, roi_name, usable_voxels
+
+    parameters = radius if isinstance(radius, SearchlightParameters) else SearchlightParameters(
+        radius, metric, compare, min_voxels, batch_size, precision)
+    radius = parameters.radius
+    if radius is None:
+        raise ConfigError("give the sphere `radius` in millimetres")
+    if not betas:
+        raise ConfigError("give at least one `betas` volume")
+    subjects = [roi_name(Path(path)) for path in betas]
+    if len(set(subjects)) != len(subjects):
+        raise InputError("two `betas` files have the same name; subjects are named after their files, rename one")
+    layers = list(model_rdms)
+    model_vectors = upper_triangle(np.stack([model_rdms[name] for name in layers]))
+    stimuli = next(iter(model_rdms.values())).shape[0]
+    first = load_volume(betas[0], stimuli, order)
+    mask_path = mask
+    if mask_path is not None:
+        mask = load_mask(mask_path, first.image)
+        # every volume is read once before any work (as for the derived mask below), so that a
+        # damaged, mismatched or unusable subject stops the run before the first centre
+        for number, path in enumerate(betas):
+            data = first.data if number == 0 else load_volume(path, stimuli, order, first.image).data
+            if not (mask & usable_voxels(data)).any():
+                raise InputError(f"{path}: no voxel of the mask has usable responses (all NaN, infinite or constant); "
+                                 "check the volume and the mask")
+    else:
+        mask = usable_voxels(first.data)
+        for path in betas[1:]:
+            mask &= usable_voxels(load_volume(path, stimuli, order, first.image).data)
+        if not mask.any():
+            raise InputError("no voxel has finite, non-constant responses in every subject; give a `mask`")
+    SphereIndex.build(mask, first.image.affine, radius)  # checks the mask and the affine before any work
+    start, stop = (0, int(mask.sum())) if shard is None else shard.bounds(int(mask.sum()))
+    values = np.full((len(betas), len(layers), stop - start), np.nan)
+    total = len(betas) * (stop - start)
+    for number, path in enumerate(betas):
+        volume = first if number == 0 else load_volume(path, stimuli, order, first.image)
+        usable = mask & usable_voxels(volume.data) if mask_path is not None else mask
+        if not usable.any():
+            raise InputError(f"{path}: no voxel of the mask has usable responses")
+        index = SphereIndex.build(usable, volume.image.affine, radius)
+        patterns = volume.data[usable]  # (V, n), C order like index.coordinates
+        kept = usable[mask]  # mask voxels usable in this subject (all of them without mask_path)
+        centres = None  # every usable voxel
+        if shard is not None:  # the block's usable mask voxels, as indices into the usable voxels
+            centres = (np.cumsum(kept) - 1)[start:stop][kept[start:stop]]
+        done = number * (stop - start)
+        scores = searchlight_scores(
+            patterns, index, model_vectors, metric=parameters.metric, compare=parameters.compare,
+            min_voxels=parameters.min_voxels, batch_size=parameters.batch_size, precision=parameters.precision,
+            device=device, progress=(lambda d, t: progress(done + d, total)) if progress else None, centres=centres,
+        )
+        values[number][:, kept[start:stop]] = scores
+        del volume
+    return SearchlightResult(subjects, layers, mask, first.image, values, (start, stop))
+
+
+def precomputed_scores(
+    rdms: np.ndarray, model_rdms: dict[str, np.ndarray], compare: str = SearchlightParameters.compare, *,
+    batch_size: int = 4096,
+) -> np.ndarray:
+    """Net2Brain's precomputed searchlight RDMs (searchlights, subjects, n, n) against
+    the model RDMs (`compare`: a name of `COMPARISONS`): (subjects, layers, searchlights)."""
+    from .rdm_files import validate_rdms
+
+    method = COMPARISONS.check(compare)
+    if rdms.ndim != 4 or rdms.shape[-1] != rdms.shape[-2]:
+        raise InputError(f"precomputed searchlight RDMs must be (searchlights, subjects, n, n), got shape {rdms.shape}")
+    validate_rdms(rdms, "the precomputed searchlight RDMs")
+    layers = list(model_rdms)
+    n = rdms.shape[-1]
+    if next(iter(model_rdms.values())).shape[0] != n:
+        raise InputError(f"the searchlight RDMs are for {n} stimuli, the model RDMs for {next(iter(model_rdms.values())).shape[0]}")
+    model = torch.as_tensor(upper_triangle(np.stack([model_rdms[name] for name in layers])), dtype=torch.float64)
+    if method != "kendall":
+        model = _prepare_rows(model, method)
+    searchlights, subjects = rdms.shape[:2]
+    out = np.empty((subjects, len(layers), searchlights))
+    for start in range(0, searchlights, batch_size):
+        block = upper_triangle(rdms[start:start + batch_size]).reshape(-1, model.shape[1])  # (b * subjects, m)
+        values = _compare_batch(torch.as_tensor(block, dtype=torch.float64), model, method).numpy()
+        out[:, :, start:start + batch_size] = values.reshape(-1, subjects, len(layers)).transpose(1, 2, 0)
+    return out

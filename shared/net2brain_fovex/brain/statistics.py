@@ -1,0 +1,66 @@
+"""Group statistics of scores over subjects: the one-sample t-test, and the corrections
+for many tests (Bonferroni, Benjamini-Hochberg FDR). RSA tests each ROI's layers, the
+searchlight every voxel of a map, with these same routines."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..checks import between
+from .registry import CORRECTIONS
+
+__all__ = ["one_sample_t", "fdr_adjust", "correct", "fdr_mask"]
+
+
+def one_sample_t(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, SEM (ddof 1), t and two-sided p of the one-sample t-test against 0 along `axis`.
+
+    SEM, t and p are NaN with fewer than two values, and t and p where the values do not
+    vary or one is NaN.
+    """
+    from scipy.stats import ttest_1samp
+
+    count = values.shape[axis]
+    mean = values.mean(axis=axis)
+    if count < 2:
+        nan = np.full_like(mean, np.nan)
+        return mean, nan, nan, nan
+    sem = values.std(axis=axis, ddof=1) / np.sqrt(count)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # zero variance: p is NaN, said in the docs
+        test = ttest_1samp(values, 0.0, axis=axis)
+    return mean, sem, np.asarray(test.statistic), np.asarray(test.pvalue)
+
+
+def fdr_adjust(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p values over the finite entries of `p` (any shape);
+    NaN where `p` is not finite."""
+    from scipy.stats import false_discovery_control
+
+    p = np.asarray(p, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        adjusted[finite] = false_discovery_control(p[finite], method="bh")
+    return adjusted
+
+
+def correct(p: np.ndarray, method: str) -> np.ndarray:
+    """p values corrected along the first axis (layers), separately for every index of
+    the others (time points): a name of `CORRECTIONS`."""
+    CORRECTIONS.check(method)
+    p = np.asarray(p, dtype=float)
+    if method == "none":
+        return p.copy()
+    if method == "bonferroni":
+        return np.minimum(p * p.shape[0], 1.0)
+    flat = p.reshape(p.shape[0], -1)
+    return np.stack([fdr_adjust(flat[:, column]) for column in range(flat.shape[1])], axis=1).reshape(p.shape)
+
+
+def fdr_mask(p: np.ndarray, q: float) -> np.ndarray:
+    """Where `p` is significant at false discovery rate `q` (Benjamini-Hochberg over the
+    finite p values)."""
+    between("fdr", q, 0, 1)
+    return fdr_adjust(p) < q

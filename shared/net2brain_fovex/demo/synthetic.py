@@ -1,0 +1,139 @@
+"""Synthetic data with known structure for the demos and tests.
+
+`shape_stimuli` draws every combination of a few shapes, colours and positions on a
+lightly textured background. The factors of each image are kept, so later steps can
+plant ground truth on them (a "brain" region that codes shape, another colour, ...).
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..io.atomic import atomic_output
+
+SHAPES = ("circle", "square", "triangle", "cross")
+COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220)}
+POSITIONS = {"left": (0.3, 0.5), "right": (0.7, 0.5)}
+
+
+@dataclass(frozen=True)
+class ShapeStimulus:
+    """One generated image and the factors it was drawn from."""
+
+    id: str
+    shape: str
+    colour: str
+    position: str
+    image: Image.Image
+
+
+def shape_stimuli(size: int = 224, seed: int = 0) -> list[ShapeStimulus]:
+    """All shape x colour x position combinations (4 x 3 x 2 = 24 images of `size` px),
+    with seeded background texture so that no two images are identical."""
+    rng = np.random.default_rng(seed)
+    items = []
+    combos = itertools.product(SHAPES, COLOURS, POSITIONS)
+    for index, (shape, colour, position) in enumerate(combos, start=1):
+        background = rng.normal(128, 12, (size, size, 1)).clip(0, 255).repeat(3, axis=2).astype(np.uint8)
+        image = Image.fromarray(background)
+        _draw(ImageDraw.Draw(image), shape, COLOURS[colour], POSITIONS[position], size)
+        items.append(ShapeStimulus(f"stim_{index:02d}_{shape}_{colour}_{position}.png", shape, colour, position, image))
+    return items
+
+
+def _draw(draw: ImageDraw.ImageDraw, shape: str, colour: tuple, centre: tuple, size: int) -> None:
+    cx, cy = centre[0] * size, centre[1] * size
+    r = size * 0.16
+    if shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
+    elif shape == "square":
+        draw.rectangle([cx - r, cy - r, cx + r, cy + r], fill=colour)
+    elif shape == "triangle":
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+    else:
+        w = r / 3
+        draw.rectangle([cx - r, cy - w, cx + r, cy + w], fill=colour)
+        draw.rectangle([cx - w, cy - r, cx + w, cy + r], fill=colour)
+
+
+def write_shape_stimuli(items: list[ShapeStimulus], folder: str | Path) -> Path:
+    """Write the images as PNG files and their factors as `factors.csv` beside the folder
+    (so the folder itself holds only stimuli). Returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in items:
+        with atomic_output(folder / item.id) as tmp:
+            item.image.save(tmp, format="PNG")
+    with atomic_output(folder.parent / "factors.csv") as tmp:
+        rows = ["stimulus,shape,colour,position"] + [f"{i.id},{i.shape},{i.colour},{i.position}" for i in items]
+        tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+def simulate_brain_rdms(
+    model_rdms: dict[str, np.ndarray], generators: dict[str, str], subjects: int = 8, noise: float = 1.0, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Brain RDMs with a known answer: ROI `roi` of every subject is the RDM of layer
+    `generators[roi]` (its upper triangle z-scored) plus independent Gaussian noise of
+    standard deviation `noise`, shifted to be non-negative. Returns {roi: (subjects, n, n)}."""
+    from scipy.spatial.distance import squareform
+
+    from ..brain.rsa import upper_triangle
+
+    rng = np.random.default_rng(seed)
+    simulated = {}
+    for roi, layer in generators.items():
+        signal = upper_triangle(model_rdms[layer])
+        signal = (signal - signal.mean()) / signal.std()
+        noisy = signal + noise * rng.normal(size=(subjects, signal.size))
+        noisy -= noisy.min()
+        simulated[roi] = np.stack([squareform(vector) for vector in noisy])
+    return simulated
+
+
+def simulate_volumes(
+    layer_rdms: dict[str, np.ndarray],
+    plants: dict[str, tuple[int, int, int]],
+    shape: tuple[int, int, int] = (16, 16, 12),
+    voxel_size: float = 2.0,
+    radius: float = 6.0,
+    subjects: int = 4,
+    noise: float = 0.5,
+    seed: int = 0,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """4D response volumes (X, Y, Z, stimuli) with planted spheres, and their affine.
+
+    Inside the sphere of `radius` mm around `plants[layer]`, every subject's voxel
+    patterns are a random projection of stimulus coordinates whose correlations follow
+    the layer's correlation-distance RDM D: S = 1 - D, stretched to (S - c) / (1 - c)
+    with c its smallest off-diagonal value (the same order of dissimilarities, so the
+    same Spearman comparison, but differences between stimuli as large as possible:
+    deep layers of random networks have all correlations near 1), then embedded by its
+    eigendecomposition. Every voxel also gets Gaussian noise of standard deviation
+    `noise` (the signal has unit variance). Returns ([volume per subject], affine).
+    """
+    rng = np.random.default_rng(seed)
+    affine = np.diag([voxel_size, voxel_size, voxel_size, 1.0])
+    n = next(iter(layer_rdms.values())).shape[0]
+    coordinates = {}
+    off_diagonal = ~np.eye(n, dtype=bool)
+    for layer in plants:
+        similarity = 1 - np.asarray(layer_rdms[layer], dtype=float)
+        smallest = similarity[off_diagonal].min()
+        values, vectors = np.linalg.eigh((similarity - smallest) / (1 - smallest))
+        coordinates[layer] = vectors * np.sqrt(np.clip(values, 0, None))  # Gram = the stretched correlations
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), axis=-1)
+    volumes = []
+    for _ in range(subjects):
+        volume = rng.normal(scale=noise, size=(*shape, n)).astype(np.float32)
+        for layer, centre in plants.items():
+            inside = np.linalg.norm((grid - np.array(centre)) * voxel_size, axis=-1) <= radius
+            projected = coordinates[layer] @ rng.normal(size=(n, int(inside.sum())))
+            projected /= projected.std()
+            volume[inside] += projected.T.astype(np.float32)
+        volumes.append(volume)
+    return volumes, affine

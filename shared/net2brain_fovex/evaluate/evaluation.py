@@ -1,0 +1,516 @@
+"""Evaluating attribution maps: faithfulness, localisation and agreement with human gaze.
+
+`evaluate_maps` scores one batch of maps with any of `METRICS` (plain batched calls of
+`localisation`, `faithfulness`, `complexity` and `gaze`); `evaluate_to_file` runs it over
+a stimulus set for one or several attribution files (one method each), streaming per-image values and the
+deletion / insertion curves into `<out stem>.curves.h5` (resumable), then writes the
+per-image CSV `out` (one row per image and method) and `<out stem>.summary.csv` (mean,
+SEM and the direction of "better" per method and metric).
+
+Curves file (`kind` = "evaluation"): `/stimuli` (n,); per method label a group with
+`targets` (n,), one (n,) dataset per metric and, for deletion or insertion,
+`deletion_curve` / `insertion_curve` (n, steps + 1); root attributes: the metrics, step,
+gaze sigma, model, the maps files and the run's provenance.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from .. import __version__
+from ..checks import at_least, positive
+from ..errors import ConfigError, InputError, OutputError
+from ..explain.attributions import context_for, load_images
+from ..extraction.stimuli import Stimulus, discover_stimuli, fingerprint
+from ..io.atomic import check_new_output
+from ..io.config import record_options
+from ..io.hdf5 import ATTRIBUTIONS_KIND, EVALUATION_KIND, json_attr, open_h5, read_stimuli
+from ..io.provenance import files_sha256, provenance_attr
+from ..io.rows import DatasetSpec, RowWriter
+from ..io.shards import job_signature
+from ..io.tables import write_csv
+from ..models.loading import LoadedModel, load_model
+from ..models.sources import AUTO
+from . import complexity, faithfulness, gaze, localisation
+from .ground_truth import boxes_to_input, image_size, points_to_input, read_boxes, read_fixations
+from .registry import BOXES, CURVES, FIXATIONS, METRICS
+
+__all__ = ["Truth", "Evaluation", "choose_metrics", "evaluate_maps", "evaluate_to_file", "read_curves", "summarise"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Truth:
+    """Ground truth of a batch at the input resolution; None where not given.
+
+    Attributes
+    ----------
+    regions : tensor (B, H, W) bool
+        The union of each image's boxes (empty where no box reaches the crop).
+    counts : tensor (B, H, W)
+        Human fixations per pixel.
+    density : tensor (B, H, W)
+        The blurred fixation density, summing to 1 per image (0 without fixations).
+    """
+
+    regions: torch.Tensor | None = None
+    counts: torch.Tensor | None = None
+    density: torch.Tensor | None = None
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate_to_file` wrote: the per-image and summary rows and their files."""
+
+    rows: list[dict]
+    summary: list[dict]
+    labels: list[str]
+    metrics: list[str]
+    paths: dict[str, Path]
+
+
+def choose_metrics(names: str | Sequence[str] | None, boxes: bool, fixations: bool) -> list[str]:
+    """The metrics to compute: all that the given ground truth allows when `names` is
+    None, else the named ones (comma-separated or a list), checked."""
+    if names is None:
+        return [m.name for m in METRICS.values() if m.needs is None or (m.needs == BOXES and boxes)
+                or (m.needs == FIXATIONS and fixations)]
+    chosen = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n).strip() for n in names]
+    chosen = list(dict.fromkeys(n for n in chosen if n))
+    if not chosen:
+        raise ConfigError(f"`metrics` names no metric; choose from {', '.join(METRICS)}")
+    for name in chosen:
+        needs = METRICS[name].needs
+        if needs == BOXES and not boxes:
+            raise ConfigError(f"metric {name} needs the objects' boxes: add `boxes=boxes.csv` (image, x0, y0, x1, y1)")
+        if needs == FIXATIONS and not fixations:
+            raise ConfigError(f"metric {name} needs human fixations: add `fixations=FILE.csv` (image, row, col) or a "
+                              "folder of fixation maps")
+    return chosen
+
+
+def evaluate_maps(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    maps: torch.Tensor,
+    targets: torch.Tensor,
+    black: torch.Tensor,
+    names: Sequence[str],
+    truth: Truth | None = None,
+    step: int | None = None,
+    batch: int | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Every named metric of a batch of maps.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The classifier (logits).
+    images : tensor (B, 3, H, W)
+        Normalised as the model expects.
+    maps : tensor (B, H, W)
+        Attribution maps in [0, 1].
+    targets : LongTensor (B,)
+        The explained class per image.
+    black : tensor (3,)
+        A black pixel in normalised space (what average drop multiplies towards).
+    names : sequence of str
+        Metrics of `METRICS`.
+    truth : Truth, optional
+        Boxes and fixations at the input resolution, for the metrics that need them.
+    step : int, optional
+        Pixels per deletion / insertion step (default H * W / 224, rounded).
+    batch : int, optional
+        Images per forward pass (default: `net2brain_fovex.evaluate.faithfulness.default_batch`).
+
+    Returns
+    -------
+    (dict of str to tensor (B,) float64, dict of str to tensor (B, steps + 1))
+        The values per image (NaN where undefined: no box inside the crop, no fixation,
+        a blank map) and the deletion / insertion curves that were computed.
+    """
+    truth = truth or Truth()
+    values: dict[str, torch.Tensor] = {}
+    curves: dict[str, torch.Tensor] = {}
+    if {"avg_drop", "avg_increase"} & set(names):
+        change = faithfulness.confidence_change(model, images, maps, targets, black, batch=batch)
+        values.update(avg_drop=change["avg_drop"], avg_increase=change["avg_increase"])
+    if set(CURVES) & set(names):
+        result = faithfulness.deletion_insertion(model, images, maps, targets, step=step, batch=batch)
+        for kind in set(CURVES) & set(names):
+            values[kind], curves[f"{kind}_curve"] = result[kind], result[f"{kind}_curve"]
+    if {"ebpg", "pointing_game"} & set(names):
+        regions = truth.regions.to(maps.device)
+        no_region = ~regions.flatten(1).any(dim=1)
+        values["ebpg"] = localisation.energy_in_box(maps, regions)
+        values["pointing_game"] = 100 * localisation.pointing_game(maps, regions).to(maps.dtype)
+        for name in ("ebpg", "pointing_game"):
+            values[name] = torch.where(no_region, torch.nan, values[name].double())
+    for name in ("nss", "auc_judd"):
+        if name in names:
+            values[name] = getattr(gaze, name)(maps, truth.counts.to(maps.device))
+    for name in ("cc", "kld", "sim"):
+        if name in names:
+            values[name] = getattr(gaze, name)(maps, truth.density.to(maps.device))
+    if "sparseness" in names:
+        values["sparseness"] = complexity.sparseness(maps)
+    return {name: values[name].double().cpu() for name in names}, {k: v.cpu() for k, v in curves.items()}
+
+
+def evaluate_to_file(
+    model: str | LoadedModel,
+    images: str | Path | Sequence[Stimulus],
+    maps: Sequence[str | Path],
+    out: str | Path,
+    *,
+    source: str = AUTO,
+    weights: str = "pretrained",
+    seed: int = 42,
+    device: str = "auto",
+    image_size: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    metrics: str | Sequence[str] | None = None,
+    boxes: str | Path | None = None,
+    fixations: str | Path | None = None,
+    step: int | None = None,
+    gaze_sigma: float | None = None,
+    batch_size: int = 16,
+    plot: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    config: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Evaluation:
+    """Evaluate attribution files over `images` and write the CSVs and the curves file
+    (see the module docstring).
+
+    Parameters
+    ----------
+    model : str or LoadedModel
+        The explained model as `load_model` takes it (with `source`, `weights`, `seed`,
+        `device`, `image_size`, `mean`, `std`: those the maps were made with), or a
+        model loaded already.
+    images : path or sequence of Stimulus
+        The images; every maps file must hold exactly their ids (in any order).
+    maps : sequence of path
+        Attribution files (`explain_to_file`), one method each.
+    out : path
+        The per-image CSV; the summary and curves files go beside it.
+    metrics : str or sequence of str, optional
+        Names of `METRICS` (default: every metric the given ground truth allows).
+    boxes, fixations : path, optional
+        Ground truth (`net2brain_fovex.evaluate.ground_truth`).
+    step : int, optional
+        Pixels per deletion / insertion step.
+    gaze_sigma : float, optional
+        Sigma of the fixation density in input pixels; default crop / 32 (7 px at
+        224 px, about one degree of visual angle for an image seen 30 degrees wide).
+    batch_size : int, default 16
+        Images evaluated together.
+    plot : path, optional
+        A PNG of the mean deletion and insertion curves per method.
+    resume, overwrite : bool
+        Continue an interrupted run; replace existing outputs.
+    config : dict, optional
+        The resolved options, recorded in the curves file and beside the table.
+    progress : callable (done, total), optional
+
+    Returns
+    -------
+    Evaluation
+
+    Raises
+    ------
+    ConfigError, InputError, OutputError
+        Options, outputs, maps and ground truth are checked before the first image.
+    """
+    at_least("batch_size", batch_size, 1)
+    if step is not None:
+        at_least("step", step, 1, " pixel")
+    if gaze_sigma is not None:
+        positive("gaze_sigma", gaze_sigma, "number of pixels")
+    chosen = choose_metrics(metrics, boxes is not None, fixations is not None)
+    out = Path(out)
+    paths = {"rows": out, "summary": out.with_name(f"{out.stem}.summary.csv"),
+             "curves": out.with_name(f"{out.stem}.curves.h5")}
+    if resume and out.exists() and paths["summary"].exists() and not overwrite:
+        raise ConfigError(f"{out} is complete already; nothing to resume (add `overwrite=True` to evaluate again)")
+    if paths["curves"].exists() and not (resume or overwrite or out.exists()):
+        raise OutputError(f"an interrupted run left {paths['curves']} without {out}: add `resume=True` to finish it, "
+                          "or `overwrite=True` to start again")
+    for key in ("rows", "summary"):  # a resumed run rewrites the tables an interrupted run may have begun
+        check_new_output(paths[key], overwrite or resume)
+    if not (resume and paths["curves"].exists()):
+        check_new_output(paths["curves"], overwrite)
+    if plot is not None:
+        paths["plot"] = check_new_output(plot, overwrite)
+    stimuli = discover_stimuli(images, "images") if isinstance(images, (str, Path)) else list(images)
+    loaded = model if isinstance(model, LoadedModel) else load_model(
+        model, source=source, weights=weights, seed=seed, device=device, image_size=image_size, mean=mean, std=std)
+    crop = loaded.preprocessing.crop
+    sigma = crop / 32 if gaze_sigma is None else float(gaze_sigma)
+    sources = _open_maps(maps, stimuli, crop)
+    truth_files = {"boxes": read_boxes(boxes, stimuli) if boxes is not None else None,
+                   "fixations": read_fixations(fixations, stimuli) if fixations is not None else None}
+    for key, found in truth_files.items():
+        if found is not None and not found:
+            raise InputError(f"the {key} file names none of the evaluated images")
+    _check_targets(loaded, stimuli, sources)
+    others = [Path(p) for p in [*(s.path for s in sources), boxes, fixations] if p is not None]
+    job = {**loaded.describe(), "metrics": chosen, "step": step, "gaze_sigma": sigma, "batch_size": batch_size,
+           "stimuli_sha256": fingerprint(stimuli),
+           "inputs": files_sha256((str(p.resolve()), p) for p in others)}
+    signature = job_signature(job)
+    if resume and paths["curves"].exists():
+        with open_h5(paths["curves"], EVALUATION_KIND) as file:
+            if file.attrs.get("signature") != signature:
+                raise ConfigError(f"{paths['curves']} was written with other options or inputs; add `overwrite=True` to "
+                                  "evaluate again")
+    else:
+        if overwrite:  # `out`, written last, marks a complete run: none until the new one is
+            out.unlink(missing_ok=True)
+        _write_curves(loaded, stimuli, sources, chosen, truth_files, paths["curves"], step, sigma, batch_size, job,
+                      signature, resume, overwrite, config, progress, others)
+    values, _ = read_curves(paths["curves"])
+    result = _write_tables(values, chosen, paths)
+    if plot is not None and set(CURVES) & set(chosen):
+        from ..figures.curves import curves_figure
+
+        curves_figure(values, paths["plot"])
+    record_options(out, config)
+    return result
+
+
+def _check_targets(loaded: LoadedModel, stimuli: Sequence[Stimulus], sources: Sequence[_MapsSource]) -> None:
+    """Refuse class indices the model does not have (one forward pass on one image)."""
+    from ..explain.base import class_probabilities
+
+    largest = max(sources, key=lambda source: source.max_target)
+    if largest.max_target < 0 or not stimuli:
+        return
+    classes = class_probabilities(loaded.module, load_images(stimuli[:1], loaded).to(loaded.device)).shape[1]
+    if largest.max_target >= classes:
+        raise InputError(
+            f"{largest.path}: /targets holds class {largest.max_target} but the model has {classes} classes "
+            f"(0-{classes - 1}); evaluate with the model the maps were made for"
+        )
+
+
+def read_curves(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """The values of an evaluation file: per label, targets, metrics and curves; and its attributes."""
+    with open_h5(path, EVALUATION_KIND) as file:
+        stimuli = read_stimuli(file)
+        values = {label: {name: file[label][name][()] for name in file[label]} for label in json.loads(file.attrs["labels"])}
+        for label in values:
+            values[label]["stimuli"] = np.array(stimuli)
+        return values, dict(file.attrs)
+
+
+@dataclass
+class _MapsSource:
+    """One attribution file: its label, path and the row of each stimulus."""
+
+    label: str
+    path: Path
+    method: str
+    model: str
+    rows: np.ndarray
+    max_target: int = -1
+
+    def read(self, positions: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """(maps, targets) of the stimuli at `positions`, checked for NaN."""
+        wanted = self.rows[positions]
+        order = np.argsort(wanted)
+        back = np.argsort(order)
+        with h5py.File(self.path, "r") as file:
+            maps = file["maps"][wanted[order]][back]
+            targets = file["targets"][wanted[order]][back]
+        if not np.isfinite(maps).all():
+            raise InputError(f"{self.path}: a map holds NaN or infinite values; recompute it with `explain_to_file`")
+        return torch.from_numpy(maps.astype(np.float32)), torch.from_numpy(targets.astype(np.int64))
+
+
+def _open_maps(paths: Sequence[str | Path], stimuli: Sequence[Stimulus], crop: int) -> list[_MapsSource]:
+    """Check every attribution file against the images and the model's input size, up
+    front: layout, dtypes, row counts, ids, map size, finite values, class indices."""
+    if not paths:
+        raise ConfigError("give at least one attribution file as `maps`")
+    ids = [s.id for s in stimuli]
+    sources, given = [], set()
+    for path in map(Path, paths):
+        if path.resolve() in given:
+            raise ConfigError(f"`maps` {path} is given twice; give each attribution file once")
+        given.add(path.resolve())
+        if path.is_dir():
+            raise InputError(f"`maps` {path} is a folder; give an attribution file (HDF5) written by `explain_to_file`")
+        try:
+            file = open_h5(path, ATTRIBUTIONS_KIND)
+        except InputError as error:
+            raise InputError(f"`maps`: {error}") from None
+        with file:
+            held, targets = _check_layout(file, path, crop)
+            method, model = str(file.attrs.get("method", path.stem)), str(file.attrs.get("model", ""))
+        position = {name: row for row, name in enumerate(held)}
+        if len(position) != len(held):
+            raise InputError(f"{path} lists a stimulus twice; recompute it with `explain_to_file`")
+        missing = [i for i in ids if i not in position]
+        extra = [i for i in held if i not in set(ids)]
+        if missing or extra:
+            which = f"lacks maps for {_first(missing)}" if missing else f"holds maps of images not given: {_first(extra)}"
+            raise InputError(f"{path} {which}; the images and the maps must be the same stimuli")
+        sources.append(_MapsSource(method, path, method, model, np.array([position[i] for i in ids]),
+                                   int(targets.max()) if len(targets) else -1))
+    _name_uniquely(sources)
+    return sources
+
+
+def _check_layout(file: h5py.File, path: Path, crop: int) -> tuple[list[str], np.ndarray]:
+    """The ids and targets of an open attribution file, after checking its datasets and
+    that every map is finite (read in blocks of bounded size)."""
+    def dataset(name: str) -> h5py.Dataset | None:
+        node = file.get(name)
+        return node if isinstance(node, h5py.Dataset) else None
+
+    stimuli, maps, targets = dataset("stimuli"), dataset("maps"), dataset("targets")
+    if stimuli is None or maps is None or targets is None or maps.ndim != 3:
+        raise InputError(f"{path} lacks /stimuli, /maps (n, H, W) or /targets; it is not an attribution file of `explain_to_file`")
+    if maps.dtype.kind not in "fiu" or targets.dtype.kind not in "iu" or targets.ndim != 1:
+        raise InputError(f"{path}: /maps must hold numbers and /targets class indices, found {maps.dtype} and "
+                         f"{targets.dtype} {targets.shape}; recompute it with `explain_to_file`")
+    if stimuli.ndim != 1 or not maps.shape[0] == targets.shape[0] == stimuli.shape[0]:
+        raise InputError(f"{path} holds {stimuli.shape[0] if stimuli.ndim else 0} stimuli, {maps.shape[0]} maps and "
+                         f"{targets.shape[0]} targets; the rows must match (recompute it with `explain_to_file`)")
+    if maps.shape[1:] != (crop, crop):
+        raise InputError(
+            f"{path} holds {maps.shape[1]} x {maps.shape[2]} maps but the model's input is {crop} x {crop}; "
+            "evaluate with the model and `image_size` the maps were made with"
+        )
+    held = read_stimuli(file)
+    values = targets[()]
+    if len(values) and values.min() < 0:
+        raise InputError(f"{path}: /targets holds a negative class index; recompute it with `explain_to_file`")
+    block = max(1, 2**24 // max(1, crop * crop))
+    for start in range(0, maps.shape[0], block):
+        finite = np.isfinite(maps[start:start + block]).reshape(-1, crop * crop).all(axis=1)
+        if not finite.all():
+            name = held[start + int(np.argmin(finite))]
+            raise InputError(f"{path}: the map of {name} holds NaN or infinite values; recompute it with `explain_to_file`")
+    return held, values
+
+
+def _name_uniquely(sources: list[_MapsSource]) -> None:
+    """Label each file by its method, or by its file name where methods repeat."""
+    methods = [s.method for s in sources]
+    for source in sources:
+        if methods.count(source.method) > 1:
+            source.label = source.path.stem
+    labels = [s.label for s in sources]
+    if len(set(labels)) != len(labels):
+        twice = _first([label for label in labels if labels.count(label) > 1])
+        raise ConfigError(f"two `maps` files share the name {twice}; rename one")
+
+
+def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sigma, batch_size, job, signature,
+                  resume, overwrite, config, progress, inputs) -> None:
+    crop = loaded.preprocessing.crop
+    points = math.ceil(crop * crop / (step or max(1, round(crop * crop / 224)))) + 1
+    specs = []
+    for source in sources:
+        specs.append(DatasetSpec(f"{source.label}/targets", (), "int64"))
+        specs += [DatasetSpec(f"{source.label}/{name}", (), "float64") for name in chosen]
+        specs += [DatasetSpec(f"{source.label}/{kind}_curve", (points,), "float32") for kind in CURVES if kind in chosen]
+    if overwrite and not resume:
+        path.with_name(path.name + ".partial").unlink(missing_ok=True)
+    for source in sources:
+        if source.model and source.model != loaded.name:
+            log.warning("%s explains %s, evaluated here with %s", source.path, source.model, loaded.name)
+    writer = RowWriter(path, EVALUATION_KIND, [s.id for s in stimuli], specs, signature, resume, batch_rows=batch_size)
+    black = context_for(loaded, 0).black
+    report = progress or (lambda done, total: None)
+    with writer:
+        report(writer.rows_done, len(stimuli))
+        for start in range(writer.rows_done, len(stimuli), batch_size):
+            batch = stimuli[start:start + batch_size]
+            images = load_images(batch, loaded).to(loaded.device)
+            truth = _truth(batch, truth_files, loaded, sigma, chosen)
+            rows = {}
+            for source in sources:
+                maps, targets = source.read(slice(start, start + batch_size))
+                values, curves = evaluate_maps(loaded.module, images, maps.to(loaded.device), targets.to(loaded.device),
+                                               black, chosen, truth, step)
+                rows[f"{source.label}/targets"] = targets.numpy()
+                rows.update({f"{source.label}/{name}": value.numpy() for name, value in {**values, **curves}.items()})
+            writer.write(start, rows)
+            report(writer.rows_done, len(stimuli))
+        writer.finish({
+            "kind": EVALUATION_KIND, "labels": json_attr([s.label for s in sources]), "metrics": json_attr(chosen),
+            "maps_files": json_attr({s.label: str(s.path) for s in sources}), "step": step or "default",
+            "gaze_sigma": sigma, "model": loaded.name, "package_version": __version__,
+            "stimuli_sha256": job["stimuli_sha256"], "inputs_sha256": job["inputs"],
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": json_attr(config or {}),
+            "provenance": provenance_attr(
+                config=config, seed=loaded.seed, device=loaded.device,
+                inputs=[*((s.id, s.path) for s in stimuli), *((p.name, p) for p in inputs)]),
+        })
+
+
+def _truth(batch: Sequence[Stimulus], truth_files: dict, loaded: LoadedModel, sigma: float, chosen) -> Truth:
+    """The ground truth of a batch of stimuli at the input resolution."""
+    crop, preprocessing = loaded.preprocessing.crop, loaded.preprocessing
+    truth = Truth()
+    sizes = [image_size(s.path) for s in batch]
+    if truth_files["boxes"] is not None and {"ebpg", "pointing_game"} & set(chosen):
+        empty = np.zeros((0, 4), dtype=np.int64)
+        boxes = [boxes_to_input(truth_files["boxes"].get(s.id, empty), size, preprocessing) for s, size in zip(batch, sizes)]
+        truth.regions = localisation.box_regions(boxes, crop, crop)
+    if truth_files["fixations"] is not None and {"nss", "auc_judd", "cc", "kld", "sim"} & set(chosen):
+        empty = np.zeros((0, 2))
+        points = [points_to_input(truth_files["fixations"].get(s.id, empty), size, preprocessing) for s, size in zip(batch, sizes)]
+        truth.counts, dropped = gaze.fixation_counts(points, crop, crop)
+        if int(dropped.sum()):
+            log.info("%d fixations fall outside the centre crop and are left out", int(dropped.sum()))
+        truth.density = gaze.fixation_density(truth.counts, sigma)
+    return truth
+
+
+def _write_tables(values: dict[str, dict[str, np.ndarray]], chosen: list[str], paths: dict[str, Path]) -> Evaluation:
+    rows = []
+    labels = list(values)
+    stimuli = values[labels[0]]["stimuli"]
+    for index, image in enumerate(stimuli):
+        for label in labels:
+            row = {"image": str(image), "method": label, "target": int(values[label]["targets"][index])}
+            row.update({name: float(values[label][name][index]) for name in chosen})
+            rows.append(row)
+    summary = [summarise(label, name, values[label][name]) for label in labels for name in chosen]
+    # the per-image CSV (the output named `out`) last: when it exists, the run is complete
+    write_csv(paths["summary"], summary, ["method", "metric", "mean", "sem", "n", "better"])
+    write_csv(paths["rows"], rows, ["image", "method", "target", *chosen])
+    return Evaluation(rows, summary, labels, chosen, paths)
+
+
+def summarise(label: str, name: str, values: np.ndarray) -> dict:
+    """Mean, standard error of the mean (n - 1) and count of the finite values."""
+    finite = values[np.isfinite(values)]
+    mean = float(finite.mean()) if len(finite) else math.nan
+    sem = float(finite.std(ddof=1) / math.sqrt(len(finite))) if len(finite) > 1 else math.nan
+    if len(finite) < len(values):
+        log.warning("%s %s: %d of %d images have no value (no box in the crop, no fixation, or a blank map)",
+                    label, name, len(values) - len(finite), len(values))
+    return {"method": label, "metric": name, "mean": mean, "sem": sem, "n": len(finite), "better": METRICS[name].better}
+
+
+def _first(names: Sequence[str], count: int = 3) -> str:
+    shown = ", ".join(names[:count])
+    return shown + (f" and {len(names) - count} more" if len(names) > count else "")

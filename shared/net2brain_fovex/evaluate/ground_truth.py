@@ -1,0 +1,179 @@
+"""Ground truth for evaluating explanations: object boxes and human fixations.
+
+Both are given in the pixels of the original image files, as annotations come
+(ImageNet boxes, MIT1003 fixations), and are carried onto the model's input (resized
+and centre-cropped, `Preprocessing.geometry`) before they meet the maps.
+
+* Boxes: a CSV with the columns image, x0, y0, x1, y1 (x1 and y1 exclusive, 0 <= x0 <
+  x1 <= width, 0 <= y0 < y1 <= height); an image may have several rows (several objects,
+  their union is the region).
+* Fixations: a CSV with the columns image, row, col (further columns, such as a subject,
+  are ignored), or a folder of fixation-map images in the MIT1003 style (non-zero pixels
+  are fixations, the image's size), named like the stimulus (`street.jpg` ->
+  `street.png` or `street_fixPts.jpg`).
+
+The `image` column holds stimulus ids (the file name within the images folder).
+"""
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InputError
+from ..models.preprocessing import Preprocessing
+from ..extraction.stimuli import IMAGE_EXTENSIONS, Stimulus
+
+
+def read_boxes(path: str | Path, stimuli: Sequence[Stimulus]) -> dict[str, np.ndarray]:
+    """Boxes per stimulus id, (k, 4) int64 in original pixels, checked against the images.
+
+    Raises
+    ------
+    InputError
+        A missing file or column, a value that is not a whole number, an empty or
+        inverted box, a box outside its image, or an image that is not among the stimuli.
+    """
+    rows = _read_csv(path, ("image", "x0", "y0", "x1", "y1"))
+    paths = {s.id: s.path for s in stimuli}
+    boxes: dict[str, list] = {}
+    for line, row in rows:
+        where = f"{path}, line {line}"
+        image = _known_image(row["image"], paths, where)
+        x0, y0, x1, y1 = (_whole_number(row[key], key, where) for key in ("x0", "y0", "x1", "y1"))
+        width, height = image_size(paths[image])
+        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+            raise InputError(
+                f"{where}: box ({x0}, {y0}, {x1}, {y1}) is empty or outside {image} ({width} x {height} px); "
+                "boxes are x0, y0, x1, y1 in the image's pixels with 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height"
+            )
+        boxes.setdefault(image, []).append((x0, y0, x1, y1))
+    return {image: np.array(values, dtype=np.int64) for image, values in boxes.items()}
+
+
+def read_fixations(path: str | Path, stimuli: Sequence[Stimulus]) -> dict[str, np.ndarray]:
+    """Fixations per stimulus id, (k, 2) float64 (row, col) in original pixels.
+
+    Raises
+    ------
+    InputError
+        A missing file or column, a coordinate that is not a number or lies outside its
+        image, an unknown image, or a fixation map of another size than its image.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _fixation_maps(path, stimuli)
+    paths = {s.id: s.path for s in stimuli}
+    points: dict[str, list] = {}
+    for line, row in _read_csv(path, ("image", "row", "col")):
+        where = f"{path}, line {line}"
+        image = _known_image(row["image"], paths, where)
+        try:
+            r, c = float(row["row"]), float(row["col"])
+        except ValueError:
+            raise InputError(f"{where}: row and col must be numbers, got {row['row']!r} and {row['col']!r}") from None
+        width, height = image_size(paths[image])
+        if not (math.isfinite(r) and math.isfinite(c) and -0.5 <= r < height - 0.5 and -0.5 <= c < width - 0.5):
+            raise InputError(
+                f"{where}: fixation (row {r}, col {c}) lies outside {image} ({width} x {height} px); "
+                "rows and cols are pixel indices of the original image"
+            )
+        points.setdefault(image, []).append((r, c))
+    return {image: np.array(values, dtype=np.float64) for image, values in points.items()}
+
+
+def boxes_to_input(boxes: np.ndarray, size: tuple[int, int], preprocessing: Preprocessing) -> np.ndarray:
+    """Boxes (k, 4) of an image of `size` (width, height) in input pixels: every input
+    pixel the box touches, clipped to the crop (a box outside the crop becomes empty)."""
+    x_scale, y_scale, left, top = preprocessing.geometry(*size)
+    crop = preprocessing.crop
+    x = np.stack([np.floor(boxes[:, 0] * x_scale - left), np.ceil(boxes[:, 2] * x_scale - left)], axis=1)
+    y = np.stack([np.floor(boxes[:, 1] * y_scale - top), np.ceil(boxes[:, 3] * y_scale - top)], axis=1)
+    x, y = np.clip(x, 0, crop).astype(np.int64), np.clip(y, 0, crop).astype(np.int64)
+    return np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], axis=1)
+
+
+def points_to_input(points: np.ndarray, size: tuple[int, int], preprocessing: Preprocessing) -> np.ndarray:
+    """Points (k, 2) (row, col) of an image of `size` (width, height) in input pixels,
+    pixel centre to pixel centre (points outside the crop are kept; callers drop them)."""
+    x_scale, y_scale, left, top = preprocessing.geometry(*size)
+    rows = (points[:, 0] + 0.5) * y_scale - 0.5 - top
+    cols = (points[:, 1] + 0.5) * x_scale - 0.5 - left
+    return np.stack([rows, cols], axis=1)
+
+
+def _fixation_maps(folder: Path, stimuli: Sequence[Stimulus]) -> dict[str, np.ndarray]:
+    candidates = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS}
+    if not candidates:
+        raise InputError(f"{folder} holds no fixation-map images; give a folder of maps or a CSV (image, row, col)")
+    points = {}
+    for stimulus in stimuli:
+        stem = Path(stimulus.id).stem
+        found = candidates.get(stem) or candidates.get(f"{stem}_fixPts")
+        if found is None:
+            continue
+        try:
+            with Image.open(found) as image:
+                fixated = np.asarray(image.convert("L")) > 0
+        except OSError as error:
+            raise InputError(f"{found} is not a readable image ({error}); replace or remove it") from None
+        width, height = image_size(stimulus.path)
+        if fixated.shape != (height, width):
+            raise InputError(
+                f"fixation map {found} is {fixated.shape[1]} x {fixated.shape[0]} px but {stimulus.id} is "
+                f"{width} x {height} px; a fixation map must have its image's size"
+            )
+        points[stimulus.id] = np.argwhere(fixated).astype(np.float64)
+    return points
+
+
+def _read_csv(path: str | Path, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """(line number, row) pairs of a CSV with at least `columns`."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None:
+                raise InputError(f"{path} is empty; it needs a header line naming {', '.join(columns)}, then one row per entry")
+            missing = [c for c in columns if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError(
+                    f"{path} lacks the column(s) {', '.join(missing)}; its header must name {', '.join(columns)}"
+                )
+            rows = [(number + 2, row) for number, row in enumerate(reader)]
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"{path} is not a readable UTF-8 CSV file ({error})") from None
+    if not rows:
+        raise InputError(f"{path} has a header but no rows")
+    return rows
+
+
+def _known_image(name: str | None, paths: dict[str, Path], where: str) -> str:
+    if name not in paths:
+        raise InputError(f"{where}: image {name!r} is not among the evaluated images; use the stimulus ids (file names)")
+    return name
+
+
+def _whole_number(value: str | None, key: str, where: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: {key} must be a whole number of pixels, got {value!r}") from None
+    if not number.is_integer():
+        raise InputError(f"{where}: {key} must be a whole number of pixels, got {value!r}")
+    return int(number)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file, from its header."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError as error:
+        raise InputError(f"{path} is not a readable image ({error}); replace or remove it") from None

@@ -1,0 +1,395 @@
+"""Extracting layer activations over a stimulus set, streamed to an HDF5 file.
+
+Images are decoded and preprocessed in a background thread while the model runs on the
+previous batch; each batch's rows are written as soon as they are computed, so peak
+memory depends on the batch size and not on the number of stimuli.
+
+Layout (`kind` = "activations"): `/stimuli` (n,) ids; `/layers/<name>` (n, ...) one
+dataset per layer in execution order, with attribute `reduce`; root attributes: the
+model, preprocessing and options, and `provenance`.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..checks import at_least
+from ..errors import ConfigError, InputError
+from ..io.config import record_options
+from ..io.hdf5 import ACTIVATIONS_KIND, json_attr, open_h5, read_stimuli
+from ..io.provenance import provenance_attr
+from ..io.rows import DatasetSpec, RowWriter
+from ..io.shards import Shard, plan_output, plan_shard
+from ..models.layers import probe, run_layers, select_layers
+from ..models.loading import LoadedModel, load_model
+from ..models.sources import AUTO
+from ..selection import TOP
+from .reduction import parse_reduce, project, projection_matrix
+from .registry import DTYPES, TOKENS
+from .stimuli import Stimulus, discover_stimuli, fingerprint, load_image, load_video_frames
+
+__all__ = ["ExtractionPlan", "Extraction", "plan_extraction", "iter_activations", "extract_to_file",
+           "read_activations"]
+
+log = logging.getLogger(__name__)
+
+
+def _reduce_tokens(tensor: torch.Tensor, mode: str, prefix_tokens: int) -> torch.Tensor:
+    """(n, tokens, dim) -> (n, dim) by the class token or the patch-token mean."""
+    if tensor.ndim != 3 or mode == "all":
+        return tensor
+    if mode == "cls" or (mode == "auto" and prefix_tokens > 0):
+        return tensor[:, 0]
+    return tensor[:, prefix_tokens:].mean(dim=1)
+
+
+@dataclass
+class ExtractionPlan:
+    """What to extract and how each layer's rows are shaped.
+
+    Attributes
+    ----------
+    layers : list of str
+        In execution order.
+    tokens : {"auto", "cls", "mean", "all"}
+        Reduction of transformer outputs (batch, tokens, dim): the class token, the
+        mean of the patch tokens (prefix tokens excluded), or all tokens. `auto` takes
+        the class token when the model has one, else the mean.
+    frames : int
+        Frames sampled evenly from each video.
+    per_frame : bool
+        Keep one row per frame (n, frames, ...) instead of the mean over frames.
+    srp_components : int or None
+        Sparse random projection of each layer with more features than this.
+    seed : int
+        Seed of the projection matrices.
+    shapes : dict
+        The stored shape of one stimulus's row per layer (filled by `plan_extraction`).
+    """
+
+    layers: list[str]
+    tokens: str = "auto"
+    frames: int = 8
+    per_frame: bool = False
+    srp_components: int | None = None
+    seed: int = 0
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    _projections: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def settings(self) -> dict:
+        return {
+            "layers": self.layers, "tokens": self.tokens, "frames": self.frames,
+            "per_frame": self.per_frame, "srp_components": self.srp_components, "seed": self.seed,
+        }
+
+    def transform(self, name: str, tensor: torch.Tensor, prefix_tokens: int) -> torch.Tensor:
+        """Rows as stored: tokens reduced, then projected when `srp_components` asks.
+        With `per_frame`, the second axis holds frames and each frame is reduced alone."""
+        if self.per_frame:
+            n, f = tensor.shape[:2]
+            tensor = _reduce_tokens(tensor.flatten(0, 1), self.tokens, prefix_tokens)
+            tensor = tensor.reshape(n, f, *tensor.shape[1:])
+            features = int(np.prod(tensor.shape[2:]))
+        else:
+            tensor = _reduce_tokens(tensor, self.tokens, prefix_tokens)
+            features = int(np.prod(tensor.shape[1:]))
+        if self.srp_components is None or features <= self.srp_components:
+            return tensor
+        matrix = self._projections.get(name)
+        if matrix is None:
+            matrix = projection_matrix(features, self.srp_components, self.seed, name).to(tensor.device)
+            self._projections[name] = matrix
+        lead = tensor.shape[:2] if self.per_frame else tensor.shape[:1]
+        flat = tensor.reshape(int(np.prod(lead)), features).float()
+        return project(flat, matrix).reshape(*lead, self.srp_components)
+
+
+def plan_extraction(
+    loaded: LoadedModel,
+    layers: str | Sequence[str] = TOP,
+    *,
+    tokens: str = TOKENS.default,
+    frames: int = 8,
+    per_frame: bool = False,
+    srp_components: int | None = None,
+) -> ExtractionPlan:
+    """Validate the layer selection and options against the model before any work,
+    and work out the stored shape of every layer (one blank image through the model).
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    layers : str or sequence of str, default "top"
+        `top` (the model's default selection), `all`, or layer names (NAME,NAME).
+    tokens : str, default "auto"
+        A name of `TOKENS`: how outputs (batch, tokens, dim) are reduced.
+    frames : int, default 8
+        Frames sampled evenly from each video.
+    per_frame : bool, default False
+        One row per video frame instead of their mean.
+    srp_components : int, optional
+        Sparse random projection of larger layers to this many features.
+
+    Raises
+    ------
+    ConfigError, UnknownNameError
+        An unknown layer or token mode, `tokens=cls` without a class token, or fewer than
+        one frame.
+    """
+    TOKENS.check(tokens)
+    at_least("frames", frames, 1)
+    if tokens == "cls" and loaded.prefix_tokens == 0:
+        raise ConfigError(f"model {loaded.name} has no class token; use `tokens=mean` or all")
+    outputs = probe(loaded)
+    names = select_layers(loaded, layers, list(outputs))
+    if not names:
+        raise ConfigError(f"the layer selection {layers!r} is empty for model {loaded.name}; name layers explicitly")
+    plan = ExtractionPlan(names, tokens, frames, per_frame, srp_components, loaded.seed)
+    for name in names:
+        sample = outputs[name]
+        if per_frame:  # a blank "video" shows the shape of a per-frame row
+            sample = sample.unsqueeze(1).expand(-1, frames, *sample.shape[1:])
+        plan.shapes[name] = tuple(plan.transform(name, sample, loaded.prefix_tokens).shape[1:])
+    return plan
+
+
+def _load_stimulus(stimulus: Stimulus, loaded: LoadedModel, plan: ExtractionPlan) -> torch.Tensor:
+    """uint8 (frames, 3, H, W) for one stimulus, cropped: one frame for an image."""
+    if stimulus.is_video:
+        images = load_video_frames(stimulus.path, plan.frames)
+    else:
+        if plan.per_frame:
+            raise InputError(f"`per_frame` needs videos, but {stimulus.path} is an image")
+        images = [load_image(stimulus.path)]
+    return torch.stack([loaded.preprocessing.crop_image(image) for image in images])
+
+
+def iter_activations(
+    loaded: LoadedModel,
+    stimuli: Sequence[Stimulus],
+    plan: ExtractionPlan,
+    *,
+    batch_size: int = 32,
+    start: int = 0,
+    dtype: str = DTYPES.default,
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Yield (first row, {layer: rows}) batch by batch from stimulus `start` on.
+
+    A video's row is the mean over its sampled frames of the (token-reduced) layer
+    output, or one row per frame with `plan.per_frame`.
+    """
+    at_least("batch_size", batch_size, 1)
+    torch_dtype = getattr(torch, dtype)
+    starts = list(range(start, len(stimuli), batch_size))
+
+    def load(first: int) -> tuple[torch.Tensor, list[int]]:
+        clips = [_load_stimulus(s, loaded, plan) for s in stimuli[first:first + batch_size]]
+        return loaded.preprocessing.normalise(torch.cat(clips)), [clip.shape[0] for clip in clips]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load, starts[0]) if starts else None
+        for index, first in enumerate(starts):
+            batch, counts = pending.result()
+            pending = pool.submit(load, starts[index + 1]) if index + 1 < len(starts) else None
+            batch = batch.to(loaded.device, non_blocking=True)
+            outputs = run_layers(loaded, batch, plan.layers)
+            rows = {}
+            for name in plan.layers:
+                rows[name] = _per_stimulus(outputs[name], counts, plan, name, loaded)
+                rows[name] = rows[name].to(torch_dtype).cpu().numpy()
+            yield first, rows
+
+
+def _per_stimulus(tensor, counts, plan, name, loaded) -> torch.Tensor:
+    with torch.inference_mode():
+        if plan.per_frame:
+            return plan.transform(name, tensor.reshape(len(counts), counts[0], *tensor.shape[1:]), loaded.prefix_tokens)
+        tensor = plan.transform(name, tensor, loaded.prefix_tokens)
+        if all(c == 1 for c in counts):
+            return tensor
+        owner = torch.repeat_interleave(torch.arange(len(counts), device=tensor.device), torch.tensor(counts, device=tensor.device))
+        sums = torch.zeros(len(counts), *tensor.shape[1:], device=tensor.device, dtype=tensor.dtype).index_add_(0, owner, tensor)
+        return sums / torch.tensor(counts, device=tensor.device, dtype=tensor.dtype).reshape(-1, *[1] * (tensor.ndim - 1))
+
+
+def _layer_attrs(plan: ExtractionPlan, name: str) -> dict:
+    projected = name in plan._projections  # filled by plan_extraction for the layers it projects
+    return {"reduce": f"srp:{plan.srp_components}" if projected else "none"}
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """What `extract_to_file` did.
+
+    Attributes
+    ----------
+    path : Path
+        The file written (a shard's own file for a shard).
+    stimuli : int
+        Stimuli in the file.
+    plan : ExtractionPlan or None
+        The layers and their shapes (None when a resumed run found the file complete).
+    model : LoadedModel or None
+    """
+
+    path: Path
+    stimuli: int
+    plan: ExtractionPlan | None = None
+    model: LoadedModel | None = None
+
+
+def extract_to_file(
+    model: str | LoadedModel,
+    stimuli: str | Path | Sequence[Stimulus],
+    out: str | Path,
+    *,
+    source: str = AUTO,
+    weights: str = "pretrained",
+    seed: int = 0,
+    device: str = "auto",
+    image_size: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    layers: str | Sequence[str] = TOP,
+    tokens: str = TOKENS.default,
+    frames: int = 8,
+    per_frame: bool = False,
+    reduce: str | None = None,
+    batch_size: int = 32,
+    dtype: str = DTYPES.default,
+    shard: str | Shard | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    config: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Extraction:
+    """Extract layer activations of `stimuli` and write them to `out` (layout: the module
+    docstring).
+
+    Parameters
+    ----------
+    model : str or LoadedModel
+        A model as `load_model` takes it (with `source`, `weights`, `seed`, `device`,
+        `image_size`, `mean`, `std`), or a model loaded already (those are then unused).
+    stimuli : path or sequence of Stimulus
+        A folder of images / videos or a list file (`discover_stimuli`), or the stimuli.
+    out : path
+        The HDF5 file to write.
+    layers, tokens, frames, per_frame
+        As `plan_extraction`.
+    reduce : str, optional
+        `srp:N`: seeded sparse random projection of every layer with more than N
+        features to N features; None or `none`: keep every feature.
+    batch_size : int, default 32
+        Stimuli per forward pass.
+    dtype : str, default "float32"
+        A name of `DTYPES`.
+    shard : str or Shard, optional
+        `I/N` or `auto`: extract only this block of the stimuli, into `Shard.path(out)`
+        (`net2brain_fovex.io.shards`; `merge_shards` joins the shards).
+    resume : bool
+        Continue `<out>.partial` left by an interrupted run with the same options; when
+        the output is complete already, nothing is done.
+    overwrite : bool
+        Replace an existing output.
+    config : dict, optional
+        The resolved options, recorded in the file and beside it (`record_options`).
+    progress : callable (done, total), optional
+        Called once before the first batch and after every batch.
+
+    Returns
+    -------
+    Extraction
+        The result equals an uninterrupted run bit for bit. The file's `provenance`
+        counts the whole stimulus list as its inputs (as `stimuli_sha256`).
+
+    Raises
+    ------
+    ConfigError, UnknownNameError, InputError, OutputError, ModelError
+        Every option, the output and the stimulus list are checked before the model is
+        built; layers and token modes before the first batch.
+    """
+    DTYPES.check(dtype)
+    TOKENS.check(tokens)
+    at_least("batch_size", batch_size, 1)
+    at_least("frames", frames, 1)
+    srp_components = parse_reduce(reduce)
+    output = plan_output(out, shard, resume=resume, overwrite=overwrite)
+    if output.complete:
+        return Extraction(output.path, _row_count(output.path))
+    found = discover_stimuli(stimuli) if isinstance(stimuli, (str, Path)) else list(stimuli)
+    if per_frame and not all(s.is_video for s in found):
+        first = next(s for s in found if not s.is_video)
+        raise InputError(f"`per_frame` needs videos, but {first.path} is an image")
+    loaded = model if isinstance(model, LoadedModel) else load_model(
+        model, source=source, weights=weights, seed=seed, device=device, image_size=image_size, mean=mean, std=std)
+    plan = plan_extraction(loaded, layers, tokens=tokens, frames=frames, per_frame=per_frame,
+                           srp_components=srp_components)
+    job = {
+        **loaded.describe(), **plan.settings(), "dtype": dtype, "batch_size": batch_size,
+        "device": loaded.device.type, "stimuli_sha256": fingerprint(found),
+    }
+    part = plan_shard(job, found, output.shard)
+    ids = [s.id for s in part.items]
+    specs = [DatasetSpec(f"layers/{name}", plan.shapes[name], dtype, _layer_attrs(plan, name)) for name in plan.layers]
+    if overwrite:
+        output.path.with_name(output.path.name + ".partial").unlink(missing_ok=True)
+    writer = RowWriter(output.path, ACTIVATIONS_KIND, ids, specs, part.signature, resume, batch_rows=batch_size)
+    if writer.rows_done:
+        log.info("resuming %s at stimulus %d of %d", writer.partial, writer.rows_done + 1, len(ids))
+    report = progress or (lambda done, total: None)
+    with writer:
+        report(writer.rows_done, len(ids))
+        # Batch k is written in the background while batch k + 1 is computed; at most one
+        # write is pending, so memory holds two batches of rows at most.
+        with ThreadPoolExecutor(max_workers=1) as background:
+            pending = None
+            batches = iter_activations(loaded, part.items, plan, batch_size=batch_size, start=writer.rows_done,
+                                       dtype=dtype)
+            for first, rows in batches:
+                if pending is not None:
+                    pending.result()
+                    report(writer.rows_done, len(ids))
+                pending = background.submit(writer.write, first, {f"layers/{k}": v for k, v in rows.items()})
+            if pending is not None:
+                pending.result()
+                report(writer.rows_done, len(ids))
+        attrs = {
+            "kind": ACTIVATIONS_KIND,
+            "model": loaded.name, "source": loaded.source, "weights": loaded.weights, "seed": loaded.seed,
+            "preprocessing": json_attr(loaded.preprocessing.as_dict()),
+            "layers": json_attr(plan.layers), "tokens": plan.tokens, "frames": plan.frames,
+            "per_frame": plan.per_frame, "reduce": f"srp:{plan.srp_components}" if plan.srp_components else "none",
+            "dtype": dtype, "package_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "stimuli_sha256": job["stimuli_sha256"], "config": json_attr(config or {}), **part.attrs,
+            "provenance": provenance_attr(config=config, seed=loaded.seed, device=loaded.device,
+                                          inputs_sha256=job["stimuli_sha256"], inputs_count=len(found)),
+        }
+        path = writer.finish(attrs)
+    record_options(path, config)
+    return Extraction(path, len(ids), plan, loaded)
+
+
+def _row_count(path: Path) -> int:
+    """The stimuli of a finished activations file."""
+    with open_h5(path, ACTIVATIONS_KIND) as file:
+        return len(read_stimuli(file))
+
+
+def read_activations(path: str | Path, layers: Sequence[str] | None = None) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Read an activations file into memory: (stimulus ids, {layer: array (n, ...)})."""
+    with open_h5(path, ACTIVATIONS_KIND) as file:
+        names = list(file["layers"].keys()) if layers is None else list(layers)
+        missing = [name for name in names if name not in file["layers"]]
+        if missing:
+            raise InputError(f"{path} has no layer {missing[0]!r}; it holds {', '.join(file['layers'])}")
+        return read_stimuli(file), {name: file["layers"][name][()] for name in names}

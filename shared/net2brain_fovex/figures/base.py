@@ -1,0 +1,30 @@
+"""What every figure shares: pyplot on the display-free Agg backend, imported on first
+use, and an atomic PNG write that closes the figure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io.atomic import atomic_output
+
+
+def pyplot():
+    """pyplot on the display-free Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int) -> Path:
+    """Lay `fig` out, write it atomically to `path` as a PNG, close it, return `path`."""
+    plt = pyplot()
+    path = Path(path)
+    try:
+        fig.tight_layout()
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,32 @@
+"""The mean deletion and insertion curves of `evaluate_to_file`, per method."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import pyplot, save_figure
+
+__all__ = ["curves_figure"]
+
+
+def curves_figure(values: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
+    """Mean deletion and insertion curves per method (label: its values from
+    `net2brain_fovex.evaluate.evaluation.read_curves`), with each mean area in the legend."""
+    kinds = [k for k in ("deletion", "insertion") if any(f"{k}_curve" in v for v in values.values())]
+    figure, axes = pyplot().subplots(1, len(kinds), figsize=(5 * len(kinds), 4), squeeze=False)
+    try:
+        for axis, kind in zip(axes[0], kinds):
+            for label, content in values.items():
+                curve = content[f"{kind}_curve"].mean(axis=0)
+                fraction = np.linspace(0, 1, len(curve))
+                axis.plot(fraction, curve, label=f"{label} (AUC {np.nanmean(content[kind]):.3f})")
+            axis.set_title(f"{kind} ({'lower' if kind == 'deletion' else 'higher'} is better)")
+            axis.set_xlabel("fraction of pixels " + ("deleted" if kind == "deletion" else "inserted"))
+            axis.set_ylabel("probability of the explained class")
+            axis.set_ylim(0, None)
+            axis.legend(fontsize=8)
+    except BaseException:
+        pyplot().close(figure)
+        raise
+    return save_figure(figure, path, 120)

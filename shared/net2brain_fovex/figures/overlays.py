@@ -1,0 +1,89 @@
+"""Overlay PNGs of attribution maps, with FovEx's numbered scan path.
+
+matplotlib is imported on first use (`figures.base`); every PNG is written atomically.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..io.atomic import check_new_output
+from .base import pyplot, save_figure
+
+__all__ = ["overlay", "overlay_path", "check_overlays", "write_overlays"]
+
+
+def overlay(image: np.ndarray, attribution: np.ndarray, path: Path, title: str, fixations: np.ndarray | None = None,
+            box: Sequence[int] | None = None) -> Path:
+    """The map (jet, half transparent) over the image (H, W, 3 uint8); fixations (k, 2)
+    in pixels (row, col) drawn as a numbered path; an optional box (x0, y0, x1, y1)."""
+    from matplotlib.patches import Rectangle
+
+    height, width = attribution.shape
+    figure, axes = pyplot().subplots(figsize=(4, 4 * height / width + 0.4))
+    try:
+        axes.imshow(image)
+        axes.imshow(attribution, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            axes.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, edgecolor="white", linewidth=1.5))
+        if fixations is not None:
+            rows, cols = fixations[:, 0], fixations[:, 1]
+            axes.plot(cols, rows, "-", color="white", linewidth=1.2)
+            axes.scatter(cols, rows, s=90, facecolor="black", edgecolor="white", zorder=3)
+            for number, (row, col) in enumerate(fixations, start=1):
+                axes.text(col, row, str(number), color="white", fontsize=7, ha="center", va="center", zorder=4)
+        axes.set_title(title, fontsize=8)
+        axes.set_axis_off()
+    except BaseException:
+        pyplot().close(figure)
+        raise
+    return save_figure(figure, path, 100)
+
+
+def overlay_path(stimulus, folder: Path) -> Path:
+    """The overlay of a stimulus: `<folder>/<file name without its suffix>.png`."""
+    return folder / (Path(stimulus.id).name.rsplit(".", 1)[0] + ".png")
+
+
+def check_overlays(stimuli, folder: Path, *, overwrite: bool = False) -> None:
+    """Refuse, before any work, overlays that cannot be written: `folder` is a file, an
+    overlay exists (without `overwrite`), or two stimuli would share an overlay name."""
+    from ..errors import OutputError
+
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"`png_dir` {folder} is a file, not a folder; give a folder for the overlays")
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor or "."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"`png_dir` {folder} cannot be created in {existing}; choose a writable folder")
+    seen: dict[Path, str] = {}
+    for stimulus in stimuli:
+        path = overlay_path(stimulus, folder)
+        if path in seen:
+            raise OutputError(f"`png_dir`: the overlays of {seen[path]} and {stimulus.id} would both be {path}; "
+                              "rename one of the images")
+        seen[path] = stimulus.id
+        if folder.is_dir():
+            check_new_output(path, overwrite)
+
+
+def write_overlays(attribution_file: Path, stimuli, preprocessing, folder: Path, *, overwrite: bool = False,
+                   boxes: dict[str, Sequence[int]] | None = None) -> list[Path]:
+    """One overlay per image of an attribution file, named after the image (`<id>.png`)."""
+    from ..explain.attributions import read_attributions
+    from ..extraction.stimuli import load_image
+
+    content = read_attributions(attribution_file)
+    method = content["attrs"]["method"]
+    paths = []
+    for index, stimulus in enumerate(stimuli):
+        path = check_new_output(overlay_path(stimulus, folder), overwrite)
+        image = preprocessing.crop_image(load_image(stimulus.path)).permute(1, 2, 0).numpy()
+        fixations = content["fixations"][index] if "fixations" in content else None
+        title = f"{stimulus.id}: {method}, class {int(content['targets'][index])} (p = {content['scores'][index]:.2f})"
+        box = boxes.get(stimulus.id) if boxes else None
+        paths.append(overlay(image, content["maps"][index], path, title, fixations, box))
+    return paths

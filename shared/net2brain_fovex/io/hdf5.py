@@ -1,0 +1,94 @@
+"""Our HDF5 files: their kinds, opening one for reading, its stimulus ids.
+
+Every file the toolbox writes has a root attribute `kind`; `KINDS` names the core
+function that writes each kind, for the hint of a file of the wrong kind.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from ..errors import InputError
+
+PARTIAL_SUFFIX = ".partial"
+ROWS_DONE = "_rows_done"
+ACTIVATIONS_KIND = "activations"
+RDMS_KIND = "rdms"
+ATTRIBUTIONS_KIND = "attributions"
+EVALUATION_KIND = "evaluation"
+SEARCHLIGHT_SHARD_KIND = "searchlight-shard"
+SEARCHLIGHT_SHARD_NAME = "searchlight.h5"  # a searchlight's shards: OUT_DIR/searchlight.shard-I-of-N.h5
+# the core function that writes each kind of file
+KINDS = {ACTIVATIONS_KIND: "extract_to_file", RDMS_KIND: "rdms_to_file", ATTRIBUTIONS_KIND: "explain_to_file",
+         EVALUATION_KIND: "evaluate_to_file", SEARCHLIGHT_SHARD_KIND: "searchlight_to_file"}
+
+
+def json_attr(value: Any) -> str:
+    """A dictionary or list stored as a JSON string attribute."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def open_h5(path: str | Path, kind: str) -> h5py.File:
+    """Open one of our HDF5 files for reading and check it holds `kind` of data.
+
+    Raises `InputError` when the file is missing, is not HDF5, holds another kind, or is
+    the unfinished file of an interrupted run (`<out>.partial`, see `RowWriter`).
+    """
+    path = Path(path)
+    writer = f"`{KINDS[kind]}`" if kind in KINDS else "the toolbox"
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give the {kind} file written by {writer}")
+    if not path.is_file():
+        raise InputError(f"file {path} does not exist; give the {kind} file written by {writer}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read {path}: permission denied; make it readable (chmod u+r)")
+    if path.name.endswith(PARTIAL_SUFFIX):
+        raise InputError(f"{path} is the unfinished file of an interrupted run; rerun its command with "
+                         "`resume=True` to finish it, then use the finished file")
+    try:
+        file = h5py.File(path, "r")
+    except OSError:
+        raise InputError(f"{path} is not a readable HDF5 file (truncated or of another format); "
+                         f"give the {kind} file written by {writer}") from None
+    found = file.attrs.get("kind")
+    if found != kind:
+        file.close()
+        raise InputError(f"{path} holds {found or 'unknown data'}, expected {kind}; give the file written by {writer}")
+    unfinished = unfinished_message(path, file)
+    if unfinished:
+        file.close()
+        raise InputError(unfinished)
+    return file
+
+
+def unfinished_message(path: Path, file: h5py.File) -> str | None:
+    """Why an open row file cannot be used as a result: it is the partial file of an
+    interrupted run (it still has its row counter); None for a finished file."""
+    if ROWS_DONE not in file:
+        return None
+    try:
+        done, total = int(file[ROWS_DONE][()]), len(file["stimuli"])
+    except (KeyError, OSError, RuntimeError, TypeError, ValueError):
+        done, total = "?", "?"
+    return (f"{path} is the unfinished file of an interrupted run ({done} of {total} rows); "
+            "rerun its command with `resume=True` to finish it, then use the finished file")
+
+
+def read_stimuli(file: h5py.File) -> list[str]:
+    """The `/stimuli` ids of an open file as Python strings; `InputError` when the file
+    has none or lists an id twice."""
+    if not isinstance(file.get("stimuli"), h5py.Dataset) or file["stimuli"].ndim != 1:
+        raise InputError(f"{file.filename} has no /stimuli list of ids; give a file written by the toolbox")
+    ids = [s.decode() if isinstance(s, bytes) else str(s) for s in file["stimuli"][()]]
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        twice = next(s for s in ids if s in seen or seen.add(s))
+        raise InputError(f"{file.filename} lists stimulus id {twice!r} twice in /stimuli; ids must be unique: "
+                         "rewrite the file from stimuli with unique names")
+    return ids
+
+

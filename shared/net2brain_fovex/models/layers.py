@@ -1,0 +1,236 @@
+"""Layers: discovering them, capturing their outputs, and the default "top" selection.
+
+Layer names are the dotted module paths of `named_modules()` (`layer4.1.conv2`,
+`blocks.11`). Outputs are captured with forward hooks, removed when the capture ends.
+A module that runs several times in one forward pass (torchvision's ResNet blocks reuse
+their ReLU) yields the output of its last call. A module that returns a tuple or list
+yields its first tensor. A TorchScript model cannot take hooks: its layers are its
+outputs (`output`, `output.0`, ... or the keys of a returned dict), so export the
+feature extractor you need (for example torchvision's `create_feature_extractor`).
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from ..selection import TOP, parse_selection, select
+from .loading import LoadedModel, load_model
+from .sources import AUTO
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer as listed: its name, its output shape for one stimulus, and whether it
+    belongs to the default "top" selection."""
+
+    name: str
+    shape: tuple[int, ...]
+    top: bool
+
+
+def first_tensor(output: object) -> torch.Tensor | None:
+    """The tensor a module returned, or the first tensor of a returned tuple / list."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    return None
+
+
+def script_outputs(output: object) -> dict[str, torch.Tensor]:
+    """Named outputs of a TorchScript model: a tensor, a tuple / list, or a dict."""
+    if isinstance(output, torch.Tensor):
+        return {"output": output}
+    if isinstance(output, (tuple, list)):
+        return {f"output.{i}": t for i, t in enumerate(output) if isinstance(t, torch.Tensor)}
+    if isinstance(output, dict):
+        return {str(k): t for k, t in output.items() if isinstance(t, torch.Tensor)}
+    return {}
+
+
+@contextlib.contextmanager
+def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Within the block, every forward pass of `model` fills the yielded dict with the
+    outputs of the modules `names` at their last call, ordered by when the calls end.
+    Hooks are removed on exit.
+
+    The rest of the model gets a copy of each recorded tensor output: in-place operations
+    downstream (`ReLU(inplace=True)` after a convolution or batch norm, `out += identity`)
+    would otherwise change the recorded activation after the fact.
+    """
+    outputs: dict[str, torch.Tensor] = {}
+    modules = dict(model.named_modules())
+    handles = []
+
+    def hook_for(name: str) -> Callable:
+        def hook(_module, _inputs, output):
+            tensor = first_tensor(output)
+            if tensor is None:
+                return None
+            outputs.pop(name, None)
+            outputs[name] = tensor
+            return tensor.clone() if output is tensor else None
+
+        return hook
+
+    try:
+        for name in names:
+            handles.append(modules[name].register_forward_hook(hook_for(name)))
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def run_layers(loaded: LoadedModel, batch: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The outputs of layers `names` for a batch (forward pass under inference mode)."""
+    with torch.inference_mode():
+        if loaded.is_torchscript:
+            outputs = script_outputs(loaded.module(batch))
+            return {name: outputs[name] for name in names}
+        with capture(loaded.module, names) as outputs:
+            loaded.module(batch)
+        missing = [name for name in names if name not in outputs]
+        if missing:
+            raise ModelError(f"layer {missing[0]} produced no tensor output in this forward pass")
+        return {name: outputs[name] for name in names}
+
+
+def probe(loaded: LoadedModel) -> dict[str, torch.Tensor]:
+    """Run one blank image through the model and return every layer's output, in
+    execution order (the order in which modules start)."""
+    crop = loaded.preprocessing.crop
+    blank = torch.zeros(1, 3, crop, crop, device=loaded.device)
+    try:
+        with torch.inference_mode():
+            if loaded.is_torchscript:
+                return script_outputs(loaded.module(blank))
+            order: list[str] = []
+            handles = [
+                module.register_forward_pre_hook(lambda _m, _i, name=name: order.append(name))
+                for name, module in loaded.module.named_modules() if name
+            ]
+            try:
+                with capture(loaded.module, [n for n, _ in loaded.module.named_modules() if n]) as outputs:
+                    loaded.module(blank)
+            finally:
+                for handle in handles:
+                    handle.remove()
+    except RuntimeError as error:
+        raise ModelError(
+            f"model {loaded.name} failed on a {crop} x {crop} image: {str(error).splitlines()[0]}; "
+            "check `image_size`"
+        ) from None
+    executed = dict.fromkeys(order)  # first start of each module, in order
+    return {name: outputs[name] for name in executed if name in outputs}
+
+
+def list_layers(
+    model: str | LoadedModel, *, source: str = AUTO, device: str = "cpu", image_size: int | None = None,
+) -> list[LayerInfo]:
+    """Every layer of a model with its output shape (one stimulus), in execution order.
+
+    Parameters
+    ----------
+    model : str or LoadedModel
+        A model as `load_model` takes it (built with whatever weights cost nothing to get:
+        the layers do not depend on them), or a model loaded already.
+    source, device, image_size
+        As for `load_model`; unused for a loaded model.
+    """
+    loaded = model if isinstance(model, LoadedModel) else load_model(
+        model, source=source, weights=None, device=device, image_size=image_size)
+    outputs = probe(loaded)
+    top = set(top_layers(loaded, list(outputs)))
+    return [LayerInfo(name, tuple(t.shape[1:]), name in top) for name, t in outputs.items()]
+
+
+def select_layers(loaded: LoadedModel, spec: str | Sequence[str], available: Sequence[str]) -> list[str]:
+    """Resolve `top`, `all` or explicit names (a comma-separated string or a list)
+    against the executed layers `available` (`net2brain_fovex.selection`); explicit
+    names keep execution order.
+
+    Raises `UnknownNameError` naming the closest valid layers.
+    """
+    chosen = parse_selection(spec)
+    top = top_layers(loaded, available) if chosen == TOP else None
+    unknown = [name for name in chosen if name not in set(available)] if isinstance(chosen, list) else []
+    hint = "`list_layers` lists them"
+    if unknown and not loaded.is_torchscript and unknown[0] in dict(loaded.module.named_modules()):
+        hint = "this module does not run in the model's forward pass; " + hint
+    return select(chosen, available, top=top, hint=hint)
+
+
+# ------------------------------------------------------------------ the "top" selection
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_PASS_THROUGH = (nn.Dropout, nn.Identity, nn.Flatten)
+
+
+def top_layers(loaded: LoadedModel, available: Sequence[str]) -> list[str]:
+    """The default selection: the main stages / blocks of the model and its classifier.
+
+    * timm models: the stages of timm's `feature_info` and the classifier head;
+    * torchvision families: ResNet / ResNeXt / Wide ResNet `layer1`..`layer4`,
+      `avgpool`, `fc`; AlexNet the ReLUs of conv1-5 and fc6-7 and fc8; VGG the five
+      max-pools and fc6 (ReLU), fc7 (ReLU), fc8; ViT the encoder blocks and the head;
+    * anything else (other torchvision models, factories): the model's children, with
+      containers (Sequential, ModuleList, ModuleDict) opened one level and Dropout,
+      Identity and Flatten left out, so EfficientNet, MobileNet, ConvNeXt, Swin and
+      DenseNet give their `features.N` stages, avgpool and classifier layers;
+    * TorchScript models: all their outputs.
+    """
+    if loaded.is_torchscript:
+        return list(available)
+    model = loaded.module
+    if getattr(model, "feature_info", None) and loaded.source == "timm":
+        names = [info["module"] for info in model.feature_info] + _classifier_names(model)
+    else:
+        names = _family_layers(loaded.name, model) if loaded.source == "torchvision" else None
+        if names is None:
+            names = _children_opened(model)
+    chosen = set(names)
+    return [name for name in available if name in chosen]
+
+
+def _classifier_names(model: nn.Module) -> list[str]:
+    heads = model.get_classifier() if hasattr(model, "get_classifier") else None
+    heads = heads if isinstance(heads, (tuple, list)) else [heads]
+    by_identity = {id(module): name for name, module in model.named_modules()}
+    return [by_identity[id(h)] for h in heads if isinstance(h, nn.Module) and not isinstance(h, nn.Identity) and id(h) in by_identity]
+
+
+def _family_layers(name: str, model: nn.Module) -> list[str] | None:
+    if re.match(r"(resnet|resnext|wide_resnet)\d", name):
+        return ["layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
+    if name == "alexnet":
+        return [f"features.{i}" for i in (1, 4, 7, 9, 11)] + ["classifier.2", "classifier.5", "classifier.6"]
+    if name.startswith("vgg"):
+        pools = [f"features.{i}" for i, m in enumerate(model.features) if isinstance(m, nn.MaxPool2d)]
+        return pools + ["classifier.1", "classifier.4", "classifier.6"]
+    if name.startswith("vit_"):
+        blocks = [f"encoder.layers.{child}" for child, _ in model.encoder.layers.named_children()]
+        return blocks + ["heads.head"]
+    return None
+
+
+def _children_opened(model: nn.Module) -> list[str]:
+    names = []
+    for child_name, child in model.named_children():
+        if isinstance(child, _PASS_THROUGH):
+            continue
+        if isinstance(child, _CONTAINERS):
+            names += [
+                f"{child_name}.{grand_name}" for grand_name, grand in child.named_children()
+                if not isinstance(grand, _PASS_THROUGH)
+            ]
+        else:
+            names.append(child_name)
+    return names

@@ -1,0 +1,208 @@
+"""Building a model from what the user names: a zoo name, a factory, or a TorchScript file."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..device import resolve_device
+from ..errors import ConfigError, InputError, ModelError
+from . import preprocessing as prep
+from .preprocessing import check_overrides
+from .sources import AUTO, SOURCES, find_source
+from .weights import STATE_DICT_SUFFIXES, apply_state_dict, load_state_dict_file
+
+WEIGHT_CHOICES = ("pretrained", "random")
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with what is needed to feed it and to record it.
+
+    Attributes
+    ----------
+    module : torch.nn.Module
+        In eval mode, on `device`.
+    name, source, weights : str
+        As resolved: source is torchvision, timm, factory or torchscript; weights is
+        pretrained, random (with the seed) or the weights file.
+    preprocessing : Preprocessing
+    prefix_tokens : int
+        Class / distillation tokens in front of a transformer's patch tokens.
+    """
+
+    module: torch.nn.Module
+    name: str
+    source: str
+    weights: str
+    preprocessing: prep.Preprocessing
+    device: torch.device
+    prefix_tokens: int = 0
+    seed: int = 0
+
+    @property
+    def is_torchscript(self) -> bool:
+        return self.source == "torchscript"
+
+    def describe(self) -> dict:
+        return {
+            "model": self.name,
+            "source": self.source,
+            "weights": self.weights,
+            "seed": self.seed,
+            "preprocessing": self.preprocessing.as_dict(),
+        }
+
+
+def load_model(
+    model: str,
+    *,
+    source: str = AUTO,
+    weights: str | None = "pretrained",
+    seed: int = 0,
+    device: str = "auto",
+    image_size: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> LoadedModel:
+    """Build and prepare a model.
+
+    Parameters
+    ----------
+    model : str
+        A torchvision or timm model name, `module:function` or `path/to/file.py:function`
+        (a factory returning an nn.Module: this runs the user's own code), or a
+        TorchScript file.
+    source : str, default "auto"
+        Where to look up a model name: a name of `SOURCES`, or auto (each source in
+        turn).
+    weights : str or None
+        "pretrained" (from the local caches), "random" (initialised after seeding torch
+        with `seed`), or a state-dict file (.pth, .pt, .bin, .safetensors). None asks
+        for the architecture only, with whatever weights cost nothing to get (random for
+        zoo models, its own for a TorchScript file): enough to list layers.
+    seed : int, default 0
+    device : str, default "auto"
+    image_size, mean, std
+        Overrides of the model's own preprocessing.
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    ConfigError, UnknownNameError
+        A bad option, checked before the model is built.
+    ModelError, WeightsError, InputError
+        A model that cannot be found, built or run, or weights that are missing or do
+        not fit.
+    """
+    target = resolve_device(device)
+    if source != AUTO:
+        SOURCES.check(source)
+    check_overrides(image_size, mean, std)
+    if weights is None:
+        weights = "pretrained" if _looks_like_file(model) else "random"
+    if weights not in WEIGHT_CHOICES and Path(weights).suffix.lower() not in STATE_DICT_SUFFIXES:
+        raise ConfigError(
+            f"`weights` {weights!r} is neither pretrained, random nor a weights file "
+            f"({', '.join(STATE_DICT_SUFFIXES)})"
+        )
+    weights_label = weights if weights in WEIGHT_CHOICES else str(Path(weights))
+    torch.manual_seed(seed)
+    if _looks_like_file(model):
+        module, source, preprocessing = _torchscript(Path(model), weights), "torchscript", prep.Preprocessing()
+    elif ":" in model:
+        module, source, preprocessing = _factory(model), "factory", prep.Preprocessing()
+    else:
+        source = find_source(model, source)
+        module, preprocessing = SOURCES[source].build(model, weights == "pretrained")
+    if weights not in WEIGHT_CHOICES and source != "torchscript":
+        apply_state_dict(module, load_state_dict_file(weights), weights)
+    prefix_tokens = _prefix_tokens(module)
+    module.eval().to(target)
+    return LoadedModel(
+        module=module,
+        name=model,
+        source=source,
+        weights=weights_label,
+        preprocessing=preprocessing.with_overrides(image_size=image_size, mean=mean, std=std),
+        device=target,
+        prefix_tokens=prefix_tokens,
+        seed=seed,
+    )
+
+
+def _looks_like_file(spec: str) -> bool:
+    path = Path(spec)
+    return path.suffix.lower() in TORCHSCRIPT_SUFFIXES or (path.is_file() and ":" not in spec)
+
+
+def _torchscript(path: Path, weights: str) -> torch.nn.Module:
+    if path.is_dir():
+        raise InputError(f"model file {path} is a folder; give a TorchScript file (or NAME, or module:function)")
+    if not path.is_file():
+        raise InputError(f"model file {path} does not exist; give a TorchScript file (or NAME, or module:function)")
+    if weights not in WEIGHT_CHOICES:
+        raise ConfigError(f"`weights` {weights}: a TorchScript file carries its own weights; leave `weights` out")
+    if weights == "random":
+        raise ConfigError("`weights=random` cannot re-initialise a TorchScript model; leave `weights` out")
+    try:
+        with warnings.catch_warnings():  # torch deprecates TorchScript, but users have such files
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError) as error:
+        raise ModelError(
+            f"{path} is not a TorchScript model ({str(error).strip().splitlines()[0].split('. ')[0]}); "
+            "a state-dict file goes to `weights` together with `model` NAME"
+        ) from None
+
+
+def _factory(spec: str) -> torch.nn.Module:
+    module_name, _, function_name = spec.rpartition(":")
+    if not module_name or not function_name:
+        raise ConfigError(f"model factory {spec!r} must read module:function or file.py:function")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise InputError(f"model factory file {path} does not exist; give `model` as path/to/file.py:function")
+            spec_ = importlib.util.spec_from_file_location(path.stem, path)
+            namespace = importlib.util.module_from_spec(spec_)
+            spec_.loader.exec_module(namespace)
+        else:
+            sys.path.insert(0, str(Path.cwd()))
+            try:
+                namespace = importlib.import_module(module_name)
+            finally:
+                sys.path.remove(str(Path.cwd()))
+    except ImportError as error:
+        raise ModelError(f"cannot import {module_name} for model factory {spec!r}: {error}") from None
+    except SyntaxError as error:  # the user's file does not parse
+        raise ModelError(f"cannot import {module_name} for model factory {spec!r}: {error.msg} at line {error.lineno}; "
+                         "fix the Python file") from None
+    function = getattr(namespace, function_name, None)
+    if not callable(function):
+        raise ModelError(f"{module_name} has no function {function_name!r} for model factory {spec!r}")
+    built = function()
+    if not isinstance(built, torch.nn.Module):
+        raise ModelError(f"model factory {spec!r} returned {type(built).__name__}, not a torch.nn.Module")
+    return built
+
+
+def _prefix_tokens(module: torch.nn.Module) -> int:
+    """Class / distillation tokens ahead of the patch tokens (timm's attribute,
+    torchvision's ViT class token), 0 when the model declares none."""
+    count = getattr(module, "num_prefix_tokens", None)
+    if isinstance(count, int):
+        return count
+    return 1 if isinstance(getattr(module, "class_token", None), torch.Tensor) else 0
+
