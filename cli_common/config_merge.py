@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from net2brain_fovex.io import provenance
-from net2brain_fovex.io.config import load_config
 from cli_common.messages import command_flags, command_line_message
 from net2brain_fovex.errors import ConfigError, ToolboxError, closest_names
+from net2brain_fovex.io import provenance
+from net2brain_fovex.io.config import load_config
 
 _FROM_USER = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
 # Path options that name what a command writes (or its config file), not what it reads.

@@ -22,8 +22,8 @@ from collections.abc import Iterator, Sequence
 
 import typer
 
-from net2brain_fovex.io import provenance
 from net2brain_fovex.errors import ToolboxError
+from net2brain_fovex.io import provenance
 
 _FALSE = ("", "0", "false", "no", "off")
 

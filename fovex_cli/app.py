@@ -12,12 +12,12 @@ from cli_common import model_options as mo
 from cli_common.choices import choice, choice_help
 from cli_common.config_merge import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Overwrite, ShardSpec
-from net2brain_fovex.evaluate.registry import METRICS as EVALUATION_METRICS
-from net2brain_fovex.explain.registry import PRED, METHODS, CAMParameters, FovExParameters, RISEParameters, help_of
-from net2brain_fovex.models.sources import AUTO
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run, state
+from net2brain_fovex.evaluate.registry import METRICS as EVALUATION_METRICS
+from net2brain_fovex.explain.registry import METHODS, PRED, CAMParameters, FovExParameters, RISEParameters, help_of
+from net2brain_fovex.models.sources import AUTO
 
 app = make_app("fovex", "Explain image classifiers with FovEx and the usual baselines, and evaluate explanations.")
 log = logging.getLogger("fovex")

@@ -24,7 +24,7 @@ def summary_table(summary: Sequence[dict], labels: Sequence[str], metrics: Seque
         finite = [m for m in means if np.isfinite(m)]
         best = (min(finite) if METRICS[name].better == "lower" else max(finite)) if finite else None
         row = [name, METRICS[name].better]
-        for label, mean in zip(labels, means):
+        for label, mean in zip(labels, means, strict=True):
             text = f"{mean:.4g} +- {cells[label, name]['sem']:.2g}"
             row.append(f"[bold]{text} *[/bold]" if best is not None and len(labels) > 1 and mean == best else text)
         table.add_row(*row)

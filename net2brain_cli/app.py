@@ -8,17 +8,17 @@ from typing import Annotated
 import typer
 
 from cli_common import model_options as mo
-from net2brain_cli.rdm import rdm_command
-from net2brain_cli.rsa import rsa_command
-from net2brain_cli.searchlight import searchlight_command
-from cli_common.config_merge import require, resolved_options, with_config
 from cli_common.choices import choice, choice_help
+from cli_common.config_merge import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
-from net2brain_fovex.extraction.registry import DTYPES, TOKENS
-from net2brain_fovex.models.sources import AUTO, SOURCES
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run
+from net2brain_cli.rdm import rdm_command
+from net2brain_cli.rsa import rsa_command
+from net2brain_cli.searchlight import searchlight_command
+from net2brain_fovex.extraction.registry import DTYPES, TOKENS
+from net2brain_fovex.models.sources import AUTO, SOURCES
 
 app = make_app("net2brain", "Compare the representations of deep vision networks with brain data.")
 log = logging.getLogger("net2brain")

@@ -13,13 +13,13 @@ os.environ["TORCH_HOME"] = _TORCH_HOME
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HOME"] = os.path.join(_TORCH_HOME, "hf")
 
-import cli_common  # noqa: E402,F401  (the thread environment the commands run under)
-
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
+
+import cli_common  # noqa: E402,F401  (the thread environment the commands run under)
 
 TOY_MODELS = Path(__file__).with_name("toy_models.py")
 

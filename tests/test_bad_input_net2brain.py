@@ -105,12 +105,12 @@ def write_activations(path: Path, layers: dict[str, np.ndarray] | None = None, s
 
 def model_rdms(path: Path, stimuli=IDS, layers=("a", "b"), n=N) -> Path:
     return write_rdms(path, stimuli, {name: compute_rdm(RNG.normal(size=(n, 4)), precision="double") for name in layers},
-                      "correlation")
+                      metric="correlation")
 
 
 def brain_rdms(path: Path, stimuli=IDS, rois=("V1",), subjects=3, n=N) -> Path:
     stacks = {roi: np.stack([compute_rdm(RNG.normal(size=(n, 4)), precision="double") for _ in range(subjects)]) for roi in rois}
-    return write_rdms(path, stimuli, stacks, "correlation")
+    return write_rdms(path, stimuli, stacks, metric="correlation")
 
 
 def nifti(path: Path, data: np.ndarray, affine: np.ndarray = AFFINE) -> Path:

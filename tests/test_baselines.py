@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from net2brain_fovex.errors import ConfigError, ModelError, UnknownNameError
 from net2brain_fovex.explain.base import Context
+from net2brain_fovex.explain.cam import target_layer
 from net2brain_fovex.explain.gradcam import gradcam
 from net2brain_fovex.explain.gradcam_plus_plus import gradcam_plus_plus
 from net2brain_fovex.explain.random_cam import random_cam
-from net2brain_fovex.explain.cam import target_layer
 from net2brain_fovex.explain.registry import CAMParameters, RISEParameters
 from net2brain_fovex.explain.rise import rise, rise_masks
-from net2brain_fovex.errors import ConfigError, ModelError, UnknownNameError
 
 SIZE = 16
 BLACK = torch.tensor([-2.0, -1.9, -1.8])
@@ -114,10 +114,10 @@ def literal_cam(model, images, targets, layer, prefix, plus_plus):
     module = dict(model.named_modules())[layer]
     model.eval()
     maps = []
-    for image, target in zip(images, targets):
+    for image, target in zip(images, targets, strict=True):
         store = {}
 
-        def hook(_module, _inputs, output):
+        def hook(_module, _inputs, output, store=store):
             output.retain_grad()
             store["output"] = output
 
@@ -150,12 +150,12 @@ def literal_cam(model, images, targets, layer, prefix, plus_plus):
 
 def literal_rise(model, images, targets, n, grid, p_keep, seed):
     """RISE one mask and one image at a time."""
-    masks = rise_masks(n, grid, p_keep, SIZE, SIZE, seed)
+    masks = rise_masks(n, grid=grid, p_keep=p_keep, height=SIZE, width=SIZE, seed=seed)
     saliency = torch.zeros(len(images), SIZE, SIZE, dtype=torch.float64)
     model.eval()
     with torch.no_grad():
         for mask in masks:
-            for b, (image, target) in enumerate(zip(images, targets)):
+            for b, (image, target) in enumerate(zip(images, targets, strict=True)):
                 masked = image * mask + BLACK[:, None, None] * (1 - mask)
                 probability = torch.softmax(model(masked[None]), dim=1)[0, target]
                 saliency[b] += probability.double() * mask.double()
@@ -188,7 +188,7 @@ def test_rise_matches_literal_loop():
 
 def test_rise_masks_follow_the_rise_code():
     n, grid, p_keep, seed = 30, 4, 0.5, 5
-    masks = rise_masks(n, grid, p_keep, 18, 13, seed)
+    masks = rise_masks(n, grid=grid, p_keep=p_keep, height=18, width=13, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     cells = (torch.rand(n, grid, grid, generator=generator) < p_keep).float()
     cell_h, cell_w = 5, 4  # ceil(18 / 4), ceil(13 / 4)
@@ -198,8 +198,8 @@ def test_rise_masks_follow_the_rise_code():
         torch.testing.assert_close(masks[i], up[rows[i]:rows[i] + 18, cols[i]:cols[i] + 13], atol=1e-6, rtol=0)
     assert masks.shape == (n, 18, 13) and masks.dtype == torch.float32
     assert masks.min() >= 0 and masks.max() <= 1
-    assert torch.equal(masks, rise_masks(n, grid, p_keep, 18, 13, seed))
-    assert not torch.equal(masks, rise_masks(n, grid, p_keep, 18, 13, seed + 1))
+    assert torch.equal(masks, rise_masks(n, grid=grid, p_keep=p_keep, height=18, width=13, seed=seed))
+    assert not torch.equal(masks, rise_masks(n, grid=grid, p_keep=p_keep, height=18, width=13, seed=seed + 1))
 
 
 # ------------------------------------------------------------------ properties of every method

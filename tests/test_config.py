@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from cli_common.config_merge import convert
-from net2brain_fovex.io.config import config_path_for, load_config, normalise_key
 from net2brain_fovex.errors import ConfigError
+from net2brain_fovex.io.config import config_path_for, load_config, normalise_key
 from tests.conftest import factory
 
 

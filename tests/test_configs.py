@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from net2brain_cli import app as cli
 from net2brain_cli.rdm import rdm_command
 from net2brain_cli.rsa import rsa_command
 from net2brain_cli.searchlight import searchlight_command
-from net2brain_cli import app as cli
 from net2brain_fovex.io.config import load_config
 
 CONFIGS = Path(__file__).parents[1] / "configs"

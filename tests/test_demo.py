@@ -10,7 +10,7 @@ from net2brain_fovex.demo.synthetic import shape_stimuli
 def test_shape_stimuli_are_seeded_and_distinct():
     first, again = shape_stimuli(size=64, seed=1), shape_stimuli(size=64, seed=1)
     assert len(first) == 24 and len({s.id for s in first}) == 24
-    assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image)) for a, b in zip(first, again))
+    assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image)) for a, b in zip(first, again, strict=True))
     red_left = next(s for s in first if s.colour == "red" and s.position == "left")
     pixels = np.asarray(red_left.image).astype(int)
     assert pixels[32, 64 * 3 // 10, 0] > 200 and pixels[32, 64 * 3 // 10, 1] < 60  # red shape at the left

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.compare import compare, compare_pairs, upper_triangle
 from net2brain_fovex.brain.parameters import RSAParameters
+from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.rsa import rsa_roi
 from net2brain_fovex.brain.searchlight import SphereIndex, searchlight_scores
 
@@ -61,7 +61,7 @@ def test_rsa_of_a_constant_model_rdm_is_nan_not_zero(method):
     layers = {"informative": random_rdm(), "flat": np.ones((7, 7)) - np.eye(7)}
     brain = np.stack([random_rdm() for _ in range(5)])
     with pytest.warns(RuntimeWarning, match="constant"):
-        result = rsa_roi(layers, brain, "roi", RSAParameters(compare=method))
+        result = rsa_roi(layers, brain, roi="roi", parameters=RSAParameters(compare=method))
     assert np.isfinite(result.score[0]) and np.isnan(result.score[1]) and np.isnan(result.p[1])
 
 

@@ -11,18 +11,18 @@ import torch
 from PIL import Image
 from torch import nn
 
-from net2brain_fovex.evaluate import gaze
-from net2brain_fovex.explain.attributions import load_images, read_attributions
 from net2brain_fovex.errors import ConfigError, InputError, UnknownNameError
+from net2brain_fovex.evaluate import gaze
+from net2brain_fovex.evaluate.complexity import sparseness
 from net2brain_fovex.evaluate.evaluation import Truth, choose_metrics, evaluate_maps, read_curves
-from net2brain_fovex.evaluate.registry import METRICS
+from net2brain_fovex.evaluate.faithfulness import confidence_change, deletion_insertion
 from net2brain_fovex.evaluate.ground_truth import boxes_to_input, points_to_input, read_boxes, read_fixations
 from net2brain_fovex.evaluate.localisation import box_regions, energy_in_box, pointing_game
-from net2brain_fovex.evaluate.faithfulness import confidence_change, deletion_insertion
-from net2brain_fovex.evaluate.complexity import sparseness
+from net2brain_fovex.evaluate.registry import METRICS
+from net2brain_fovex.explain.attributions import load_images, read_attributions
+from net2brain_fovex.extraction.stimuli import discover_stimuli
 from net2brain_fovex.models.loading import load_model
 from net2brain_fovex.models.preprocessing import Preprocessing
-from net2brain_fovex.extraction.stimuli import discover_stimuli
 from tests.conftest import factory, write_images
 
 BLACK = torch.tensor([-2.0, -1.5, -1.8])
@@ -46,7 +46,7 @@ def test_confidence_change_against_a_literal_pixel_space_product():
     model, (images, maps, targets) = tiny_model(), tiny_batch()
     mean, std = torch.tensor([0.4, 0.5, 0.6]), torch.tensor([0.2, 0.25, 0.3])
     black = -mean / std
-    result = confidence_change(model, images, maps, targets, black, batch=3)
+    result = confidence_change(model, images, maps, targets, black=black, batch=3)
     for b in range(len(images)):
         pixels = images[b] * std[:, None, None] + mean[:, None, None]  # back to [0, 1] colours
         explained = (pixels * maps[b] - mean[:, None, None]) / std[:, None, None]
@@ -60,7 +60,7 @@ def test_confidence_change_against_a_literal_pixel_space_product():
 
 def test_confidence_change_of_a_full_map_keeps_the_score():
     model, (images, maps, targets) = tiny_model(), tiny_batch()
-    result = confidence_change(model, images, torch.ones_like(maps), targets, BLACK)
+    result = confidence_change(model, images, torch.ones_like(maps), targets, black=BLACK)
     assert torch.allclose(result["avg_drop"], torch.zeros(len(images)), atol=1e-3)
     torch.testing.assert_close(result["explained"], result["clean"])
 
@@ -98,7 +98,7 @@ def test_several_boxes_per_image_count_as_their_union():
 def test_deletion_substrate_defaults_to_zeros_in_normalised_space():
     model, (images, maps, targets) = tiny_model(), tiny_batch(2)
     default = deletion_insertion(model, images, maps, targets, step=40)
-    zeros = deletion_insertion(model, images, maps, targets, torch.zeros(3), step=40)
+    zeros = deletion_insertion(model, images, maps, targets, substrate=torch.zeros(3), step=40)
     torch.testing.assert_close(default["deletion_curve"], zeros["deletion_curve"])
     with torch.no_grad():
         last = torch.softmax(model(torch.zeros_like(images)), 1).gather(1, targets[:, None])[:, 0]
@@ -200,11 +200,11 @@ def test_evaluate_maps_batched_equals_one_image_at_a_time():
     regions = box_regions([np.array([[1, 1, 5, 4]])] * 5, 8, 10)
     counts, _ = gaze.fixation_counts([np.array([[2.0, 3.0], [5.0, 7.0]])] * 5, 8, 10)
     truth = Truth(regions, counts, gaze.fixation_density(counts, 1.5))
-    batched, curves = evaluate_maps(model, images, maps, targets, BLACK, list(METRICS), truth, step=9)
+    batched, curves = evaluate_maps(model, images, maps, targets, black=BLACK, names=list(METRICS), truth=truth, step=9)
     for b in range(5):
         one = Truth(regions[b:b + 1], counts[b:b + 1], truth.density[b:b + 1])
-        single, single_curves = evaluate_maps(model, images[b:b + 1], maps[b:b + 1], targets[b:b + 1], BLACK,
-                                              list(METRICS), one, step=9)
+        single, single_curves = evaluate_maps(model, images[b:b + 1], maps[b:b + 1], targets[b:b + 1], black=BLACK,
+                                              names=list(METRICS), truth=one, step=9)
         for name in METRICS:
             torch.testing.assert_close(batched[name][b:b + 1], single[name], rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(curves["deletion_curve"][b:b + 1], single_curves["deletion_curve"])
@@ -213,7 +213,8 @@ def test_evaluate_maps_batched_equals_one_image_at_a_time():
 def test_a_box_outside_the_crop_gives_no_localisation_value():
     model, (images, maps, targets) = tiny_model(), tiny_batch(2)
     regions = box_regions([np.array([[1, 1, 5, 4]]), np.zeros((0, 4))], 8, 10)
-    values, _ = evaluate_maps(model, images, maps, targets, BLACK, ["ebpg", "pointing_game"], Truth(regions=regions))
+    values, _ = evaluate_maps(model, images, maps, targets, black=BLACK, names=["ebpg", "pointing_game"],
+                              truth=Truth(regions=regions))
     assert np.isfinite(values["ebpg"][0].item()) and np.isnan(values["ebpg"][1].item())
     assert np.isnan(values["pointing_game"][1].item())
 
@@ -273,7 +274,8 @@ def test_evaluate_writes_the_tables_curves_and_plot_with_the_core_values(fovex, 
     truth = Truth(regions, counts, gaze.fixation_density(counts, 1.0))
     black = -torch.tensor(loaded.preprocessing.mean) / torch.tensor(loaded.preprocessing.std)
     values, curves = evaluate_maps(loaded.module, images, torch.from_numpy(content["maps"]),
-                                   torch.from_numpy(content["targets"]), black, list(METRICS), truth, step=64)
+                                   torch.from_numpy(content["targets"]), black=black, names=list(METRICS), truth=truth,
+                                   step=64)
     for name in METRICS:
         written = np.array([float(r[name]) if r[name] else np.nan for r in rows if r["method"] == "gradcam"])
         np.testing.assert_allclose(written, values[name].numpy(), rtol=1e-6, atol=1e-9, err_msg=name)
@@ -354,10 +356,10 @@ def test_cuda_gives_the_cpu_values():
     regions = box_regions([np.array([[1, 1, 5, 4]])] * 5, 8, 10)
     counts, _ = gaze.fixation_counts([np.array([[2.0, 3.0], [5.0, 7.0]])] * 5, 8, 10)
     truth = Truth(regions, counts, gaze.fixation_density(counts, 1.5))
-    on_cpu, curves_cpu = evaluate_maps(model, images, maps, targets, BLACK, list(METRICS), truth, step=9)
+    on_cpu, curves_cpu = evaluate_maps(model, images, maps, targets, black=BLACK, names=list(METRICS), truth=truth, step=9)
     cuda_truth = Truth(regions.cuda(), counts.cuda(), truth.density.cuda())
-    on_gpu, curves_gpu = evaluate_maps(model.cuda(), images.cuda(), maps.cuda(), targets.cuda(), BLACK.cuda(),
-                                       list(METRICS), cuda_truth, step=9)
+    on_gpu, curves_gpu = evaluate_maps(model.cuda(), images.cuda(), maps.cuda(), targets.cuda(), black=BLACK.cuda(),
+                                       names=list(METRICS), truth=cuda_truth, step=9)
     for name in METRICS:
         torch.testing.assert_close(on_gpu[name], on_cpu[name], rtol=1e-4, atol=1e-5, equal_nan=True)
     torch.testing.assert_close(curves_gpu["insertion_curve"], curves_cpu["insertion_curve"], rtol=1e-4, atol=1e-5)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from net2brain_fovex.explain.base import Context
 from net2brain_fovex.explain.attributions import load_images, read_attributions
+from net2brain_fovex.explain.base import Context
 from net2brain_fovex.explain.fovex import fovex as fovex_maps
 from net2brain_fovex.explain.registry import FovExParameters
-from net2brain_fovex.models.loading import load_model
 from net2brain_fovex.extraction.stimuli import discover_stimuli
+from net2brain_fovex.models.loading import load_model
 from tests.conftest import factory, write_images
 
 FAST = ["--scanpath-length", 2, "--optimization-steps", 3, "--blur-filter-size", 5, "--blur-sigma", 2]

@@ -9,9 +9,9 @@ from PIL import Image
 from torchvision import transforms
 
 from net2brain_fovex.extraction.activations import extract_to_file, iter_activations, plan_extraction
-from net2brain_fovex.models.loading import load_model
 from net2brain_fovex.extraction.reduction import projection_matrix
 from net2brain_fovex.extraction.stimuli import discover_stimuli
+from net2brain_fovex.models.loading import load_model
 from tests.conftest import factory, write_images
 
 
@@ -107,7 +107,7 @@ def test_sparse_random_projection(tmp_path, images):
     stimuli = discover_stimuli(images)
     rows = dict(next(iter_activations(loaded, stimuli, plan, batch_size=7))[1])
     raw = reference_outputs(loaded.module, reference_batch([s.path for s in stimuli], 32, 36), ["features.0"])["features.0"]
-    dense = projection_matrix(4 * 32 * 32, 64, 0, "features.0").to_dense()
+    dense = projection_matrix(4 * 32 * 32, 64, seed=0, layer="features.0").to_dense()
     np.testing.assert_allclose(rows["features.0"], (raw.flatten(1) @ dense.T).numpy(), rtol=1e-4, atol=1e-4)
     # the very sparse projection: about sqrt(d) non-zeros per component, values +-sqrt(sqrt(d)/k)
     d = 4 * 32 * 32
@@ -115,15 +115,15 @@ def test_sparse_random_projection(tmp_path, images):
     assert torch.allclose(values, torch.tensor([np.sqrt(np.sqrt(d) / 64)], dtype=values.dtype))
     assert abs((dense != 0).sum().item() / 64 - np.sqrt(d)) < 0.2 * np.sqrt(d)
     # seeded: the same matrix again, another for another layer
-    assert torch.equal(dense, projection_matrix(d, 64, 0, "features.0").to_dense())
-    assert not torch.equal(dense, projection_matrix(d, 64, 0, "features.1").to_dense())
+    assert torch.equal(dense, projection_matrix(d, 64, seed=0, layer="features.0").to_dense())
+    assert not torch.equal(dense, projection_matrix(d, 64, seed=0, layer="features.1").to_dense())
 
 
 def test_projection_preserves_distances():
     rng = np.random.default_rng(0)
     scales = rng.uniform(0.2, 3.0, size=(20, 1))  # points at many distances from each other
     x = torch.tensor(rng.normal(size=(20, 4096)) * scales, dtype=torch.float32)
-    y = (projection_matrix(4096, 2000, 1, "layer") @ x.T).T
+    y = (projection_matrix(4096, 2000, seed=1, layer="layer") @ x.T).T
     ratio = torch.pdist(y) / torch.pdist(x)
     assert (ratio - 1).abs().max() < 0.15  # Johnson-Lindenstrauss: about sqrt(2 / k) typical error
     assert abs(ratio.mean().item() - 1) < 0.03

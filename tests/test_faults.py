@@ -265,7 +265,7 @@ def data(tmp_path_factory) -> dict[str, Path]:
         nib.save(nib.Nifti1Image(volume.astype(np.float32), affine), betas[-1])
     paths["betas"] = [arg for path in betas for arg in ("--betas", path)]
     paths["model_rdms"] = root / "model_rdms.h5"
-    write_rdms(paths["model_rdms"], [f"s{i:02d}" for i in range(16)], rdms, "correlation")
+    write_rdms(paths["model_rdms"], [f"s{i:02d}" for i in range(16)], rdms, metric="correlation")
     assert call("net2brain", "searchlight", *paths["betas"], "--model-rdms", paths["model_rdms"], *SEARCHLIGHT,
                 "--out-dir", ref / "searchlight") == 0
     paths["ref"] = ref

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from net2brain_fovex.explain.base import Context
-from net2brain_fovex.explain.fovex import _fovea, fovex, foveate
-from net2brain_fovex.explain.registry import FovExParameters
 from net2brain_fovex.errors import ConfigError
+from net2brain_fovex.explain.base import Context
+from net2brain_fovex.explain.fovex import _fovea, foveate, fovex
+from net2brain_fovex.explain.registry import FovExParameters
 
 SMALL = dict(scanpath_length=3, optimization_steps=8, blur_filter_size=9, blur_sigma=3.0)
 
@@ -43,7 +43,7 @@ def test_foveation_against_per_pixel_formula():
     images, blurred = torch.randn(2, 3, 5, 7), torch.randn(2, 3, 5, 7)
     memory = torch.rand(2, 5, 7) * 0.5
     points = torch.tensor([[0.2, -0.4], [-1.0, 1.0]])
-    got = foveate(images, blurred, memory, grid_of(5, 7), points, 0.15)
+    got = foveate(images, blurred, memory, grid_of(5, 7), points, sigma=0.15)
     for b in range(2):
         for i in range(5):
             for j in range(7):
@@ -63,7 +63,7 @@ def test_fixation_gradient_against_finite_differences():
     target = torch.tensor([2])
 
     def loss(point):
-        view = foveate(images, blurred, memory, grid, point, 0.15)
+        view = foveate(images, blurred, memory, grid, point, sigma=0.15)
         return nn.functional.cross_entropy(model(view), target)
 
     point = torch.tensor([[0.1, -0.3]], dtype=torch.float64, requires_grad=True)
@@ -134,7 +134,7 @@ def test_heatmap_is_the_normalised_sum_of_gaussians():
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 2))
     result = fovex(model, torch.randn(1, 3, 16, 16), torch.tensor([1]), context(), FovExParameters(**SMALL))
     points = result.fixations[0] / 15 * 2 - 1
-    heat = _fovea(grid_of(16, 16), points, 0.15).sum(dim=0)
+    heat = _fovea(grid_of(16, 16), points, sigma=0.15).sum(dim=0)
     expected = (heat - heat.min()) / (heat.max() - heat.min())
     torch.testing.assert_close(result.maps[0], expected, atol=1e-5, rtol=0)
 

@@ -83,14 +83,14 @@ def literal_auc_judd(saliency, counts, ties="shared"):
 def literal_cc(saliency, density):
     a, b = saliency.ravel().tolist(), density.ravel().tolist()
     mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
-    cov = sum((x - mean_a) * (y - mean_b) for x, y in zip(a, b))
+    cov = sum((x - mean_a) * (y - mean_b) for x, y in zip(a, b, strict=True))
     return cov / math.sqrt(sum((x - mean_a) ** 2 for x in a) * sum((y - mean_b) ** 2 for y in b))
 
 
 def literal_kld(saliency, density):
     q = [v / saliency.sum() for v in saliency.ravel().tolist()]
     p = [v / density.sum() for v in density.ravel().tolist()]
-    return sum(pi * math.log(EPS + pi / (qi + EPS)) for pi, qi in zip(p, q))
+    return sum(pi * math.log(EPS + pi / (qi + EPS)) for pi, qi in zip(p, q, strict=True))
 
 
 def literal_sim(saliency, density):
@@ -99,7 +99,7 @@ def literal_sim(saliency, density):
         return [v / sum(scaled) for v in scaled]
 
     p, q = unit(saliency.ravel().tolist()), unit(density.ravel().tolist())
-    return sum(min(a, b) for a, b in zip(p, q))
+    return sum(min(a, b) for a, b in zip(p, q, strict=True))
 
 
 def test_fixation_counts_round_count_duplicates_and_drop_outside_points():

@@ -6,8 +6,17 @@ import pytest
 import torch
 from torch import nn
 
+from net2brain_fovex.demo.localisation_task import (
+    CLASS_NAMES,
+    TinyCNN,
+    accuracy,
+    make_localisation_set,
+    save_checkpoint,
+    tiny_cnn,
+    to_tensor,
+    train_tiny_cnn,
+)
 from net2brain_fovex.errors import ConfigError
-from net2brain_fovex.demo.localisation_task import CLASS_NAMES, TinyCNN, accuracy, make_localisation_set, save_checkpoint, tiny_cnn, to_tensor, train_tiny_cnn
 from net2brain_fovex.models.loading import load_model
 from net2brain_fovex.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
@@ -39,7 +48,7 @@ def test_arrays_have_the_documented_shapes_and_types(data):
 
 
 def test_boxes_are_the_tight_bounding_boxes_of_the_masks_and_inside_the_image(data):
-    for box, mask in zip(data.boxes, data.masks):
+    for box, mask in zip(data.boxes, data.masks, strict=True):
         rows, cols = np.nonzero(mask)
         assert tuple(box) == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
         x0, y0, x1, y1 = box
@@ -49,7 +58,7 @@ def test_boxes_are_the_tight_bounding_boxes_of_the_masks_and_inside_the_image(da
 
 
 def test_the_object_is_drawn_on_top_in_one_flat_colour(data):
-    for image, mask in zip(data.images, data.masks):
+    for image, mask in zip(data.images, data.masks, strict=True):
         colours = np.unique(image[mask], axis=0)
         assert len(colours) == 1
 
@@ -61,7 +70,7 @@ def test_classes_are_balanced(data):
 
 def test_object_colour_does_not_tell_the_class():
     data = make_localisation_set(300, seed=5)
-    colours = np.stack([image[mask][0] for image, mask in zip(data.images, data.masks)]).astype(float)
+    colours = np.stack([image[mask][0] for image, mask in zip(data.images, data.masks, strict=True)]).astype(float)
     overall = colours.mean(axis=0)
     for label in range(3):
         # the standard error of a class mean is about 7 grey levels per channel

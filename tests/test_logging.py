@@ -7,7 +7,6 @@ import re
 import sys
 
 import pytest
-import typer
 
 from cli_common import progress
 from cli_common.progress import format_duration, progress_bar

@@ -96,7 +96,7 @@ def test_points_on_the_box_edges():
 def test_deletion_and_insertion_against_the_literal_protocol():
     model = tiny_model()
     images, maps, targets = tiny_batch()
-    result = deletion_insertion(model, images, maps, targets, BLACK, step=7, batch=10)
+    result = deletion_insertion(model, images, maps, targets, substrate=BLACK, step=7, batch=10)
     for b in range(3):
         expected = literal_curves(model, images[b], maps[b], targets[b].item(), step=7)
         for kind in ("deletion", "insertion"):
@@ -116,9 +116,9 @@ def test_deletion_and_insertion_against_the_literal_protocol():
 def test_deletion_batched_equals_one_image_at_a_time():
     model = tiny_model()
     images, maps, targets = tiny_batch(5)
-    together = deletion_insertion(model, images, maps, targets, BLACK, step=3, batch=9)
+    together = deletion_insertion(model, images, maps, targets, substrate=BLACK, step=3, batch=9)
     for b in range(5):
-        alone = deletion_insertion(model, images[b:b + 1], maps[b:b + 1], targets[b:b + 1], BLACK, step=3, batch=1000)
+        alone = deletion_insertion(model, images[b:b + 1], maps[b:b + 1], targets[b:b + 1], substrate=BLACK, step=3, batch=1000)
         for key, value in alone.items():
             torch.testing.assert_close(together[key][b:b + 1], value, atol=1e-6, rtol=0)
 
@@ -126,14 +126,14 @@ def test_deletion_batched_equals_one_image_at_a_time():
 def test_default_step_gives_224_steps():
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 28, 2)).eval()
     images = torch.randn(2, 3, 16, 28)
-    result = deletion_insertion(model, images, torch.rand(2, 16, 28), torch.tensor([0, 1]), BLACK)
+    result = deletion_insertion(model, images, torch.rand(2, 16, 28), torch.tensor([0, 1]), substrate=BLACK)
     assert result["deletion_curve"].shape == (2, 225) and result["insertion"].shape == (2,)
 
 
 def test_the_model_is_left_as_it_was():
     model = tiny_model().train()
     images, maps, targets = tiny_batch(1)
-    deletion_insertion(model, images, maps, targets, BLACK, step=20)
+    deletion_insertion(model, images, maps, targets, substrate=BLACK, step=20)
     assert model.training and all(p.requires_grad and p.grad is None for p in model.parameters())
 
 
@@ -141,9 +141,9 @@ def test_bad_inputs_are_refused():
     model = tiny_model()
     images, maps, targets = tiny_batch(2)
     with pytest.raises(InputError, match="maps \\(B, H, W\\)"):
-        deletion_insertion(model, images, maps[:, :4], targets, BLACK)
+        deletion_insertion(model, images, maps[:, :4], targets, substrate=BLACK)
     with pytest.raises(ConfigError, match="step >= 1"):
-        deletion_insertion(model, images, maps, targets, BLACK, step=0)
+        deletion_insertion(model, images, maps, targets, substrate=BLACK, step=0)
     with pytest.raises(InputError, match="boxes must be"):
         energy_in_box(maps, torch.zeros(3, 4))
     with pytest.raises(InputError, match="maps must be a batch"):

@@ -10,8 +10,8 @@ import torchvision
 
 from net2brain_fovex.errors import ConfigError, ModelError, UnknownNameError, WeightsError
 from net2brain_fovex.models.loading import load_model
-from net2brain_fovex.models.weights import load_state_dict_file
 from net2brain_fovex.models.sources import find_source, list_models
+from net2brain_fovex.models.weights import load_state_dict_file
 from tests.conftest import TOY_MODELS, factory
 
 
@@ -85,8 +85,8 @@ def test_preprocessing_overrides():
 
 
 def test_preprocessing_matches_torchvision_preset(tmp_path):
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 260, 3), dtype=np.uint8))
     loaded = load_model("resnet18", weights="random", device="cpu")

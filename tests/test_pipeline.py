@@ -32,7 +32,7 @@ def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProces
 
 
 def make(cwd: Path, *targets: str, out: str = "results") -> subprocess.CompletedProcess:
-    variables = [f"DATA=data", f"OUT={out}", f"MODEL={MODEL}", f"NET2BRAIN={COMMANDS['NET2BRAIN']}", f"FOVEX={COMMANDS['FOVEX']}"]
+    variables = ["DATA=data", f"OUT={out}", f"MODEL={MODEL}", f"NET2BRAIN={COMMANDS['NET2BRAIN']}", f"FOVEX={COMMANDS['FOVEX']}"]
     return run(["make", "-f", str(PIPELINE / "Makefile"), *variables, *targets], cwd)
 
 

@@ -28,7 +28,7 @@ def random_rdm(n, seed=0):
 
 @pytest.mark.parametrize("n, labels", [(6, [f"stim_{i}.png" for i in range(6)]), (6, None), (50, None)])
 def test_rdm_heatmap_writes_png(tmp_path, n, labels):
-    path = rdm_heatmap(random_rdm(n), "layer4 (correlation)", tmp_path / "layer4.png", labels=labels)
+    path = rdm_heatmap(random_rdm(n), tmp_path / "layer4.png", title="layer4 (correlation)", labels=labels)
     assert path == tmp_path / "layer4.png"
     assert_png(path, tmp_path)
 
@@ -36,14 +36,14 @@ def test_rdm_heatmap_writes_png(tmp_path, n, labels):
 def test_rdm_heatmap_with_nan(tmp_path):
     matrix = random_rdm(8)
     matrix[2, :] = matrix[:, 2] = np.nan
-    assert_png(rdm_heatmap(matrix, "fc (euclidean)", tmp_path / "fc.png"), tmp_path)
+    assert_png(rdm_heatmap(matrix, tmp_path / "fc.png", title="fc (euclidean)"), tmp_path)
 
 
 def test_rdm_heatmap_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="square"):
-        rdm_heatmap(np.zeros((3, 4)), "x", tmp_path / "x.png")
+        rdm_heatmap(np.zeros((3, 4)), tmp_path / "x.png", title="x")
     with pytest.raises(ValueError, match="labels"):
-        rdm_heatmap(np.zeros((3, 3)), "x", tmp_path / "x.png", labels=["a", "b"])
+        rdm_heatmap(np.zeros((3, 3)), tmp_path / "x.png", title="x", labels=["a", "b"])
     assert list(tmp_path.iterdir()) == []
 
 

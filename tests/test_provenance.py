@@ -15,11 +15,11 @@ import torchvision
 from scipy.spatial.distance import pdist, squareform
 
 import net2brain_fovex
+from net2brain_fovex.brain.rdm_files import write_rdms
+from net2brain_fovex.extraction.stimuli import discover_stimuli, fingerprint
 from net2brain_fovex.io.config import config_path_for, load_config, read_resolved_config, write_resolved_config
 from net2brain_fovex.io.provenance import build_provenance, command_scope, files_sha256, input_entries, invocation
-from net2brain_fovex.brain.rdm_files import write_rdms
 from net2brain_fovex.io.shards import Shard
-from net2brain_fovex.extraction.stimuli import discover_stimuli, fingerprint
 from tests.conftest import factory, write_images
 
 RNG = np.random.default_rng(11)
@@ -127,9 +127,9 @@ def test_rdm_of_activations_and_of_brain_data(net2brain, tmp_path, stimuli):
 
 def rsa_inputs(tmp_path, n=8):
     ids = [f"s{i}" for i in range(n)]
-    model = write_rdms(tmp_path / "model.h5", ids, {"a": squareform(pdist(RNG.normal(size=(n, 3))))}, "correlation")
+    model = write_rdms(tmp_path / "model.h5", ids, {"a": squareform(pdist(RNG.normal(size=(n, 3))))}, metric="correlation")
     brain = write_rdms(tmp_path / "brain.h5", ids, {"IT": np.stack([squareform(pdist(RNG.normal(size=(n, 3))))
-                                                                    for _ in range(3)])}, "correlation")
+                                                                    for _ in range(3)])}, metric="correlation")
     return model, brain
 
 

@@ -7,11 +7,11 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import spearmanr, zscore
 
-from net2brain_fovex.errors import ConfigError, InputError, UnknownNameError
 from net2brain_fovex.brain.parameters import RDMParameters
 from net2brain_fovex.brain.rdm import compute_rdm, compute_rdms
-from net2brain_fovex.brain.registry import RDM_METRICS as METRICS
 from net2brain_fovex.brain.rdm_files import feature_chunks, rdms_from_activations, read_rdm_file, write_rdms
+from net2brain_fovex.brain.registry import RDM_METRICS as METRICS
+from net2brain_fovex.errors import ConfigError, InputError, UnknownNameError
 
 SCIPY = {"correlation": "correlation", "euclidean": "euclidean", "sqeuclidean": "sqeuclidean",
          "cosine": "cosine", "manhattan": "cityblock"}
@@ -115,7 +115,7 @@ def test_spearman_cannot_stream(tmp_path):
 
 def test_rdm_file_round_trip(tmp_path):
     rdm = squareform(pdist(np.random.default_rng(3).normal(size=(5, 3))))
-    path = write_rdms(tmp_path / "r.h5", list("abcde"), {"b": rdm, "a": rdm * 2}, "euclidean", {"model": "toy"})
+    path = write_rdms(tmp_path / "r.h5", list("abcde"), {"b": rdm, "a": rdm * 2}, metric="euclidean", attrs={"model": "toy"})
     read = read_rdm_file(path)
     assert list(read.rdms) == ["b", "a"] and read.stimuli == list("abcde")
     assert read.metric == "euclidean" and read.model == "toy"

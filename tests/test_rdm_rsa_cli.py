@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import csv
 
-import h5py
 import nibabel as nib
 import numpy as np
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from net2brain_fovex.io.config import config_path_for
 from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.rdm_files import read_rdm_file, write_rdms
+from net2brain_fovex.io.config import config_path_for
 from tests.conftest import write_images
 from tests.test_rdm import write_activations
 
@@ -94,7 +93,7 @@ def test_rdm_of_meg_responses_and_time_resolved_rsa(net2brain, tmp_path):
     subject0 = np.load(tmp_path / "sub-0.npy")
     np.testing.assert_allclose(stack[0, 2], compute_rdm(subject0[:, :, 2]), atol=1e-6)
     model = tmp_path / "model.h5"
-    write_rdms(model, [str(i) for i in range(n)], {"a": squareform(pdist(RNG.normal(size=(n, 3))))}, "euclidean")
+    write_rdms(model, [str(i) for i in range(n)], {"a": squareform(pdist(RNG.normal(size=(n, 3))))}, metric="euclidean")
     out = tmp_path / "meg.csv"
     result = net2brain("rsa", "--model-rdms", model, "--brain-rdms", brain, "--out", out)
     assert result.code == 0, result
@@ -107,14 +106,14 @@ def rsa_inputs(tmp_path):
     n = 10
     stimuli = [f"s{i}" for i in range(n)]
     layers = {f"layer{i}": squareform(pdist(RNG.normal(size=(n, 4)))) for i in range(4)}
-    model = write_rdms(tmp_path / "model.h5", stimuli, layers, "correlation", {"model": "toy"})
+    model = write_rdms(tmp_path / "model.h5", stimuli, layers, metric="correlation", attrs={"model": "toy"})
     from net2brain_fovex.demo.synthetic import simulate_brain_rdms
 
     brain = simulate_brain_rdms(layers, {"V1": "layer0", "IT": "layer2"}, subjects=6, noise=0.8, seed=0)
     folder = tmp_path / "brain_data"
     folder.mkdir()
     order = np.arange(n)[::-1]  # the brain file lists the stimuli in another order
-    write_rdms(folder / "brain.h5", [stimuli[i] for i in order], {k: v[:, order][:, :, order] for k, v in brain.items()}, "x")
+    write_rdms(folder / "brain.h5", [stimuli[i] for i in order], {k: v[:, order][:, :, order] for k, v in brain.items()}, metric="x")
     return model, folder
 
 
@@ -169,7 +168,7 @@ def bad_count(tmp_path):
 
 
 def bad_names(tmp_path):
-    write_rdms(tmp_path / "other.h5", [f"x{i}" for i in range(10)], {"IT": np.stack([squareform(pdist(RNG.normal(size=(10, 3))))] * 2)}, "x")
+    write_rdms(tmp_path / "other.h5", [f"x{i}" for i in range(10)], {"IT": np.stack([squareform(pdist(RNG.normal(size=(10, 3))))] * 2)}, metric="x")
     return tmp_path / "other.h5"
 
 
@@ -241,7 +240,7 @@ def test_rsa_json_holds_every_row_of_the_csv(net2brain, tmp_path, rsa_inputs):
     document = json.loads(result.out)
     rows = read_csv(out)
     assert len(document["results"]) == len(rows) == 8
-    for given, written in zip(document["results"], rows):
+    for given, written in zip(document["results"], rows, strict=True):
         assert given["roi"] == written["roi"] and given["layer"] == written["layer"]
         assert given["score"] == pytest.approx(float(written["score"]), rel=1e-12)
     assert "best layer per ROI" not in result.err

@@ -8,14 +8,14 @@ from scipy.optimize import nnls
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import pearsonr, spearmanr, ttest_1samp
 
-from net2brain_fovex.errors import InputError, UnknownNameError
-from net2brain_fovex.brain.rdm_files import RDMSet, align_to_model, read_brain_rdms, read_model_rdms, write_rdms
 from net2brain_fovex.brain.compare import compare, compare_pairs, upper_triangle
 from net2brain_fovex.brain.noise_ceiling import noise_ceiling
 from net2brain_fovex.brain.parameters import RSAParameters
+from net2brain_fovex.brain.rdm_files import RDMSet, align_to_model, read_brain_rdms, read_model_rdms, write_rdms
 from net2brain_fovex.brain.rsa import rsa_roi, tidy_rows
 from net2brain_fovex.brain.statistics import correct
 from net2brain_fovex.brain.weighted_rsa import weighted_rsa
+from net2brain_fovex.errors import InputError, UnknownNameError
 
 RNG = np.random.default_rng(0)
 
@@ -83,7 +83,7 @@ def test_roi_scores_and_noise_ceilings_against_loops(method, squared):
     model_rdms = {f"layer{i}": random_rdm(n) for i in range(3)}
     base = random_rdm(n)
     brain = np.stack([base + squareform(np.abs(RNG.normal(size=n * (n - 1) // 2))) for _ in range(5)])
-    result = rsa_roi(model_rdms, brain, "roi", RSAParameters(method, squared, "none"))
+    result = rsa_roi(model_rdms, brain, roi="roi", parameters=RSAParameters(method, squared, "none"))
     rows, lower, upper_ = literal_roi(model_rdms, brain, method, squared)
     for index, layer in enumerate(model_rdms):
         np.testing.assert_allclose([result.score[index], result.sem[index], result.p[index]], rows[layer], atol=1e-10)
@@ -104,7 +104,7 @@ def test_corrections():
 
 
 def test_single_subject_has_no_lower_ceiling_or_sem():
-    result = rsa_roi({"a": random_rdm(6)}, random_rdm(6)[None], "roi", RSAParameters())
+    result = rsa_roi({"a": random_rdm(6)}, random_rdm(6)[None], roi="roi", parameters=RSAParameters())
     assert np.isnan(result.lnc).all() and np.isnan(result.sem).all() and np.isfinite(result.unc).all()
 
 
@@ -113,10 +113,10 @@ def test_time_resolved_rows_and_aggregate():
     model_rdms = {"a": random_rdm(n), "b": random_rdm(n)}
     brain = np.stack([[random_rdm(n) for _ in range(times)] for _ in range(subjects)])
     options = RSAParameters("spearman", True, "bonferroni")
-    result = rsa_roi(model_rdms, brain, "meg", options)
+    result = rsa_roi(model_rdms, brain, roi="meg", parameters=options)
     assert result.times == ["0", "1", "2", "mean"] and result.score.shape == (2, 4)
     for t in range(times):
-        single = rsa_roi(model_rdms, brain[:, t], "meg", options)
+        single = rsa_roi(model_rdms, brain[:, t], roi="meg", parameters=options)
         np.testing.assert_allclose(result.score[:, t], single.score, atol=1e-12)
         np.testing.assert_allclose(result.p_corrected[:, t], single.p_corrected, atol=1e-12)
         np.testing.assert_allclose(result.lnc[:, t], single.lnc, atol=1e-12)
@@ -133,7 +133,7 @@ def test_planted_layer_wins():
     model_rdms = {f"layer{i}": random_rdm(20) for i in range(5)}
     brain = simulate_brain_rdms(model_rdms, {"V1": "layer1", "IT": "layer3"}, subjects=6, noise=1.0, seed=1)
     for roi, layer in {"V1": "layer1", "IT": "layer3"}.items():
-        result = rsa_roi(model_rdms, brain[roi], roi, RSAParameters())
+        result = rsa_roi(model_rdms, brain[roi], roi=roi, parameters=RSAParameters())
         assert result.layers[int(result.score.argmax())] == layer
         assert result.p_corrected[result.layers.index(layer)] < 0.001
 
@@ -144,7 +144,7 @@ def test_weighted_rsa_against_literal_folds():
     mix = 2.0 * model_rdms["l0"] + 0.5 * model_rdms["l2"]
     brain = np.stack([mix + squareform(np.abs(RNG.normal(scale=0.3, size=n * (n - 1) // 2))) for _ in range(subjects)])
     options = RSAParameters("pearson", True, "none", seed=3, folds=3, fit="nnls")
-    result = weighted_rsa(model_rdms, brain, "roi", options)
+    result = weighted_rsa(model_rdms, brain, roi="roi", parameters=options)
     order = np.random.default_rng(3).permutation(subjects)
     design = np.column_stack([np.stack([upper(r) for r in model_rdms.values()]).T, np.ones(n * (n - 1) // 2)])
     fold_scores, weights = [], []
@@ -161,7 +161,7 @@ def test_weighted_rsa_against_literal_folds():
     lower, upper_ = noise_ceiling(upper_triangle(brain), "pearson", True)
     assert result.lnc == pytest.approx(lower) and result.unc == pytest.approx(upper_)
     with pytest.raises(InputError, match="needs at least 2 subjects"):
-        weighted_rsa(model_rdms, brain[:1], "roi", options)
+        weighted_rsa(model_rdms, brain[:1], roi="roi", parameters=options)
 
 
 def test_bootstrap_is_seeded_and_brackets_the_score():
@@ -169,8 +169,8 @@ def test_bootstrap_is_seeded_and_brackets_the_score():
     from net2brain_fovex.demo.synthetic import simulate_brain_rdms
 
     brain = simulate_brain_rdms(model_rdms, {"roi": "l0"}, subjects=5, seed=2)["roi"]
-    first = rsa_roi(model_rdms, brain, "roi", RSAParameters(bootstrap=200, seed=4))
-    again = rsa_roi(model_rdms, brain, "roi", RSAParameters(bootstrap=200, seed=4))
+    first = rsa_roi(model_rdms, brain, roi="roi", parameters=RSAParameters(bootstrap=200, seed=4))
+    again = rsa_roi(model_rdms, brain, roi="roi", parameters=RSAParameters(bootstrap=200, seed=4))
     np.testing.assert_array_equal(first.ci, again.ci)
     assert (first.ci[:, 0] < first.score).all() and (first.score < first.ci[:, 1]).all()
 
@@ -223,7 +223,7 @@ def test_read_folder_and_h5(tmp_path, brain_stack):
     folder = tmp_path / "brain_data"
     folder.mkdir()
     np.savez(folder / "V1.npz", brain_stack)
-    write_rdms(folder / "more.h5", list("abcdefg"), {"IT": brain_stack, "single": brain_stack[0]}, "correlation")
+    write_rdms(folder / "more.h5", list("abcdefg"), {"IT": brain_stack, "single": brain_stack[0]}, metric="correlation")
     (folder / "notes.txt").write_text("ignored")
     read = read_brain_rdms(folder)
     assert sorted(read.rdms) == ["IT", "V1", "single"] and read.rdms["single"].shape == (1, 7, 7)

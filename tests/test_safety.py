@@ -143,7 +143,7 @@ def model_rdms(tmp_path) -> Path:
     rng = np.random.default_rng(0)
     points = rng.normal(size=(6, 3))
     rdm = np.linalg.norm(points[:, None] - points[None], axis=2)
-    return write_rdms(tmp_path / "model_rdms.h5", [f"s{i}.png" for i in range(6)], {"layer1": rdm}, "euclidean")
+    return write_rdms(tmp_path / "model_rdms.h5", [f"s{i}.png" for i in range(6)], {"layer1": rdm}, metric="euclidean")
 
 
 def brain_npz(tmp_path, marker):

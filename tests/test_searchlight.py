@@ -10,11 +10,11 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import kendalltau, pearsonr, spearmanr, ttest_1samp
 
-from net2brain_fovex.errors import ConfigError, InputError
 from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.rdm_files import write_rdms
 from net2brain_fovex.brain.searchlight import SphereIndex, precomputed_scores, searchlight_scores, sphere_offsets
 from net2brain_fovex.demo.synthetic import simulate_volumes
+from net2brain_fovex.errors import ConfigError, InputError
 
 RNG = np.random.default_rng(7)
 ANISOTROPIC = np.array([[2.0, 0, 0, -10], [0, 2.5, 0, 4], [0, 0, 3.0, 7], [0, 0, 0, 1]])
@@ -34,7 +34,7 @@ def test_sphere_membership_against_distances(affine, radius):
     index = SphereIndex.build(mask, affine, radius)
     found = index.neighbours(np.arange(len(index.coordinates)))
     expected = literal_members(mask, affine, radius)
-    for row, members in zip(found, expected):
+    for row, members in zip(found, expected, strict=True):
         assert set(row[row >= 0].tolist()) == members
     assert (sphere_offsets(affine, radius)[0] == 0).all()  # the centre comes first
 
@@ -118,7 +118,7 @@ def planted(tmp_path_factory):
         nib.save(image, folder / f"sub-{number + 1}.nii.gz")
         paths.append(folder / f"sub-{number + 1}.nii.gz")
     stimuli = [f"s{i:02d}" for i in range(N_STIMULI)]
-    write_rdms(folder / "model.h5", stimuli, rdms, "correlation")
+    write_rdms(folder / "model.h5", stimuli, rdms, metric="correlation")
     return folder, paths, affine
 
 
@@ -191,7 +191,7 @@ def test_stimulus_order_from_a_list(net2brain, planted, tmp_path):
     from net2brain_fovex.brain.rdm_files import read_rdm_file
 
     model = read_rdm_file(folder / "model.h5")
-    write_rdms(tmp_path / "model.h5", [f"s{i:02d}.png" for i in range(N_STIMULI)], model.rdms, "correlation")
+    write_rdms(tmp_path / "model.h5", [f"s{i:02d}.png" for i in range(N_STIMULI)], model.rdms, metric="correlation")
     result = net2brain("searchlight", *shuffled, "--stimuli", listing, "--model-rdms", tmp_path / "model.h5",
                        "--radius", 6, "--out-dir", tmp_path / "reordered", "--layers", "a")
     assert result.code == 0, result
@@ -206,7 +206,7 @@ def test_default_mask_leaves_out_unusable_voxels(net2brain, tmp_path):
     volume[0, 0, 0, 2] = np.nan
     volume[6, 6, 6] = 1.0  # constant
     nib.save(nib.Nifti1Image(volume, affine), tmp_path / "sub.nii.gz")
-    write_rdms(tmp_path / "m.h5", [str(i) for i in range(8)], {"a": compute_rdm(acts["a"])}, "correlation")
+    write_rdms(tmp_path / "m.h5", [str(i) for i in range(8)], {"a": compute_rdm(acts["a"])}, metric="correlation")
     result = net2brain("searchlight", "--betas", tmp_path / "sub.nii.gz", "--model-rdms", tmp_path / "m.h5",
                        "--radius", 4, "--out-dir", tmp_path / "out", "--min-voxels", 1)
     assert result.code == 0, result
@@ -221,7 +221,7 @@ def test_precomputed_via_cli(net2brain, tmp_path):
     centres = np.array([[1, 1, 1], [0, 2, 1], [2, 0, 0], [1, 2, 2]])
     np.savez(tmp_path / "sl.npz", rdms, centres=centres)
     nib.save(nib.Nifti1Image(np.zeros((3, 3, 3), dtype=np.float32), np.diag([3.0, 3, 3, 1])), tmp_path / "ref.nii.gz")
-    write_rdms(tmp_path / "m.h5", [str(i) for i in range(n)], {"a": squareform(pdist(RNG.normal(size=(n, 2))))}, "x")
+    write_rdms(tmp_path / "m.h5", [str(i) for i in range(n)], {"a": squareform(pdist(RNG.normal(size=(n, 2))))}, metric="x")
     result = net2brain("searchlight", "--searchlight-rdms", tmp_path / "sl.npz", "--reference", tmp_path / "ref.nii.gz",
                        "--model-rdms", tmp_path / "m.h5", "--out-dir", tmp_path / "out")
     assert result.code == 0, result

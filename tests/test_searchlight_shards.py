@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import yaml
 
-from net2brain_fovex.io.hdf5 import SEARCHLIGHT_SHARD_KIND as SHARD_KIND
+from net2brain_fovex.brain.compare import upper_triangle
 from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.rdm_files import read_model_rdms, write_rdms
-from net2brain_fovex.brain.compare import upper_triangle
 from net2brain_fovex.brain.searchlight import SphereIndex, run_searchlight, searchlight_scores
-from net2brain_fovex.io.shards import Shard, shard_outputs
 from net2brain_fovex.demo.synthetic import simulate_volumes
+from net2brain_fovex.io.hdf5 import SEARCHLIGHT_SHARD_KIND as SHARD_KIND
+from net2brain_fovex.io.shards import Shard, shard_outputs
 
 N_STIMULI, SHAPE = 10, (9, 8, 6)
 
@@ -42,7 +42,7 @@ def volumes(tmp_path_factory):
     mask = np.zeros(SHAPE, dtype=np.uint8)
     mask[1:8, 1:7, :5] = 1
     nib.save(nib.Nifti1Image(mask, affine), folder / "mask.nii.gz")
-    write_rdms(folder / "model.h5", [f"s{i:02d}" for i in range(N_STIMULI)], rdms, "correlation")
+    write_rdms(folder / "model.h5", [f"s{i:02d}" for i in range(N_STIMULI)], rdms, metric="correlation")
     return folder, paths
 
 

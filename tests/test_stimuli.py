@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from net2brain_fovex.errors import InputError
-from net2brain_fovex.extraction.stimuli import discover_stimuli, fingerprint, load_image, natural_key, video_frame_indices
+from net2brain_fovex.extraction.stimuli import (
+    discover_stimuli,
+    fingerprint,
+    load_image,
+    natural_key,
+    video_frame_indices,
+)
 from tests.conftest import write_images
 
 

@@ -12,7 +12,7 @@ from .errors import ConfigError
 __all__ = ["at_least", "positive", "between"]
 
 
-def at_least(name: str, value: float, minimum: float, unit: str = "") -> None:
+def at_least(name: str, value: float, minimum: float, *, unit: str = "") -> None:
     """`value` >= `minimum` (NaN fails), else a `ConfigError` naming `name`."""
     if not value >= minimum:
         bound = "0 or more" if minimum == 0 and not unit else f"at least {minimum}{unit}"
@@ -25,7 +25,7 @@ def positive(name: str, value: float, what: str = "number") -> None:
         raise ConfigError(f"`{name}` must be a positive {what}, got {value}")
 
 
-def between(name: str, value: float, low: float, high: float) -> None:
+def between(name: str, value: float, *, low: float, high: float) -> None:
     """`low` < `value` < `high` (NaN fails), else a `ConfigError`."""
     if not low < value < high:
         raise ConfigError(f"`{name}` must be between {low:g} and {high:g}, got {value}")

@@ -5,6 +5,8 @@ import torch
 
 from .errors import ConfigError
 
+__all__ = ["resolve_device"]
+
 
 def resolve_device(spec: str = "auto") -> torch.device:
     """`auto` takes CUDA when available, then Apple's MPS, else the CPU; `cuda`,

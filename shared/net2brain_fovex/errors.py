@@ -71,7 +71,7 @@ def closest_names(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     return close
 
 
-def unknown_name(kind: str, name: str, choices: Iterable[str], hint: str = "") -> UnknownNameError:
+def unknown_name(kind: str, name: str, choices: Iterable[str], *, hint: str = "") -> UnknownNameError:
     """An `UnknownNameError` whose message lists the closest valid names.
 
     Parameters

@@ -75,7 +75,7 @@ class Registry(Mapping[str, Entry], Generic[Entry]):
         try:
             return self._entries[name]
         except (KeyError, TypeError):
-            raise unknown_name(self.kind, str(name), self._entries, self.hint) from None
+            raise unknown_name(self.kind, str(name), self._entries, hint=self.hint) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries

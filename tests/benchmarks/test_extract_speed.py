@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from net2brain_fovex.extraction.activations import extract_to_file, plan_extraction
-from net2brain_fovex.models.loading import load_model
-from net2brain_fovex.extraction.stimuli import discover_stimuli, load_image
 from net2brain_fovex.demo.synthetic import shape_stimuli
+from net2brain_fovex.extraction.activations import extract_to_file, plan_extraction
+from net2brain_fovex.extraction.stimuli import discover_stimuli, load_image
+from net2brain_fovex.models.loading import load_model
 
 pytestmark = pytest.mark.benchmark
 
@@ -51,7 +51,7 @@ def net2brain_style(loaded, stimuli, layers, folder):
         batch = loaded.preprocessing(load_image(stimulus.path)).unsqueeze(0)
         outputs, handles = {}, []
         for name in layers:
-            handles.append(modules[name].register_forward_hook(lambda m, i, o, name=name: outputs.__setitem__(name, o)))
+            handles.append(modules[name].register_forward_hook(lambda m, i, o, name=name, outputs=outputs: outputs.__setitem__(name, o)))
         loaded.module(batch)
         for handle in handles:
             handle.remove()

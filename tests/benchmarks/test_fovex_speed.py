@@ -25,13 +25,13 @@ import numpy as np
 import pytest
 import torch
 
-from net2brain_fovex.explain.base import Context
-from net2brain_fovex.explain.cam import target_layer
-from net2brain_fovex.explain.attributions import explain_batch
-from net2brain_fovex.explain.registry import FovExParameters
 from net2brain_fovex.demo.localisation_task import make_localisation_set, to_tensor, train_tiny_cnn
 from net2brain_fovex.evaluate.faithfulness import deletion_insertion
 from net2brain_fovex.evaluate.localisation import energy_in_box, pointing_game, points_in_boxes
+from net2brain_fovex.explain.attributions import explain_batch
+from net2brain_fovex.explain.base import Context
+from net2brain_fovex.explain.cam import target_layer
+from net2brain_fovex.explain.registry import FovExParameters
 from net2brain_fovex.models.loading import load_model
 from net2brain_fovex.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
@@ -73,7 +73,7 @@ def label(text: str, patience: int) -> str:
 
 def explained(method, model, images, context, parameters, batch):
     """(maps, fixations or None, targets) of every image, explained `batch` at a time."""
-    parts = [explain_batch(method, model, images[s:s + batch], None, context, parameters) for s in range(0, len(images), batch)]
+    parts = [explain_batch(model, images[s:s + batch], method=method, context=context, parameters=parameters) for s in range(0, len(images), batch)]
     maps = torch.cat([a.maps for a, _, _ in parts])
     fixations = torch.cat([a.fixations for a, _, _ in parts]) if parts[0][0].fixations is not None else None
     return maps, fixations, torch.cat([t for _, t, _ in parts])
@@ -92,11 +92,11 @@ def test_fovex_cost_against_rise_and_gradcam():
         for _ in range(repeats):
             counted.images = 0
             start = time.perf_counter()
-            explain_batch(method, counted, images[:count], None, context, parameters)
+            explain_batch(counted, images[:count], method=method, context=context, parameters=parameters)
             times.append((time.perf_counter() - start) / count)
         return min(times), counted.images / count
 
-    explain_batch("gradcam", counted, images[:1], None, context, gradcam_parameters)  # warm-up
+    explain_batch(counted, images[:1], method="gradcam", context=context, parameters=gradcam_parameters)  # warm-up
     t_gradcam, n_gradcam = per_image("gradcam", 1, gradcam_parameters, repeats=3)
     t_b1, n_b1 = per_image("fovex", 1, {"patience": 0}, repeats=2)
     t_two, n_two = per_image("fovex", BATCH, {"patience": 0, "scanpath_length": 2}, repeats=2)

@@ -95,7 +95,7 @@ def test_rsa_speed(data):
     options = RSAParameters(compare="spearman", squared=True)
 
     def ours():
-        return {roi: rsa_roi(models, stack, roi, options) for roi, stack in brains.items()}
+        return {roi: rsa_roi(models, stack, roi=roi, parameters=options) for roi, stack in brains.items()}
 
     def loop():
         return net2brain_style(models, brains)

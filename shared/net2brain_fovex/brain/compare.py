@@ -38,7 +38,7 @@ def compare_pairs(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.
     COMPARISONS.check(method)
     a, b = np.atleast_2d(a).astype(float), np.atleast_2d(b).astype(float)
     if method == "kendall":
-        return np.array([compare(x, y, "kendall")[0, 0] for x, y in zip(a, b)])
+        return np.array([compare(x, y, "kendall")[0, 0] for x, y in zip(a, b, strict=True)])
     return np.einsum("km,km->k", prepare(a, method), prepare(b, method))
 
 

@@ -61,7 +61,7 @@ def check_dimensions(image, ndim: int, what: str) -> None:
         raise InputError(f"{what} has {len(image.shape)} dimensions; expected {expected}")
 
 
-def check_same_grid(image, reference, what: str, reference_what: str) -> None:
+def check_same_grid(image, reference, *, what: str, reference_what: str) -> None:
     """The same voxel grid: shape (first three axes) and affine (nilearn's
     `check_same_fov`); `what` and `reference_what` name them in the message."""
     if tuple(image.shape[:3]) != tuple(reference.shape[:3]):
@@ -80,7 +80,7 @@ class Volume:
     data: np.ndarray
 
 
-def load_volume(path: Path, stimuli: int, order: np.ndarray | None = None, reference=None) -> Volume:
+def load_volume(path: Path, *, stimuli: int, order: np.ndarray | None = None, reference=None) -> Volume:
     """A 4D response volume with one volume per stimulus (reordered by `order`), on the
     grid of `reference` when given."""
     image = load_nifti(path, "response volume")
@@ -88,7 +88,7 @@ def load_volume(path: Path, stimuli: int, order: np.ndarray | None = None, refer
     if image.shape[3] != stimuli:
         raise InputError(f"{path} holds {image.shape[3]} volumes, but there are {stimuli} stimuli; give one volume per stimulus")
     if reference is not None:
-        check_same_grid(image, reference, f"{path}", f"{reference.get_filename()}")
+        check_same_grid(image, reference, what=f"{path}", reference_what=f"{reference.get_filename()}")
     data = np.asarray(image.get_fdata(dtype=np.float32))
     if order is not None:
         data = data[..., order]
@@ -99,7 +99,7 @@ def load_mask(path: Path, reference) -> np.ndarray:
     """A 3D mask (non-zero inside) on the grid of `reference`."""
     image = load_nifti(path, "mask")
     check_dimensions(image, 3, f"mask {path}")
-    check_same_grid(image, reference, f"mask {path}", f"{reference.get_filename()}")
+    check_same_grid(image, reference, what=f"mask {path}", reference_what=f"{reference.get_filename()}")
     mask = np.asarray(image.get_fdata()) != 0
     if not mask.any():
         raise InputError(f"mask {path} is empty: no voxel is non-zero")
@@ -117,7 +117,7 @@ def usable_voxels(data: np.ndarray) -> np.ndarray:
     return finite & varying
 
 
-def save_map(values: np.ndarray, mask: np.ndarray, reference, path: Path) -> Path:
+def save_map(values: np.ndarray, mask: np.ndarray, path: Path, *, reference) -> Path:
     """A 3D float32 map: `values` at the mask voxels (C order), NaN elsewhere; the
     reference's affine and header (with its data type and dimensions set for 3D)."""
     import nibabel as nib
@@ -127,7 +127,7 @@ def save_map(values: np.ndarray, mask: np.ndarray, reference, path: Path) -> Pat
     return _save(nib.Nifti1Image(volume, reference.affine, header=_header_3d(reference, np.float32)), path)
 
 
-def save_binary(selected: np.ndarray, reference, path: Path) -> Path:
+def save_binary(selected: np.ndarray, path: Path, *, reference) -> Path:
     """A 3D uint8 mask volume."""
     import nibabel as nib
 

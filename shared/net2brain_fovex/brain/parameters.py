@@ -39,7 +39,7 @@ class RDMParameters:
     def __post_init__(self) -> None:
         RDM_METRICS.check(self.metric)
         PRECISIONS.check(self.precision)
-        at_least("memory", self.memory, 1, " MB")
+        at_least("memory", self.memory, 1, unit=" MB")
 
 
 @dataclass(frozen=True)
@@ -134,4 +134,4 @@ class SearchlightParameters:
         at_least("batch_size", self.batch_size, 1)
         PRECISIONS.check(self.precision)
         if self.fdr is not None:
-            between("fdr", self.fdr, 0, 1)
+            between("fdr", self.fdr, low=0, high=1)

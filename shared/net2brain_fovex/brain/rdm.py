@@ -194,7 +194,7 @@ def _symmetric_product(x: torch.Tensor, out: torch.Tensor | None) -> torch.Tenso
     if n < 256:
         return out.add_(x @ x.transpose(-1, -2))
     edges = [round(n * k / 4) for k in range(5)]
-    for first, last in zip(edges[:-1], edges[1:]):
+    for first, last in zip(edges[:-1], edges[1:], strict=True):
         product = x[..., first:last, :] @ x[..., first:, :].transpose(-1, -2)  # rows first:last x columns first:n
         out[..., first:last, first:] += product
         out[..., last:, first:last] += product[..., :, last - first:].transpose(-1, -2)

@@ -49,7 +49,8 @@ class RDMSet:
 
 
 def write_rdms(
-    path: str | Path, stimuli: Sequence[str], rdms: Mapping[str, np.ndarray], metric: str, attrs: Mapping | None = None
+    path: str | Path, stimuli: Sequence[str], rdms: Mapping[str, np.ndarray], *, metric: str,
+    attrs: Mapping | None = None,
 ) -> Path:
     """Write an RDM file atomically: `/stimuli`, `/rdms/<name>` in the given order; root
     attributes `kind`, `metric`, `attrs` and `provenance` (`net2brain_fovex.io.provenance`, built for
@@ -195,11 +196,11 @@ def align_to_model(model: RDMSet, brain: RDMSet) -> dict[str, np.ndarray]:
             )
     if model.stimuli is None or brain.stimuli is None:
         return dict(brain.rdms)
-    order = reorder_index(model.stimuli, brain.stimuli, model.source, brain.source)
+    order = reorder_index(model.stimuli, brain.stimuli, wanted_source=model.source, given_source=brain.source)
     return {roi: stack[..., order[:, None], order[None, :]] for roi, stack in brain.rdms.items()}
 
 
-def reorder_index(wanted: Sequence[str], given: Sequence[str], wanted_source: str, given_source: str) -> np.ndarray:
+def reorder_index(wanted: Sequence[str], given: Sequence[str], *, wanted_source: str, given_source: str) -> np.ndarray:
     """Indices that put the `given` stimulus ids into the `wanted` order; `InputError`
     naming the first ids missing on either side, or an id listed twice."""
     if len(set(given)) != len(given):
@@ -426,7 +427,7 @@ def rdms_to_file(
             rdms = {roi: response_rdms(list(responses), key, parameters=parameters, device=target, progress=progress)}
         n = next(iter(rdms.values())).shape[-1]
         ids = ids if ids is not None else [str(i) for i in range(n)]
-    path = write_rdms(out, ids, rdms, metric, {k: v for k, v in attrs.items() if v is not None})
+    path = write_rdms(out, ids, rdms, metric=metric, attrs={k: v for k, v in attrs.items() if v is not None})
     plots = []
     if plot is not None:
         from ..figures.rdm import rdm_heatmap
@@ -434,6 +435,6 @@ def rdms_to_file(
         for name, matrix in rdms.items():
             first = matrix if matrix.ndim == 2 else matrix.reshape(-1, *matrix.shape[-2:]).mean(axis=0)
             label = name if matrix.ndim == 2 else f"{name} (mean of {int(matrix.size // matrix.shape[-1] ** 2)})"
-            plots.append(rdm_heatmap(first, f"{label}, {metric}", Path(plot) / f"{name}.png", labels=ids))
+            plots.append(rdm_heatmap(first, Path(plot) / f"{name}.png", title=f"{label}, {metric}", labels=ids))
     record_options(path, config)
     return RDMFile(path, rdms, ids, plots)

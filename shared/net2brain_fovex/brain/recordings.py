@@ -47,7 +47,7 @@ def check_betas(betas: list[Path], masks: list[Path]) -> int:
         first = first or (path, image)
         for mask_path, mask_image in mask_images:
             check_dimensions(mask_image, 3, f"mask {mask_path}")
-            check_same_grid(mask_image, image, f"mask {mask_path}", f"the volumes in {path}")
+            check_same_grid(mask_image, image, what=f"mask {mask_path}", reference_what=f"the volumes in {path}")
     if first is None:
         raise InputError("give at least one `betas` volume")
     return int(first[1].shape[3])
@@ -62,7 +62,7 @@ def roi_patterns(betas_path: Path, mask_paths: list[Path]) -> dict[str, np.ndarr
     for mask_path in mask_paths:
         mask_image = load_nifti(mask_path, "mask")
         check_dimensions(mask_image, 3, f"mask {mask_path}")
-        check_same_grid(mask_image, betas, f"mask {mask_path}", f"the volumes in {betas_path}")
+        check_same_grid(mask_image, betas, what=f"mask {mask_path}", reference_what=f"the volumes in {betas_path}")
         inside = np.asarray(mask_image.get_fdata()) != 0
         values = data[:, inside]
         finite = np.isfinite(values).all(axis=0)

@@ -61,7 +61,7 @@ class ROIResult:
 
 
 def rsa_roi(
-    model_rdms: Mapping[str, np.ndarray], brain: np.ndarray, roi: str, parameters: RSAParameters | None = None,
+    model_rdms: Mapping[str, np.ndarray], brain: np.ndarray, *, roi: str = "roi", parameters: RSAParameters | None = None,
 ) -> ROIResult:
     """Score every model RDM against one ROI's subjects.
 
@@ -96,11 +96,11 @@ def rsa_roi(
         times=[str(t) for t in range(brain.shape[1])] + ["mean"] if timed else None,
     )
     if parameters.bootstrap:
-        result.ci = bootstrap_ci(model, brain, parameters)
+        result.ci = bootstrap_ci(model, brain, parameters=parameters)
     return result
 
 
-def bootstrap_ci(model: np.ndarray, brain: np.ndarray, parameters: RSAParameters, level: float = 0.95) -> np.ndarray:
+def bootstrap_ci(model: np.ndarray, brain: np.ndarray, *, parameters: RSAParameters, level: float = 0.95) -> np.ndarray:
     """Percentile confidence intervals of each layer's group score, resampling stimuli
     with replacement (pairs of a stimulus with its own copy are left out).
 
@@ -163,10 +163,8 @@ def tidy_rows(results: list[ROIResult | WeightedResult], model: str, parameters:
         times = result.times or [None]
         for li, layer in enumerate(layers):
             for ti, time in enumerate(times):
-                def at(array):
-                    value = np.asarray(array, dtype=float)
-                    value = value if weighted else value[li]
-                    return float(value[ti]) if value.ndim else float(value)
+                def at(array, layer=None if weighted else li, ti=ti):
+                    return _entry(array, layer, ti)
 
                 score, lnc = at(result.score), at(result.lnc)
                 row = {
@@ -182,6 +180,13 @@ def tidy_rows(results: list[ROIResult | WeightedResult], model: str, parameters:
                     row["ci_low"], row["ci_high"] = (float(ci[0][ti]), float(ci[1][ti])) if ci.ndim > 1 else (float(ci[0]), float(ci[1]))
                 rows.append(row)
     return rows
+
+
+def _entry(array, layer: int | None, time: int) -> float:
+    """One value of a result array (layers, [time]), or of a weighted result's ([time])."""
+    value = np.asarray(array, dtype=float)
+    value = value if layer is None else value[layer]
+    return float(value[time]) if value.ndim else float(value)
 
 
 def weight_rows(results: list[WeightedResult]) -> list[dict]:
@@ -286,9 +291,9 @@ def rsa_to_file(
     model_name = model.model or Path(model_rdms).stem
     results, fitted = [], []
     for index, (roi, stack) in enumerate(brain.items()):
-        results.append(rsa_roi(model.rdms, stack, roi, parameters))
+        results.append(rsa_roi(model.rdms, stack, roi=roi, parameters=parameters))
         if weighted:
-            fitted.append(weighted_rsa(model.rdms, stack, roi, parameters))
+            fitted.append(weighted_rsa(model.rdms, stack, roi=roi, parameters=parameters))
         if progress:
             progress(index + 1, len(brain))
     rows = tidy_rows(results + fitted, model_name, parameters)

@@ -301,21 +301,21 @@ def run_searchlight(
     layers = list(model_rdms)
     model_vectors = upper_triangle(np.stack([model_rdms[name] for name in layers]))
     stimuli = next(iter(model_rdms.values())).shape[0]
-    first = load_volume(betas[0], stimuli, order)
+    first = load_volume(betas[0], stimuli=stimuli, order=order)
     mask_path = mask
     if mask_path is not None:
         mask = load_mask(mask_path, first.image)
         # every volume is read once before any work (as for the derived mask below), so that a
         # damaged, mismatched or unusable subject stops the run before the first centre
         for number, path in enumerate(betas):
-            data = first.data if number == 0 else load_volume(path, stimuli, order, first.image).data
+            data = first.data if number == 0 else load_volume(path, stimuli=stimuli, order=order, reference=first.image).data
             if not (mask & usable_voxels(data)).any():
                 raise InputError(f"{path}: no voxel of the mask has usable responses (all NaN, infinite or constant); "
                                  "check the volume and the mask")
     else:
         mask = usable_voxels(first.data)
         for path in betas[1:]:
-            mask &= usable_voxels(load_volume(path, stimuli, order, first.image).data)
+            mask &= usable_voxels(load_volume(path, stimuli=stimuli, order=order, reference=first.image).data)
         if not mask.any():
             raise InputError("no voxel has finite, non-constant responses in every subject; give a `mask`")
     SphereIndex.build(mask, first.image.affine, radius)  # checks the mask and the affine before any work
@@ -323,7 +323,7 @@ def run_searchlight(
     values = np.full((len(betas), len(layers), stop - start), np.nan)
     total = len(betas) * (stop - start)
     for number, path in enumerate(betas):
-        volume = first if number == 0 else load_volume(path, stimuli, order, first.image)
+        volume = first if number == 0 else load_volume(path, stimuli=stimuli, order=order, reference=first.image)
         usable = mask & usable_voxels(volume.data) if mask_path is not None else mask
         if not usable.any():
             raise InputError(f"{path}: no voxel of the mask has usable responses")
@@ -337,7 +337,7 @@ def run_searchlight(
         scores = searchlight_scores(
             patterns, index, model_vectors, metric=parameters.metric, compare=parameters.compare,
             min_voxels=parameters.min_voxels, batch_size=parameters.batch_size, precision=parameters.precision,
-            device=device, progress=(lambda d, t: progress(done + d, total)) if progress else None, centres=centres,
+            device=device, progress=(lambda d, t, done=done: progress(done + d, total)) if progress else None, centres=centres,
         )
         values[number][:, kept[start:stop]] = scores
         del volume

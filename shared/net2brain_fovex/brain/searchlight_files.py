@@ -171,7 +171,7 @@ def searchlight_to_file(
         ids = [s.id for s in discover_stimuli(stimuli)]
         if model.stimuli is None:
             raise ConfigError(f"`stimuli` needs model RDMs that name their stimuli; {model_rdms} does not")
-        order = reorder_index(model.stimuli, ids, str(model_rdms), str(stimuli))
+        order = reorder_index(model.stimuli, ids, wanted_source=str(model_rdms), given_source=str(stimuli))
     result = run_searchlight(list(betas), model.rdms, parameters, mask=mask, order=order, device=target,
                              progress=progress, shard=part)
     if part is None:
@@ -228,7 +228,7 @@ def merge_searchlight(paths: Sequence[str | Path], out_dir: str | Path, *, overw
     if int(first["mask"].sum()) != total:
         raise InputError(f"{first_path}: its mask holds {int(first['mask'].sum())} voxels, not the {total} centres "
                          "of the run; rerun that shard")
-    for number, ((path, _), part) in enumerate(zip(shards, parts)):
+    for number, ((path, _), part) in enumerate(zip(shards, parts, strict=True)):
         start, stop = Shard(number, count).bounds(total)
         expected = (len(first["subjects"]), len(first["layers"]), stop - start)
         if part["shape"] != expected:
@@ -289,21 +289,21 @@ def _write_maps(out_dir: Path, subjects, layers, values, mask, reference, parame
 
     for s, subject in enumerate(subjects):
         for number, layer in enumerate(layers):
-            path = save_map(values[s, number], mask, reference, out_dir / f"{subject}_{layer}.nii.gz")
+            path = save_map(values[s, number], mask, out_dir / f"{subject}_{layer}.nii.gz", reference=reference)
             summarise(path, subject, layer, "score", values[s, number],
                       {"threshold": f"> {threshold:g}", "n_above": int(np.sum(values[s, number] > threshold))})
     if len(subjects) > 1:
         for number, layer in enumerate(layers):
             mean, _, t, p = one_sample_t(values[:, number])
-            summarise(save_map(mean, mask, reference, out_dir / f"group_{layer}_mean.nii.gz"), "group", layer, "mean",
+            summarise(save_map(mean, mask, out_dir / f"group_{layer}_mean.nii.gz", reference=reference), "group", layer, "mean",
                       mean, {"threshold": f"> {threshold:g}", "n_above": int(np.sum(mean > threshold))})
-            summarise(save_map(t, mask, reference, out_dir / f"group_{layer}_t.nii.gz"), "group", layer, "t",
+            summarise(save_map(t, mask, out_dir / f"group_{layer}_t.nii.gz", reference=reference), "group", layer, "t",
                       t, {"threshold": f"p < {alpha:g}", "n_above": int(np.sum((p < alpha) & (t > 0)))})
-            save_map(p, mask, reference, out_dir / f"group_{layer}_p.nii.gz")
+            save_map(p, mask, out_dir / f"group_{layer}_p.nii.gz", reference=reference)
             if fdr is not None:
                 selected = np.zeros(mask.shape, dtype=bool)
                 selected[mask] = fdr_mask(p, fdr) & (t > 0)
-                save_binary(selected, reference, out_dir / f"group_{layer}_fdr{fdr:g}.nii.gz")
+                save_binary(selected, out_dir / f"group_{layer}_fdr{fdr:g}.nii.gz", reference=reference)
                 rows[-1]["n_fdr"] = int(selected.sum())
     return rows, paths
 

@@ -62,5 +62,5 @@ def correct(p: np.ndarray, method: str) -> np.ndarray:
 def fdr_mask(p: np.ndarray, q: float) -> np.ndarray:
     """Where `p` is significant at false discovery rate `q` (Benjamini-Hochberg over the
     finite p values)."""
-    between("fdr", q, 0, 1)
+    between("fdr", q, low=0, high=1)
     return fdr_adjust(p) < q

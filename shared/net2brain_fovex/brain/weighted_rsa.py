@@ -36,8 +36,9 @@ class WeightedResult:
 def weighted_rsa(
     model_rdms: Mapping[str, np.ndarray],
     brain: np.ndarray,
-    roi: str,
-    parameters: RSAParameters,
+    *,
+    roi: str = "roi",
+    parameters: RSAParameters | None = None,
 ) -> WeightedResult:
     """Fit a weighted sum of all layer RDMs to the brain RDMs, cross-validated over subjects.
 
@@ -57,6 +58,7 @@ def weighted_rsa(
     parameters : RSAParameters
         Uses compare, squared, fit, folds and seed.
     """
+    parameters = parameters or RSAParameters()
     subjects = brain.shape[0]
     if subjects < 2:
         raise InputError(f"weighted RSA of ROI {roi!r} needs at least 2 subjects to cross-validate, got {subjects}")

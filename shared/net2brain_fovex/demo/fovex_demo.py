@@ -29,6 +29,8 @@ from ..models.loading import load_model
 from ..models.preprocessing import Preprocessing
 from .localisation_task import make_localisation_set, save_checkpoint, synthetic_fixations, train_tiny_cnn
 
+__all__ = ["run_fovex_demo"]
+
 SIZE, TRAIN, HELD_OUT, OVERLAYS = 64, 4000, 48, 8
 METHODS = {"fovex": {"patience": 0}, "gradcam": {"layer": None},
            "rise": {"masks": 2000, "grid": 7, "p_keep": 0.5, "mask_batch": 100}}
@@ -100,7 +102,8 @@ def run_fovex_demo(
         lines.append(line)
         folder = out / "overlays" / method
         folder.mkdir(exist_ok=True)
-        write_overlays(path, stimuli[:OVERLAYS], loaded.preprocessing, folder, overwrite=overwrite, boxes=boxes)
+        write_overlays(path, stimuli[:OVERLAYS], folder, preprocessing=loaded.preprocessing, overwrite=overwrite,
+                       boxes=boxes)
     lines.append(f"  overlays of the first {OVERLAYS} images per method (box in white): {out / 'overlays'}/")
     evaluation = evaluate_to_file(loaded, stimuli, list(maps.values()), out / "metrics.csv", boxes=out / "boxes.csv",
                                   fixations=out / "gaze_synthetic.csv", plot=out / "curves.png", overwrite=overwrite,

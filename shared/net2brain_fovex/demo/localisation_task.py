@@ -20,8 +20,11 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from ..io.atomic import atomic_output
+from ..models.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+
+__all__ = ["CLASS_NAMES", "LocalisationSet", "make_localisation_set", "synthetic_fixations", "TinyCNN", "tiny_cnn",
+           "to_tensor", "train_tiny_cnn", "accuracy", "save_checkpoint"]
 
 CLASS_NAMES = ("circle", "square", "triangle")
 # Sizes at the reference image size of 64 px; other sizes scale them.
@@ -98,7 +101,7 @@ def make_localisation_set(count: int, size: int = 64, seed: int = 0) -> Localisa
 
 
 def synthetic_fixations(
-    boxes: np.ndarray, size: int, seed: int = 0, count: int = 12, on_object: float = 0.75
+    boxes: np.ndarray, size: int, *, seed: int = 0, count: int = 12, on_object: float = 0.75
 ) -> list[np.ndarray]:
     """Plausible, synthetic human fixations for images with known object boxes.
 
@@ -277,6 +280,7 @@ def to_tensor(
 
 def train_tiny_cnn(
     train: LocalisationSet,
+    *,
     epochs: int = 12,
     seed: int = 0,
     mean: Sequence[float] = IMAGENET_MEAN,
@@ -339,6 +343,7 @@ def _random_flips(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 def accuracy(
     model: nn.Module,
     data: LocalisationSet,
+    *,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     batch_size: int = 256,

@@ -22,6 +22,8 @@ from ..io.tables import write_csv
 from ..models.loading import load_model
 from .synthetic import shape_stimuli, simulate_brain_rdms, write_shape_stimuli
 
+__all__ = ["run_net2brain_demo"]
+
 DEMO_MODEL = "resnet18"
 GENERATORS = {"early": "layer1", "late": "fc"}  # simulated ROI -> the layer that generates it
 SUBJECTS = 8
@@ -60,11 +62,11 @@ def run_net2brain_demo(
     plan = extract_to_file(loaded, stimuli, paths["activations.h5"], layers="top", batch_size=8, overwrite=overwrite,
                            progress=progress).plan
     model_rdms, model = rdms_from_activations(paths["activations.h5"])
-    write_rdms(paths["rdms.h5"], model_rdms.stimuli, model_rdms.rdms, "correlation", model)
+    write_rdms(paths["rdms.h5"], model_rdms.stimuli, model_rdms.rdms, metric="correlation", attrs=model)
     brain = simulate_brain_rdms(model_rdms.rdms, GENERATORS, subjects=SUBJECTS, noise=1.0, seed=0)
-    write_rdms(paths["brain_rdms.h5"], model_rdms.stimuli, brain, "simulated")
+    write_rdms(paths["brain_rdms.h5"], model_rdms.stimuli, brain, metric="simulated")
     settings = RSAParameters()
-    results = [rsa_roi(model_rdms.rdms, stack, roi, settings) for roi, stack in brain.items()]
+    results = [rsa_roi(model_rdms.rdms, stack, roi=roi, parameters=settings) for roi, stack in brain.items()]
     rows = tidy_rows(results, DEMO_MODEL, settings)
     write_csv(paths["rsa.csv"], rows, [c for c in RESULT_COLUMNS if c not in ("time", "ci_low", "ci_high")])
     from ..figures.rsa import rsa_figure

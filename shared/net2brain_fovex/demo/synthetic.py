@@ -15,6 +15,9 @@ from PIL import Image, ImageDraw
 
 from ..io.atomic import atomic_output
 
+__all__ = ["SHAPES", "COLOURS", "POSITIONS", "ShapeStimulus", "shape_stimuli", "write_shape_stimuli",
+           "simulate_brain_rdms", "simulate_volumes"]
+
 SHAPES = ("circle", "square", "triangle", "cross")
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220)}
 POSITIONS = {"left": (0.3, 0.5), "right": (0.7, 0.5)}
@@ -75,7 +78,8 @@ def write_shape_stimuli(items: list[ShapeStimulus], folder: str | Path) -> Path:
 
 
 def simulate_brain_rdms(
-    model_rdms: dict[str, np.ndarray], generators: dict[str, str], subjects: int = 8, noise: float = 1.0, seed: int = 0
+    model_rdms: dict[str, np.ndarray], generators: dict[str, str], *, subjects: int = 8, noise: float = 1.0,
+    seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Brain RDMs with a known answer: ROI `roi` of every subject is the RDM of layer
     `generators[roi]` (its upper triangle z-scored) plus independent Gaussian noise of
@@ -98,6 +102,7 @@ def simulate_brain_rdms(
 def simulate_volumes(
     layer_rdms: dict[str, np.ndarray],
     plants: dict[str, tuple[int, int, int]],
+    *,
     shape: tuple[int, int, int] = (16, 16, 12),
     voxel_size: float = 2.0,
     radius: float = 6.0,

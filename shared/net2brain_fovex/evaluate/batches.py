@@ -6,6 +6,8 @@ import torch
 
 from ..errors import InputError
 
+__all__ = ["check_batch", "check_maps"]  # used by the metric modules; not part of the face
+
 
 def check_batch(images: torch.Tensor, maps: torch.Tensor, targets: torch.Tensor) -> None:
     """Images (B, C, H, W), maps (B, H, W) and targets (B,) of one batch, or an `InputError`."""

@@ -10,6 +10,8 @@ import torch
 from ..errors import InputError
 from .batches import check_maps
 
+__all__ = ["sparseness"]
+
 
 def sparseness(maps: torch.Tensor) -> torch.Tensor:
     """The Gini index of each map's values (Chalasani et al., ICML 2020), in [0, 1].

@@ -104,6 +104,7 @@ def evaluate_maps(
     images: torch.Tensor,
     maps: torch.Tensor,
     targets: torch.Tensor,
+    *,
     black: torch.Tensor,
     names: Sequence[str],
     truth: Truth | None = None,
@@ -143,7 +144,7 @@ def evaluate_maps(
     values: dict[str, torch.Tensor] = {}
     curves: dict[str, torch.Tensor] = {}
     if {"avg_drop", "avg_increase"} & set(names):
-        change = faithfulness.confidence_change(model, images, maps, targets, black, batch=batch)
+        change = faithfulness.confidence_change(model, images, maps, targets, black=black, batch=batch)
         values.update(avg_drop=change["avg_drop"], avg_increase=change["avg_increase"])
     if set(CURVES) & set(names):
         result = faithfulness.deletion_insertion(model, images, maps, targets, step=step, batch=batch)
@@ -237,7 +238,7 @@ def evaluate_to_file(
     """
     at_least("batch_size", batch_size, 1)
     if step is not None:
-        at_least("step", step, 1, " pixel")
+        at_least("step", step, 1, unit=" pixel")
     if gaze_sigma is not None:
         positive("gaze_sigma", gaze_sigma, "number of pixels")
     chosen = choose_metrics(metrics, boxes is not None, fixations is not None)
@@ -448,7 +449,7 @@ def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sig
             for source in sources:
                 maps, targets = source.read(slice(start, start + batch_size))
                 values, curves = evaluate_maps(loaded.module, images, maps.to(loaded.device), targets.to(loaded.device),
-                                               black, chosen, truth, step)
+                                               black=black, names=chosen, truth=truth, step=step)
                 rows[f"{source.label}/targets"] = targets.numpy()
                 rows.update({f"{source.label}/{name}": value.numpy() for name, value in {**values, **curves}.items()})
             writer.write(start, rows)
@@ -472,11 +473,11 @@ def _truth(batch: Sequence[Stimulus], truth_files: dict, loaded: LoadedModel, si
     sizes = [image_size(s.path) for s in batch]
     if truth_files["boxes"] is not None and {"ebpg", "pointing_game"} & set(chosen):
         empty = np.zeros((0, 4), dtype=np.int64)
-        boxes = [boxes_to_input(truth_files["boxes"].get(s.id, empty), size, preprocessing) for s, size in zip(batch, sizes)]
+        boxes = [boxes_to_input(truth_files["boxes"].get(s.id, empty), size, preprocessing) for s, size in zip(batch, sizes, strict=True)]
         truth.regions = localisation.box_regions(boxes, crop, crop)
     if truth_files["fixations"] is not None and {"nss", "auc_judd", "cc", "kld", "sim"} & set(chosen):
         empty = np.zeros((0, 2))
-        points = [points_to_input(truth_files["fixations"].get(s.id, empty), size, preprocessing) for s, size in zip(batch, sizes)]
+        points = [points_to_input(truth_files["fixations"].get(s.id, empty), size, preprocessing) for s, size in zip(batch, sizes, strict=True)]
         truth.counts, dropped = gaze.fixation_counts(points, crop, crop)
         if int(dropped.sum()):
             log.info("%d fixations fall outside the centre crop and are left out", int(dropped.sum()))

@@ -22,12 +22,15 @@ from ..errors import ConfigError
 from ..explain.base import channels_last, frozen, logits_of
 from .batches import check_batch
 
+__all__ = ["confidence_change", "deletion_insertion", "default_batch"]
+
 
 def confidence_change(
     model: nn.Module,
     images: torch.Tensor,
     maps: torch.Tensor,
     targets: torch.Tensor,
+    *,
     black: torch.Tensor,
     batch: int | None = None,
 ) -> dict[str, torch.Tensor]:
@@ -78,6 +81,7 @@ def deletion_insertion(
     images: torch.Tensor,
     maps: torch.Tensor,
     targets: torch.Tensor,
+    *,
     substrate: torch.Tensor | None = None,
     step: int | None = None,
     blur_kernel: int = 11,

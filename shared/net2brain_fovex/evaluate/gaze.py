@@ -44,11 +44,13 @@ import torch
 
 from ..errors import ConfigError, InputError
 
+__all__ = ["EPS", "fixation_counts", "fixation_density", "nss", "auc_judd", "cc", "kld", "sim"]
+
 EPS = torch.finfo(torch.float64).eps  # np.finfo(float).eps, MATLAB's eps in MIT's KLdiv
 
 
 def fixation_counts(
-    points: Sequence, height: int, width: int, device: torch.device | str | None = None,
+    points: Sequence, height: int, width: int, *, device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """How often each pixel was fixated, per image.
 

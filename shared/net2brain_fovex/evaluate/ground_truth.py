@@ -25,8 +25,10 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
-from ..models.preprocessing import Preprocessing
 from ..extraction.stimuli import IMAGE_EXTENSIONS, Stimulus
+from ..models.preprocessing import Preprocessing
+
+__all__ = ["read_boxes", "read_fixations", "boxes_to_input", "points_to_input", "image_size"]
 
 
 def read_boxes(path: str | Path, stimuli: Sequence[Stimulus]) -> dict[str, np.ndarray]:

@@ -20,6 +20,8 @@ import torch
 from ..errors import InputError
 from .batches import check_maps
 
+__all__ = ["points_in_boxes", "pointing_game", "energy_in_box", "box_regions"]
+
 
 def points_in_boxes(points: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """Whether each point, rounded to the nearest pixel, lies inside its box.
@@ -96,7 +98,7 @@ def box_regions(boxes: Sequence[np.ndarray], height: int, width: int) -> torch.T
         The maps' size.
     """
     masks = torch.zeros(len(boxes), height, width, dtype=torch.bool)
-    for mask, image_boxes in zip(masks, boxes):
+    for mask, image_boxes in zip(masks, boxes, strict=True):
         for x0, y0, x1, y1 in np.asarray(image_boxes, dtype=np.int64).reshape(-1, 4):
             mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
     return masks

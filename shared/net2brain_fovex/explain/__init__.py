@@ -1,1 +1,26 @@
-"""explain"""
+"""Explanation methods, one file each on a common base (`base`), their registry, and
+`explain_to_file`."""
+from .._exports import lazy_exports
+
+_EXPORTS = {
+    "METHODS": "registry",
+    "Method": "registry",
+    "FovExParameters": "registry",
+    "CAMParameters": "registry",
+    "RISEParameters": "registry",
+    "Context": "base",
+    "Attribution": "base",
+    "fovex": "fovex",
+    "gradcam": "gradcam",
+    "gradcam_plus_plus": "gradcam_plus_plus",
+    "random_cam": "random_cam",
+    "rise": "rise",
+    "target_layer": "cam",
+    "explain_batch": "attributions",
+    "explain_to_file": "attributions",
+    "read_attributions": "attributions",
+    "context_for": "attributions",
+    "load_images": "attributions",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

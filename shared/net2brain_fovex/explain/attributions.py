@@ -10,7 +10,7 @@ preprocessing, seed, target, and the run's provenance.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -68,21 +68,22 @@ def context_for(loaded: LoadedModel, seed: int) -> Context:
 
 
 def explain_batch(
-    method: str, model: torch.nn.Module, images: torch.Tensor, target: int | None, context: Context, parameters: Any,
+    model: torch.nn.Module, images: torch.Tensor, *, method: str, context: Context, target: int | None = None,
+    parameters: Any = None,
 ) -> tuple[Attribution, torch.Tensor, torch.Tensor]:
     """(attribution, targets, clean-image probabilities of the targets) for one batch.
 
     Parameters
     ----------
-    method : str
-        A name of `METHODS`.
     model : torch.nn.Module
     images : tensor (B, 3, H, W)
         Normalised as the model expects.
+    method : str
+        A name of `METHODS`.
+    context : Context
     target : int or None
         The class to explain; None: each image's top-1 class.
-    context : Context
-    parameters : the method's parameters dataclass (or a mapping of its fields)
+    parameters : the method's parameters dataclass (or a mapping of its fields), optional
     """
     parameters = parameters_for(method, parameters)
     probabilities = class_probabilities(model, images)
@@ -90,7 +91,7 @@ def explain_batch(
         raise ConfigError(f"`target` {target} is out of range: the model has {probabilities.shape[1]} classes "
                           f"(0-{probabilities.shape[1] - 1})")
     targets = probabilities.argmax(dim=1) if target is None else torch.full((len(images),), target, device=images.device)
-    attribution = METHODS[method].load()(model, images, targets, context, parameters)
+    attribution = METHODS[method].load()(model, images, targets, context, parameters=parameters)
     scores = probabilities.gather(1, targets[:, None])[:, 0]
     return attribution, targets, scores
 
@@ -235,7 +236,8 @@ def explain_to_file(
                 if number + 1 < len(starts):
                     following = stimuli[starts[number + 1]:starts[number + 1] + batch_size]
                     pending = reader.submit(load_images, following, loaded)
-                attribution, targets, scores = explain_batch(method, loaded.module, batch, wanted, context, chosen)
+                attribution, targets, scores = explain_batch(loaded.module, batch, method=method, context=context,
+                                                             target=wanted, parameters=chosen)
                 rows = {"maps": attribution.maps.cpu().numpy(), "targets": targets.cpu().numpy(),
                         "scores": scores.cpu().numpy()}
                 if attribution.fixations is not None:
@@ -258,7 +260,7 @@ def explain_to_file(
         from ..figures.overlays import write_overlays
 
         Path(png_dir).mkdir(parents=True, exist_ok=True)
-        overlays = write_overlays(path, done, loaded.preprocessing, Path(png_dir), overwrite=overwrite)
+        overlays = write_overlays(path, done, Path(png_dir), preprocessing=loaded.preprocessing, overwrite=overwrite)
     record_options(path, config)
     return Explanation(path, len(stimuli), chosen, loaded, tuple(overlays))
 
@@ -272,7 +274,7 @@ def _cam_layer(loaded: LoadedModel, layer: str | None, size: int) -> str:
         return target_layer(loaded.module, (1, 3, size, size), loaded.prefix_tokens)
     names = [name for name, _ in loaded.module.named_modules() if name]
     if layer not in names:
-        raise unknown_name("layer", layer, names, LAYER_HINT)
+        raise unknown_name("layer", layer, names, hint=LAYER_HINT)
     return layer
 
 

@@ -22,6 +22,9 @@ from torch import nn
 
 from ..errors import InputError
 
+__all__ = ["Context", "Attribution", "normalise_maps", "frozen", "channels_last", "class_probabilities",
+           "logits_of", "check_batch"]
+
 
 @dataclass
 class Context:

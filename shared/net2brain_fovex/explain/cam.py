@@ -27,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InputError, ModelError, unknown_name
+from ..errors import ModelError, unknown_name
 from ..models.layers import capture
 from .base import Attribution, Context, check_batch, frozen, logits_of, normalise_maps
+
+__all__ = ["LAYER_HINT", "target_layer"]
 
 _PROBE_SEED = 0
 LAYER_HINT = "give `layer` as one of the model's layers, which `list_layers` lists"
@@ -122,7 +124,7 @@ def target_layer(model: nn.Module, images_shape: Sequence[int], prefix_tokens: i
             if family and logits.requires_grad else []
         )
     reached = [
-        name for name, gradient in zip(family, gradients)
+        name for name, gradient in zip(family, gradients, strict=True)
         if gradient is not None and bool(as_maps(gradient, height, width, prefix_tokens).abs().amax() > 0)
     ]
     return reached[-1] if reached else last
@@ -156,7 +158,7 @@ def layer_output(
     if layer is None:
         layer = target_layer(model, images.shape, context.prefix_tokens)
     elif not layer or layer not in modules:
-        raise unknown_name("layer", layer, [name for name in modules if name], LAYER_HINT)
+        raise unknown_name("layer", layer, [name for name in modules if name], hint=LAYER_HINT)
     # a recorded graph also keeps PyTorch's fused transformer fast path (which skips the
     # submodules' hooks) out of the way, so every named module runs
     inputs = images.detach().clone().requires_grad_(True)

@@ -27,13 +27,14 @@ are run through the model (the reference always takes `optimization_steps` steps
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import gaussian_blur
 
 from .base import Attribution, Context, frozen, logits_of, normalise_maps
 from .registry import FovExParameters
+
+__all__ = ["fovex", "foveate"]
 
 
 def fovex(
@@ -86,7 +87,7 @@ def _fovea(grid: torch.Tensor, points: torch.Tensor, sigma: float) -> torch.Tens
     return torch.exp(-((grid.unsqueeze(0) - points[:, None, None, :]) ** 2).sum(dim=-1) / sigma)
 
 
-def foveate(images, blurred, memory, grid, points, sigma) -> torch.Tensor:
+def foveate(images, blurred, memory, grid, points, *, sigma) -> torch.Tensor:
     """The foveated images: sharp where the fovea at `points` or the memory is, blurred elsewhere."""
     keep_blur = torch.clamp(1 - (memory + _fovea(grid, points, sigma)), 0, 1)
     return images + (blurred - images) * keep_blur.unsqueeze(1)
@@ -103,7 +104,7 @@ def _search(model, images, blurred, targets, memory, grid, generators, settings:
     active = torch.arange(batch, device=device)
     for _ in range(settings.optimization_steps):
         point = position[active].clone().requires_grad_(True)
-        view = foveate(images[active], blurred[active], memory[active], grid, point, settings.foveation_sigma)
+        view = foveate(images[active], blurred[active], memory[active], grid, point, sigma=settings.foveation_sigma)
         loss = F.cross_entropy(logits_of(model(view)), targets[active], reduction="none")
         (gradient,) = torch.autograd.grad(loss.sum(), point)
         loss, point = loss.detach(), point.detach()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import CAMParameters
 from .base import Attribution, Context
 from .cam import activations_and_gradients, weighted_maps
+from .registry import CAMParameters
+
+__all__ = ["gradcam_plus_plus"]
 
 
 def gradcam_plus_plus(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import CAMParameters
 from .base import Attribution, Context, check_batch, frozen
 from .cam import as_maps, layer_output, weighted_maps
+from .registry import CAMParameters
+
+__all__ = ["random_cam"]
 
 
 def random_cam(

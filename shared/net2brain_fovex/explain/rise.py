@@ -22,6 +22,8 @@ from torch import nn
 from .base import Attribution, Context, check_batch, frozen, logits_of, normalise_maps
 from .registry import RISEParameters
 
+__all__ = ["rise", "rise_masks"]
+
 
 def rise(
     model: nn.Module,
@@ -82,7 +84,7 @@ def rise(
 
 
 def rise_masks(
-    n: int, grid: int, p_keep: float, height: int, width: int, seed: int, device: torch.device | str | None = None
+    n: int, *, grid: int, p_keep: float, height: int, width: int, seed: int, device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """The soft masks RISE draws for a seed.
 

@@ -105,7 +105,7 @@ class ExtractionPlan:
             return tensor
         matrix = self._projections.get(name)
         if matrix is None:
-            matrix = projection_matrix(features, self.srp_components, self.seed, name).to(tensor.device)
+            matrix = projection_matrix(features, self.srp_components, seed=self.seed, layer=name).to(tensor.device)
             self._projections[name] = matrix
         lead = tensor.shape[:2] if self.per_frame else tensor.shape[:1]
         flat = tensor.reshape(int(np.prod(lead)), features).float()

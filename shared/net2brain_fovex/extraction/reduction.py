@@ -16,6 +16,8 @@ import torch
 
 from ..errors import ConfigError
 
+__all__ = ["parse_reduce", "projection_matrix", "project"]
+
 
 def parse_reduce(spec: str | None) -> int | None:
     """`srp:N` -> N components; None or "none" -> None."""
@@ -27,7 +29,7 @@ def parse_reduce(spec: str | None) -> int | None:
     return int(match.group(1))
 
 
-def projection_matrix(features: int, components: int, seed: int, layer: str) -> torch.Tensor:
+def projection_matrix(features: int, components: int, *, seed: int, layer: str) -> torch.Tensor:
     """A sparse (components x features) COO matrix for the projection y = P x."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(layer.encode()))
     density = 1.0 / math.sqrt(features)

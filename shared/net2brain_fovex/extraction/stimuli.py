@@ -21,6 +21,9 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
 
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Stimulus", "natural_key", "discover_stimuli", "fingerprint",
+           "load_image", "video_frame_indices", "load_video_frames"]
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm")
 

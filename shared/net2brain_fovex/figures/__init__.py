@@ -1,1 +1,13 @@
-"""figures"""
+"""Figures: RDM heat maps, the RSA figure, attribution overlays and deletion / insertion
+curves."""
+from .._exports import lazy_exports
+
+_EXPORTS = {
+    "rdm_heatmap": "rdm",
+    "rsa_figure": "rsa",
+    "overlay": "overlays",
+    "write_overlays": "overlays",
+    "curves_figure": "curves",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

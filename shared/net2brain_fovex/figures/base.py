@@ -6,6 +6,8 @@ from pathlib import Path
 
 from ..io.atomic import atomic_output
 
+__all__ = ["pyplot", "save_figure"]
+
 
 def pyplot():
     """pyplot on the display-free Agg backend."""

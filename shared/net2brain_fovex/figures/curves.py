@@ -16,7 +16,7 @@ def curves_figure(values: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
     kinds = [k for k in ("deletion", "insertion") if any(f"{k}_curve" in v for v in values.values())]
     figure, axes = pyplot().subplots(1, len(kinds), figsize=(5 * len(kinds), 4), squeeze=False)
     try:
-        for axis, kind in zip(axes[0], kinds):
+        for axis, kind in zip(axes[0], kinds, strict=True):
             for label, content in values.items():
                 curve = content[f"{kind}_curve"].mean(axis=0)
                 fraction = np.linspace(0, 1, len(curve))

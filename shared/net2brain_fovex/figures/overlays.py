@@ -16,8 +16,8 @@ from .base import pyplot, save_figure
 __all__ = ["overlay", "overlay_path", "check_overlays", "write_overlays"]
 
 
-def overlay(image: np.ndarray, attribution: np.ndarray, path: Path, title: str, fixations: np.ndarray | None = None,
-            box: Sequence[int] | None = None) -> Path:
+def overlay(image: np.ndarray, attribution: np.ndarray, path: Path, *, title: str,
+            fixations: np.ndarray | None = None, box: Sequence[int] | None = None) -> Path:
     """The map (jet, half transparent) over the image (H, W, 3 uint8); fixations (k, 2)
     in pixels (row, col) drawn as a numbered path; an optional box (x0, y0, x1, y1)."""
     from matplotlib.patches import Rectangle
@@ -70,7 +70,7 @@ def check_overlays(stimuli, folder: Path, *, overwrite: bool = False) -> None:
             check_new_output(path, overwrite)
 
 
-def write_overlays(attribution_file: Path, stimuli, preprocessing, folder: Path, *, overwrite: bool = False,
+def write_overlays(attribution_file: Path, stimuli, folder: Path, *, preprocessing, overwrite: bool = False,
                    boxes: dict[str, Sequence[int]] | None = None) -> list[Path]:
     """One overlay per image of an attribution file, named after the image (`<id>.png`)."""
     from ..explain.attributions import read_attributions
@@ -85,5 +85,5 @@ def write_overlays(attribution_file: Path, stimuli, preprocessing, folder: Path,
         fixations = content["fixations"][index] if "fixations" in content else None
         title = f"{stimulus.id}: {method}, class {int(content['targets'][index])} (p = {content['scores'][index]:.2f})"
         box = boxes.get(stimulus.id) if boxes else None
-        paths.append(overlay(image, content["maps"][index], path, title, fixations, box))
+        paths.append(overlay(image, content["maps"][index], path, title=title, fixations=fixations, box=box))
     return paths

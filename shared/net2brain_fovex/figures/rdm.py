@@ -14,7 +14,7 @@ _DPI = 150
 _MAX_TICK_LABELS = 40
 
 
-def rdm_heatmap(matrix: np.ndarray, title: str, path: Path, labels: list[str] | None = None) -> Path:
+def rdm_heatmap(matrix: np.ndarray, path: Path, *, title: str, labels: list[str] | None = None) -> Path:
     """Write a heat map of the square RDM `matrix` to the PNG `path` and return `path`."""
     matrix = np.asarray(matrix, dtype=float)
     n = _check_square(matrix)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from ..errors import OutputError
 
+__all__ = ["atomic_output", "check_output_dir", "make_output_dir", "check_new_output"]
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` when the block succeeds.

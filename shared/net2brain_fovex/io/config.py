@@ -29,9 +29,12 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from .atomic import atomic_output
 from .provenance import build_provenance, current_command
 from .provenance import plain as _plain
-from .atomic import atomic_output
+
+__all__ = ["PROVENANCE_MARKER", "normalise_key", "load_config", "write_resolved_config", "read_resolved_config",
+           "config_path_for", "record_options"]
 
 PROVENANCE_MARKER = "# --- provenance (comments: not options; shown by `net2brain info FILE`) ---"
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from ..errors import InputError
 from .provenance import ATTRIBUTE, SHARDS_ATTRIBUTE, parse_attr, plain
+
+__all__ = ["FORMATS", "describe", "sidecar_for"]
 
 FORMATS = "HDF5 (.h5), NIfTI (.nii, .nii.gz), CSV, PNG or a .config.yaml sidecar"
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".partial")

@@ -14,6 +14,10 @@ import h5py
 
 from ..errors import InputError
 
+__all__ = ["PARTIAL_SUFFIX", "ACTIVATIONS_KIND", "RDMS_KIND", "ATTRIBUTIONS_KIND", "EVALUATION_KIND",
+           "SEARCHLIGHT_SHARD_KIND", "SEARCHLIGHT_SHARD_NAME", "KINDS", "json_attr", "open_h5",
+           "unfinished_message", "read_stimuli"]
+
 PARTIAL_SUFFIX = ".partial"
 ROWS_DONE = "_rows_done"
 ACTIVATIONS_KIND = "activations"

@@ -67,6 +67,10 @@ from typing import Any
 
 from .. import __version__
 
+__all__ = ["PACKAGE", "ATTRIBUTE", "SHARDS_ATTRIBUTE", "files_sha256", "input_entries", "format_command_line",
+           "invocation", "command_scope", "current_command", "current_command_line", "build_provenance",
+           "provenance_attr", "to_json", "parse_attr", "plain"]
+
 PACKAGE = "net2brain-fovex"
 ATTRIBUTE = "provenance"
 SHARDS_ATTRIBUTE = "shard_provenance"
@@ -159,6 +163,7 @@ def current_command_line() -> str | None:
 
 
 def build_provenance(
+    *,
     config: dict | None = None,
     inputs: Iterable[tuple[str, str | Path]] | None = None,
     seed: int | None = None,

@@ -21,6 +21,8 @@ from ..errors import OutputError, ToolboxError
 from .atomic import METADATA_ROOM, check_room, output_error, reserve_space, write_failure
 from .hdf5 import PARTIAL_SUFFIX, ROWS_DONE
 
+__all__ = ["DatasetSpec", "RowWriter"]
+
 # Chunks of about this many bytes: a few rows of a large layer, many rows of a small one.
 _CHUNK_BYTES = 4 * 2**20
 

@@ -35,6 +35,9 @@ from .hdf5 import (
     unfinished_message,
 )
 
+__all__ = ["Shard", "parse_shard", "shard_outputs", "check_shards", "OutputPlan", "plan_output", "merge_rows",
+           "merge_activations", "merge_attributions", "MERGERS", "merge_shards", "shards_beside", "dataset_paths"]
+
 log = logging.getLogger(__name__)
 SHARD_ATTRS = ("shard_index", "shard_count", "items_total")
 _PATTERN = re.compile(r"^(?P<stem>.+)\.shard-(?P<index>\d+)-of-(?P<count>\d+)(?P<suffix>\.[^/]*)$")
@@ -389,7 +392,7 @@ def dataset_paths(group: h5py.Group) -> list[str]:
     """Every dataset below `group`, each group in its own order (creation order where it
     tracks it; `visititems` would sort them by name)."""
     paths = []
-    for name, node in group.items():
+    for node in group.values():
         if isinstance(node, h5py.Dataset):
             paths.append(node.name.lstrip("/"))
         else:

@@ -10,10 +10,11 @@ import numpy as np
 
 from .atomic import atomic_output
 
+__all__ = ["write_csv"]
+
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
     """Write rows as a CSV file atomically (floats with full precision, NaN as empty)."""
-    import csv
 
     def cell(value: Any) -> Any:
         if isinstance(value, float) and not np.isfinite(value):

@@ -23,6 +23,9 @@ from ..selection import TOP, parse_selection, select
 from .loading import LoadedModel, load_model
 from .sources import AUTO
 
+__all__ = ["LayerInfo", "first_tensor", "script_outputs", "capture", "run_layers", "probe", "list_layers",
+           "select_layers", "top_layers"]
+
 
 @dataclass(frozen=True)
 class LayerInfo:

@@ -18,6 +18,8 @@ from .preprocessing import check_overrides
 from .sources import AUTO, SOURCES, find_source
 from .weights import STATE_DICT_SUFFIXES, apply_state_dict, load_state_dict_file
 
+__all__ = ["WEIGHT_CHOICES", "TORCHSCRIPT_SUFFIXES", "LoadedModel", "load_model"]
+
 WEIGHT_CHOICES = ("pretrained", "random")
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
 

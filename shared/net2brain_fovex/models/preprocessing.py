@@ -17,6 +17,9 @@ from torchvision.transforms import functional as TF
 
 from ..errors import ConfigError
 
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MIN_IMAGE_SIZE", "Preprocessing", "check_overrides",
+           "from_torchvision", "from_timm"]
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MIN_IMAGE_SIZE = 8

@@ -19,6 +19,9 @@ import torch
 
 from ..errors import WeightsError
 
+__all__ = ["STATE_DICT_SUFFIXES", "offline", "load_state_dict_file", "apply_state_dict", "torchvision_pretrained",
+           "timm_pretrained"]
+
 STATE_DICT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
 
