@@ -13,7 +13,7 @@ The environment variable `NET2BRAIN_LOG_INTERVAL` / `FOVEX_LOG_INTERVAL` (named 
 the tool, like `NET2BRAIN_QUIET`) sets the longest time between two lines in seconds
 instead of `LOG_INTERVAL` (an `interval` given by the caller still wins); `0` logs a line
 after every step of the work (every batch), which job scripts and tests that watch a run
-use (tests/test_faults.py kills commands after a given line).
+use (tests/reliability/test_faults.py kills commands after a given line).
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ class TinyViT(nn.Module):
 
 class SlowCNN(TinyCNN):
     """TinyCNN that sleeps in every forward pass, so a test can kill it mid-run: 0.15 s, or
-    the seconds in the environment variable SLOW_CNN_SLEEP (tests/test_faults.py sets 0
+    the seconds in the environment variable SLOW_CNN_SLEEP (tests/reliability/test_faults.py sets 0
     for the runs it does not kill; the weights and outputs are TinyCNN's either way)."""
 
     def forward(self, x):

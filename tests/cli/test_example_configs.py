@@ -12,7 +12,7 @@ from net2brain_cli.rsa import rsa_command
 from net2brain_cli.searchlight import searchlight_command
 from net2brain_fovex.io.config import load_config
 
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 COMMANDS = {"models": cli.models_command, "layers": cli.layers_command, "extract": cli.extract_command, "demo": cli.demo_command,
             "rdm": rdm_command, "rsa": rsa_command, "searchlight": searchlight_command}
 

@@ -19,7 +19,7 @@ import pytest
 from net2brain_fovex.io.shards import dataset_paths
 from tests.conftest import TOY_MODELS
 
-PIPELINE = Path(__file__).parents[1] / "configs" / "pipeline"
+PIPELINE = Path(__file__).parents[2] / "configs" / "pipeline"
 MODEL = f"--model {TOY_MODELS}:tiny_cnn --weights random --image-size 32"
 COMMANDS = {"NET2BRAIN": f"{sys.executable} -m net2brain_cli", "FOVEX": f"{sys.executable} -m fovex_cli"}
 needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")

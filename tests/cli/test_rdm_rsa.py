@@ -11,8 +11,8 @@ from scipy.spatial.distance import pdist, squareform
 from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.rdm_files import read_rdm_file, write_rdms
 from net2brain_fovex.io.config import config_path_for
+from tests.brain.test_rdm import write_activations
 from tests.conftest import write_images
-from tests.test_rdm import write_activations
 
 RNG = np.random.default_rng(5)
 

@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests import bad_input
-from tests.bad_input import NOT_AS_ROOT, check_case, config, cut_tail, table
 from tests.conftest import factory, write_images
+from tests.reliability import bad_input
+from tests.reliability.bad_input import NOT_AS_ROOT, check_case, config, cut_tail, table
 
 FAST = ["--scanpath-length", 2, "--optimization-steps", 3, "--blur-filter-size", 5, "--blur-sigma", 2]
 FOVEX_OPTIONS = ("--scanpath-length", "--optimization-steps", "--blur-filter-size", "--blur-sigma")

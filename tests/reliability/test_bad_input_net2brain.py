@@ -42,9 +42,9 @@ import pytest
 
 from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.rdm_files import write_rdms
-from tests.bad_input import NOT_AS_ROOT, Accepted, Work, config, cut_tail, table, unreadable
-from tests.bad_input import check_case as _check
 from tests.conftest import factory, write_images
+from tests.reliability.bad_input import NOT_AS_ROOT, Accepted, Work, config, cut_tail, table, unreadable
+from tests.reliability.bad_input import check_case as _check
 
 MODEL = ["--model", factory("tiny_cnn"), "--weights", "random", "--image-size", 16]
 

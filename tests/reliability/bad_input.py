@@ -1,4 +1,4 @@
-"""The harness of the bad-input matrices (tests/test_bad_input_*.py): a case's workspace,
+"""The harness of the bad-input matrices (tests/reliability/test_bad_input_*.py): a case's workspace,
 its argument list, and the check of the command contract (README, "The command
 contract"): exit 2, exactly one line on stderr starting with "PROG: error:" and holding
 the expected fragments, no traceback, and nothing written or removed."""

@@ -20,7 +20,7 @@ import torch
 
 from tests.conftest import factory, write_images
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared", "net2brain_cli", "fovex_cli", "cli_common")
 
 
