@@ -1,5 +1,5 @@
 """`net2brain info FILE` / `fovex info FILE`: what one of our files holds and how it was
-made (`net2brain_fovex.io.describe`), as text on stdout or as one JSON object (`--json`)."""
+made (`net2brain_fovex.io.file_info`), as text on stdout or as one JSON object (`--json`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ import typer
 from cli_common.config_merge import with_config
 from cli_common.options import ConfigFile
 from cli_common.output import Json, print_json
-from net2brain_fovex.io.describe import FORMATS, describe
+from net2brain_fovex.io.file_info import FORMATS, describe
 from net2brain_fovex.io.provenance import plain
 
 

@@ -27,7 +27,7 @@ _EXPORTS = {
     "explain_to_file": "explain.attributions",
     "evaluate_to_file": "evaluate.evaluation",
     "merge_shards": "io.shards",
-    "describe": "io.describe",
+    "describe": "io.file_info",
 }
 __all__ = ["__version__", *_EXPORTS]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -30,7 +30,7 @@ from net2brain_fovex.evaluate.faithfulness import deletion_insertion
 from net2brain_fovex.evaluate.localisation import energy_in_box, pointing_game, points_in_boxes
 from net2brain_fovex.explain.attributions import explain_batch
 from net2brain_fovex.explain.base import Context
-from net2brain_fovex.explain.cam import target_layer
+from net2brain_fovex.explain.methods.cam import target_layer
 from net2brain_fovex.explain.registry import FovExParameters
 from net2brain_fovex.models.loading import load_model
 from net2brain_fovex.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD

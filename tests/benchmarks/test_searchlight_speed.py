@@ -57,7 +57,7 @@ import pytest
 import torch
 from scipy.spatial.distance import pdist, squareform
 
-from net2brain_fovex.brain.compare import upper_triangle
+from net2brain_fovex.brain.comparisons import upper_triangle
 from net2brain_fovex.brain.searchlight import SphereIndex, run_searchlight, searchlight_scores
 
 pytestmark = pytest.mark.benchmark

@@ -8,13 +8,13 @@ from scipy.optimize import nnls
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import pearsonr, spearmanr, ttest_1samp
 
-from net2brain_fovex.brain.compare import compare, compare_pairs, upper_triangle
-from net2brain_fovex.brain.noise_ceiling import noise_ceiling
+from net2brain_fovex.brain.comparisons import compare, compare_pairs, upper_triangle
+from net2brain_fovex.brain.noise_ceilings import noise_ceiling
 from net2brain_fovex.brain.parameters import RSAParameters
 from net2brain_fovex.brain.rdm_files import RDMSet, align_to_model, read_brain_rdms, read_model_rdms, write_rdms
 from net2brain_fovex.brain.rsa import rsa_roi, tidy_rows
 from net2brain_fovex.brain.statistics import correct
-from net2brain_fovex.brain.weighted_rsa import weighted_rsa
+from net2brain_fovex.brain.weighted import weighted_rsa
 from net2brain_fovex.errors import InputError, UnknownNameError
 
 RNG = np.random.default_rng(0)
@@ -265,7 +265,7 @@ def test_alignment_reorders_and_names_mismatches(brain_stack):
 def test_ranks_equal_scipy_with_ties():
     from scipy.stats import rankdata
 
-    from net2brain_fovex.brain.compare import ranks
+    from net2brain_fovex.brain.comparisons import ranks
 
     x = np.round(RNG.normal(size=(3, 4, 50)), 1)  # many ties
     np.testing.assert_array_equal(ranks(x), rankdata(x, axis=-1))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from net2brain_fovex.brain.compare import upper_triangle
+from net2brain_fovex.brain.comparisons import upper_triangle
 from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.rdm_files import read_model_rdms, write_rdms
 from net2brain_fovex.brain.searchlight import SphereIndex, run_searchlight, searchlight_scores

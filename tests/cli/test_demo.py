@@ -20,7 +20,7 @@ def test_shape_stimuli_are_seeded_and_distinct():
 def test_simulated_brain_rdms_are_noisy_copies():
     from scipy.stats import pearsonr
 
-    from net2brain_fovex.brain.compare import upper_triangle
+    from net2brain_fovex.brain.comparisons import upper_triangle
     from net2brain_fovex.demo.synthetic import simulate_brain_rdms
 
     rng = np.random.default_rng(0)

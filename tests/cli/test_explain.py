@@ -8,7 +8,7 @@ import torch
 
 from net2brain_fovex.explain.attributions import load_images, read_attributions
 from net2brain_fovex.explain.base import Context
-from net2brain_fovex.explain.fovex import fovex as fovex_maps
+from net2brain_fovex.explain.methods.fovex import fovex as fovex_maps
 from net2brain_fovex.explain.registry import FovExParameters
 from net2brain_fovex.extraction.stimuli import discover_stimuli
 from net2brain_fovex.models.loading import load_model
@@ -42,7 +42,7 @@ def test_fovex_file_layout_and_values(fovex, tmp_path, pictures):
     np.testing.assert_array_equal(content["targets"], probabilities.argmax(1).numpy())
     np.testing.assert_allclose(content["scores"], probabilities.max(1).values.detach().numpy(), rtol=1e-5)
     direct = fovex_maps(loaded.module, images, probabilities.argmax(1), Context(black=torch.zeros(3), seed=42),
-                        FovExParameters(scanpath_length=2, optimization_steps=3, blur_filter_size=5, blur_sigma=2.0))
+                        parameters=FovExParameters(scanpath_length=2, optimization_steps=3, blur_filter_size=5, blur_sigma=2.0))
     np.testing.assert_allclose(content["maps"], direct.maps.numpy(), atol=1e-5)
     assert sorted(p.name for p in overlays.iterdir()) == [f"img_{i}.png" for i in range(1, 6)]
 

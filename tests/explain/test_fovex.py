@@ -8,7 +8,7 @@ from torch import nn
 
 from net2brain_fovex.errors import ConfigError
 from net2brain_fovex.explain.base import Context
-from net2brain_fovex.explain.fovex import _fovea, foveate, fovex
+from net2brain_fovex.explain.methods.fovex import _fovea, foveate, fovex
 from net2brain_fovex.explain.registry import FovExParameters
 
 SMALL = dict(scanpath_length=3, optimization_steps=8, blur_filter_size=9, blur_sigma=3.0)
@@ -79,7 +79,7 @@ def test_fixation_gradient_against_finite_differences():
 def test_fixations_and_peak_land_in_the_deciding_region():
     torch.manual_seed(2)
     images = torch.randn(4, 3, 32, 32)
-    result = fovex(RegionModel(), images, torch.ones(4, dtype=torch.long), context(), FovExParameters(**SMALL))
+    result = fovex(RegionModel(), images, torch.ones(4, dtype=torch.long), context(), parameters=FovExParameters(**SMALL))
     assert result.maps.shape == (4, 32, 32) and result.fixations.shape == (4, 3, 2)
     assert result.maps.min() >= 0 and result.maps.max() <= 1
     first = result.fixations[:, 0]
@@ -95,20 +95,20 @@ def test_batch_equals_single_images_and_is_seeded():
     model = nn.Sequential(nn.Conv2d(3, 6, 5, padding=2), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 4))
     images = torch.randn(3, 3, 24, 24)
     targets = torch.tensor([0, 3, 1])
-    batch = fovex(model, images, targets, context(), FovExParameters(**SMALL))
+    batch = fovex(model, images, targets, context(), parameters=FovExParameters(**SMALL))
     for i in range(3):
-        alone = fovex(model, images[i:i + 1], targets[i:i + 1], context(), FovExParameters(**SMALL))
+        alone = fovex(model, images[i:i + 1], targets[i:i + 1], context(), parameters=FovExParameters(**SMALL))
         torch.testing.assert_close(alone.fixations[0], batch.fixations[i], atol=1e-5, rtol=0)
         torch.testing.assert_close(alone.maps[0], batch.maps[i], atol=1e-5, rtol=0)
-    again = fovex(model, images, targets, context(), FovExParameters(**SMALL))
+    again = fovex(model, images, targets, context(), parameters=FovExParameters(**SMALL))
     assert torch.equal(again.fixations, batch.fixations)
-    other = fovex(model, images, targets, context(seed=7), FovExParameters(**SMALL))
+    other = fovex(model, images, targets, context(seed=7), parameters=FovExParameters(**SMALL))
     assert not torch.equal(other.fixations, batch.fixations)
 
 
 def test_model_is_left_as_it_was():
     model = RegionModel().train()
-    fovex(model, torch.randn(1, 3, 32, 32), torch.ones(1, dtype=torch.long), context(), FovExParameters(**SMALL))
+    fovex(model, torch.randn(1, 3, 32, 32), torch.ones(1, dtype=torch.long), context(), parameters=FovExParameters(**SMALL))
     assert model.training and model.scale.requires_grad and model.scale.grad is None
 
 
@@ -116,8 +116,8 @@ def test_patience_saves_passes_and_keeps_the_answer():
     torch.manual_seed(4)
     images = torch.randn(4, 3, 32, 32)
     full, patient = RegionModel(), RegionModel()
-    a = fovex(full, images, torch.ones(4, dtype=torch.long), context(), FovExParameters(**{**SMALL, "optimization_steps": 20}))
-    b = fovex(patient, images, torch.ones(4, dtype=torch.long), context(), FovExParameters(**{**SMALL, "optimization_steps": 20, "patience": 3}))
+    a = fovex(full, images, torch.ones(4, dtype=torch.long), context(), parameters=FovExParameters(**{**SMALL, "optimization_steps": 20}))
+    b = fovex(patient, images, torch.ones(4, dtype=torch.long), context(), parameters=FovExParameters(**{**SMALL, "optimization_steps": 20, "patience": 3}))
     assert full.calls == 3 * 20 and patient.calls < full.calls / 2
     assert (a.maps.flatten(1).argmax(1) == b.maps.flatten(1).argmax(1)).all()
 
@@ -126,13 +126,13 @@ def test_vision_transformer_runs():
     from tests.toy_models import TinyViT
 
     torch.manual_seed(5)
-    result = fovex(TinyViT().eval(), torch.randn(2, 3, 32, 32), torch.tensor([0, 2]), context(), FovExParameters(**SMALL))
+    result = fovex(TinyViT().eval(), torch.randn(2, 3, 32, 32), torch.tensor([0, 2]), context(), parameters=FovExParameters(**SMALL))
     assert result.maps.shape == (2, 32, 32) and torch.isfinite(result.maps).all()
 
 
 def test_heatmap_is_the_normalised_sum_of_gaussians():
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 2))
-    result = fovex(model, torch.randn(1, 3, 16, 16), torch.tensor([1]), context(), FovExParameters(**SMALL))
+    result = fovex(model, torch.randn(1, 3, 16, 16), torch.tensor([1]), context(), parameters=FovExParameters(**SMALL))
     points = result.fixations[0] / 15 * 2 - 1
     heat = _fovea(grid_of(16, 16), points, sigma=0.15).sum(dim=0)
     expected = (heat - heat.min()) / (heat.max() - heat.min())

@@ -9,12 +9,12 @@ from torch import nn
 
 from net2brain_fovex.errors import ConfigError, ModelError, UnknownNameError
 from net2brain_fovex.explain.base import Context
-from net2brain_fovex.explain.cam import target_layer
-from net2brain_fovex.explain.gradcam import gradcam
-from net2brain_fovex.explain.gradcam_plus_plus import gradcam_plus_plus
-from net2brain_fovex.explain.random_cam import random_cam
+from net2brain_fovex.explain.methods.cam import target_layer
+from net2brain_fovex.explain.methods.gradcam import gradcam
+from net2brain_fovex.explain.methods.gradcam_plus_plus import gradcam_plus_plus
+from net2brain_fovex.explain.methods.random_cam import random_cam
+from net2brain_fovex.explain.methods.rise import rise, rise_masks
 from net2brain_fovex.explain.registry import CAMParameters, RISEParameters
-from net2brain_fovex.explain.rise import rise, rise_masks
 
 SIZE = 16
 BLACK = torch.tensor([-2.0, -1.9, -1.8])
@@ -94,7 +94,7 @@ CAMS = {"gradcam": gradcam, "gradcam++": gradcam_plus_plus, "random": random_cam
 
 
 def fast_rise(model, images, targets, context, **parameters):
-    return rise(model, images, targets, context, RISEParameters(**{"masks": 60, "grid": 4, "mask_batch": 25, **parameters}))
+    return rise(model, images, targets, context, parameters=RISEParameters(**{"masks": 60, "grid": 4, "mask_batch": 25, **parameters}))
 
 
 METHODS = {**CAMS, "rise": fast_rise}
@@ -173,7 +173,7 @@ def test_cams_match_literal_implementation(kind, plus_plus):
     model = build()
     images, targets = batch()
     method = gradcam_plus_plus if plus_plus else gradcam
-    maps = method(model, images, targets, context(prefix), CAMParameters(layer=layer)).maps
+    maps = method(model, images, targets, context(prefix), parameters=CAMParameters(layer=layer)).maps
     expected = literal_cam(model, images, targets, layer, prefix, plus_plus)
     assert (maps.amax(dim=(1, 2)) == 1).any(), "every map is blank: the comparison would be vacuous"
     np.testing.assert_allclose(maps.numpy(), expected, atol=1e-5)
@@ -182,7 +182,7 @@ def test_cams_match_literal_implementation(kind, plus_plus):
 def test_rise_matches_literal_loop():
     model = cnn()
     images, targets = batch(2)
-    maps = rise(model, images, targets, context(seed=3), RISEParameters(masks=40, grid=3, p_keep=0.4, mask_batch=7)).maps
+    maps = rise(model, images, targets, context(seed=3), parameters=RISEParameters(masks=40, grid=3, p_keep=0.4, mask_batch=7)).maps
     np.testing.assert_allclose(maps.numpy(), literal_rise(model, images, targets, 40, 3, 0.4, seed=3), atol=1e-5)
 
 
@@ -257,13 +257,13 @@ def test_default_layer(kind):
 def test_vit_last_block_gives_blank_maps_hence_the_default():
     # the head reads the class token only: past the last attention, patch tokens carry no gradient
     images, targets = batch()
-    assert gradcam(vit(), images, targets, context(1), CAMParameters(layer="blocks.1")).maps.abs().max() == 0
+    assert gradcam(vit(), images, targets, context(1), parameters=CAMParameters(layer="blocks.1")).maps.abs().max() == 0
 
 
 def test_unknown_layer_names_the_closest():
     images, targets = batch()
     with pytest.raises(UnknownNameError, match=r"unknown layer 'relu3'; closest: relu"):
-        gradcam(cnn(), images, targets, context(), CAMParameters(layer="relu3"))
+        gradcam(cnn(), images, targets, context(), parameters=CAMParameters(layer="relu3"))
 
 
 @pytest.mark.parametrize(("layer", "message"), [
@@ -275,7 +275,7 @@ def test_unknown_layer_names_the_closest():
 def test_layer_without_a_spatial_output_is_refused(method, layer, message):
     images, targets = batch()
     with pytest.raises(ModelError, match=message):
-        method(cnn(), images, targets, context(), CAMParameters(layer=layer))
+        method(cnn(), images, targets, context(), parameters=CAMParameters(layer=layer))
 
 
 def test_model_without_spatial_layers_is_refused():
@@ -287,7 +287,7 @@ def test_model_without_spatial_layers_is_refused():
 def test_rise_parameters_are_checked():
     images, targets = batch()
     with pytest.raises(ConfigError, match=r"invalid RISE parameter `p_keep`: p_keep = 0 is out of range; expected in \(0, 1\]"):
-        rise(cnn(), images, targets, context(), RISEParameters(masks=10, p_keep=0))
+        rise(cnn(), images, targets, context(), parameters=RISEParameters(masks=10, p_keep=0))
 
 
 # ------------------------------------------------------------------ planted ground truth
@@ -297,7 +297,7 @@ def test_maps_peak_in_the_region_the_logit_reads(name):
     region[2:7, 9:15] = 1
     images = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2)) + 0.5
     targets = torch.tensor([1, 1])
-    method = METHODS[name] if name != "rise" else lambda *a: rise(*a, RISEParameters(masks=500, grid=4))
+    method = METHODS[name] if name != "rise" else lambda *a: rise(*a, parameters=RISEParameters(masks=500, grid=4))
     maps = method(Planted(region), images, targets, context()).maps
     inside = region.bool()
     for m in maps:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from net2brain_fovex.brain.compare import compare, compare_pairs, upper_triangle
+from net2brain_fovex.brain.comparisons import compare, compare_pairs, upper_triangle
 from net2brain_fovex.brain.parameters import RSAParameters
 from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.rsa import rsa_roi

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
-from .compare import ranks as ranks_of
+from .comparisons import ranks as ranks_of
 from .registry import PRECISIONS, RDM_METRICS
 
 __all__ = ["compute_rdm", "compute_rdms", "rdm_from_chunks", "TORCH_DTYPES"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["npz_rdms", "mat_rdms", "mat_struct_entries", "square_rdm"]
+__all__ = ["npz_rdms", "mat_rdms", "mat_struct_entries", "square_rdm", "load_mat"]
 
 
 def npz_rdms(path: Path) -> np.ndarray:
@@ -38,18 +38,30 @@ def npz_rdms(path: Path) -> np.ndarray:
     return array.astype(float)
 
 
-def _load_mat(path: Path) -> dict:
+def load_mat(path: Path, *, structs: bool = True, what: str = "MATLAB file") -> dict:
+    """The variables of a MATLAB file, `InputError` when it cannot be read.
+
+    Parameters
+    ----------
+    path : path
+    structs : bool, default True
+        Struct arrays as objects with attributes and singleton axes squeezed (RDM
+        structs); False: plain arrays as MATLAB stores them.
+    """
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
-        content = loadmat(str(path), squeeze_me=True, struct_as_record=False)
-    except (ValueError, TypeError, OSError, NotImplementedError) as error:
-        raise InputError(f"cannot read MATLAB file {path}: {error}") from None
+        content = loadmat(str(path), squeeze_me=structs, struct_as_record=not structs)
+    except (MatReadError, ValueError, TypeError, OSError, NotImplementedError) as error:
+        # NotImplementedError: a MATLAB v7.3 file (HDF5 inside), which scipy does not read
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"cannot read {what} {path}: {reason}") from None
     return {k: v for k, v in content.items() if not k.startswith("__")}
 
 
 def mat_struct_entries(path: Path) -> list:
-    for value in _load_mat(path).values():
+    for value in load_mat(path).values():
         if isinstance(value, np.ndarray) and value.dtype == object:
             entries = [e for e in value.ravel() if hasattr(e, "RDM")]
             if entries:
@@ -60,7 +72,7 @@ def mat_struct_entries(path: Path) -> list:
 
 
 def mat_rdms(path: Path) -> np.ndarray:
-    for value in _load_mat(path).values():
+    for value in load_mat(path).values():
         if isinstance(value, np.ndarray) and value.dtype == object and value.size and hasattr(value.flat[0], "RDM"):
             rdms = np.array([[square_rdm(np.asarray(e.RDM, dtype=float), path) for e in np.atleast_1d(row)]
                              for row in (value if value.ndim == 2 else value[:, None])])

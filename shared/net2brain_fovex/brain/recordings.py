@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -99,9 +100,11 @@ def load_responses(path: Path, key: str | None = None) -> np.ndarray:
             raise InputError(f"response file {path}: unsupported type; use {', '.join(RESPONSE_SUFFIXES)}")
     except InputError:
         raise
-    except (ValueError, OSError, EOFError) as error:
+    except (ValueError, OSError, EOFError, NotImplementedError, zipfile.BadZipFile) as error:
+        # scipy's MatReadError is a ValueError; a MATLAB v7.3 file is NotImplementedError; a cut .npz BadZipFile
         hint = "; save plain numeric arrays (pickled objects are refused)" if "allow_pickle" in str(error) else ""
-        raise InputError(f"cannot read response file {path}: {str(error).splitlines()[0]}{hint}") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"cannot read response file {path}: {reason}{hint}") from None
     array = np.asarray(array)
     if array.dtype.kind not in "fiu" or array.ndim not in (2, 3):
         raise InputError(
@@ -114,9 +117,9 @@ def load_responses(path: Path, key: str | None = None) -> np.ndarray:
 
 
 def _mat_array(path: Path, key: str | None) -> np.ndarray:
-    from scipy.io import loadmat
+    from .rdm_formats import load_mat
 
-    content = {k: v for k, v in loadmat(str(path)).items() if not k.startswith("__")}
+    content = load_mat(path, structs=False, what="response file")
     if key is not None:
         if key not in content:
             raise InputError(f"{path} has no variable {key!r}; it holds {', '.join(content)}")

@@ -30,11 +30,11 @@ from ..io.atomic import check_new_output
 from ..io.config import record_options
 from ..io.tables import write_csv
 from ..selection import ALL
-from .compare import compare, upper_triangle
-from .noise_ceiling import noise_ceiling
+from .comparisons import compare, upper_triangle
+from .noise_ceilings import noise_ceiling
 from .parameters import RSAParameters
 from .statistics import correct, one_sample_t
-from .weighted_rsa import WeightedResult, weighted_rsa
+from .weighted import WeightedResult, weighted_rsa
 
 __all__ = ["ROIResult", "RSAResult", "rsa_roi", "bootstrap_ci", "rsa_to_file", "tidy_rows", "weight_rows",
            "RESULT_COLUMNS"]

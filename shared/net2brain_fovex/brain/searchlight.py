@@ -40,8 +40,8 @@ import torch
 
 from ..checks import at_least, positive
 from ..errors import ConfigError, InputError
-from .compare import compare as compare_vectors
-from .compare import ranks, upper_triangle
+from .comparisons import compare as compare_vectors
+from .comparisons import ranks, upper_triangle
 from .parameters import SearchlightParameters
 from .rdm import TORCH_DTYPES
 from .registry import COMPARISONS, PRECISIONS, SEARCHLIGHT_METRICS

@@ -268,7 +268,7 @@ def explain_to_file(
 def _cam_layer(loaded: LoadedModel, layer: str | None, size: int) -> str:
     """The given CAM layer, checked, or `target_layer`'s choice, made once per run (it
     costs a forward and backward pass) and recorded."""
-    from .cam import LAYER_HINT, target_layer
+    from .methods.cam import LAYER_HINT, target_layer
 
     if layer is None:
         return target_layer(loaded.module, (1, 3, size, size), loaded.prefix_tokens)

@@ -114,7 +114,7 @@ class Method:
     parameters : type
         Its frozen parameters dataclass.
     function : str
-        `module:attribute` of its function below `net2brain_fovex.explain`.
+        `module:attribute` of its function below `net2brain_fovex.explain.methods`.
     layer : bool
         It reads one layer (`parameters.layer`), chosen once per run when not given.
     fixations : bool
@@ -131,7 +131,7 @@ class Method:
     def load(self) -> Callable:
         """The method's function (its module is imported on first use)."""
         module, _, attribute = self.function.partition(":")
-        return getattr(importlib.import_module(f"net2brain_fovex.explain.{module}"), attribute)
+        return getattr(importlib.import_module(f"net2brain_fovex.explain.methods.{module}"), attribute)
 
 
 METHODS: Registry[Method] = Registry("method", [

@@ -26,7 +26,7 @@ _EXPORTS = {
     "read_resolved_config": "config",
     "config_path_for": "config",
     "record_options": "config",
-    "describe": "describe",
+    "describe": "file_info",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

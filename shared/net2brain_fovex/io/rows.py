@@ -136,8 +136,8 @@ class RowWriter:
             group = file[folder] if folder else file
             row_bytes = int(np.prod(spec.shape, dtype=np.int64)) * np.dtype(spec.dtype).itemsize
             rows = _chunk_rows(row_bytes, self.batch_rows, self.n)
-            dataset = group.create_dataset(
-                name, shape=(self.n, *spec.shape), dtype=spec.dtype, chunks=(rows, *spec.shape),
+            dataset = group.create_dataset(  # no rows (an empty shard): nothing to chunk
+                name, shape=(self.n, *spec.shape), dtype=spec.dtype, chunks=(rows, *spec.shape) if self.n else None,
                 dcpl=_early(), fill_time="never",
             )
             for key, value in spec.attrs.items():

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import gaussian_blur
 
-from .base import Attribution, Context, frozen, logits_of, normalise_maps
-from .registry import FovExParameters
+from ..base import Attribution, Context, frozen, logits_of, normalise_maps
+from ..registry import FovExParameters
 
 __all__ = ["fovex", "foveate"]
 
@@ -42,6 +42,7 @@ def fovex(
     images: torch.Tensor,
     targets: torch.Tensor,
     context: Context,
+    *,
     parameters: FovExParameters | None = None,
 ) -> Attribution:
     """FovEx maps (B, H, W) and fixations (B, scanpath_length, 2) in pixels (row, col).

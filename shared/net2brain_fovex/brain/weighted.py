@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from .compare import compare_pairs, upper_triangle
-from .noise_ceiling import noise_ceiling
+from .comparisons import compare_pairs, upper_triangle
+from .noise_ceilings import noise_ceiling
 from .parameters import RSAParameters
 from .statistics import one_sample_t
 

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Attribution, Context, check_batch, frozen, logits_of, normalise_maps
-from .registry import RISEParameters
+from ..base import Attribution, Context, check_batch, frozen, logits_of, normalise_maps
+from ..registry import RISEParameters
 
 __all__ = ["rise", "rise_masks"]
 
@@ -30,6 +30,7 @@ def rise(
     images: torch.Tensor,
     targets: torch.Tensor,
     context: Context,
+    *,
     parameters: RISEParameters | None = None,
 ) -> Attribution:
     """RISE saliency maps (Petsiuk et al., BMVC 2018).

@@ -5,15 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Attribution, Context, check_batch, frozen
+from ..base import Attribution, Context, check_batch, frozen
+from ..registry import CAMParameters
 from .cam import as_maps, layer_output, weighted_maps
-from .registry import CAMParameters
 
 __all__ = ["random_cam"]
 
 
 def random_cam(
     model: nn.Module, images: torch.Tensor, targets: torch.Tensor, context: Context,
+    *,
     parameters: CAMParameters | None = None,
 ) -> Attribution:
     """Random-CAM maps: the FovEx paper's baseline (Panda et al., IJCV 2025, arXiv

@@ -5,15 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Attribution, Context
+from ..base import Attribution, Context
+from ..registry import CAMParameters
 from .cam import activations_and_gradients, weighted_maps
-from .registry import CAMParameters
 
 __all__ = ["gradcam"]
 
 
 def gradcam(
     model: nn.Module, images: torch.Tensor, targets: torch.Tensor, context: Context,
+    *,
     parameters: CAMParameters | None = None,
 ) -> Attribution:
     """Grad-CAM maps (Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelError, unknown_name
-from ..models.layers import capture
-from .base import Attribution, Context, check_batch, frozen, logits_of, normalise_maps
+from ...errors import ModelError, unknown_name
+from ...models.layers import capture
+from ..base import Attribution, Context, check_batch, frozen, logits_of, normalise_maps
 
 __all__ = ["LAYER_HINT", "target_layer"]
 

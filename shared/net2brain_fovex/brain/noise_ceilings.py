@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compare import compare_pairs, prepare
+from .comparisons import compare_pairs, prepare
 
 __all__ = ["noise_ceiling"]
 
