@@ -109,3 +109,10 @@ def test_the_cli_shows_the_warning_as_one_line(net2brain, tmp_path):
     assert len(warning) == 1 and "constant" in warning[0] and "rdm.py" not in result.err
     with h5py.File(tmp_path / "rdms.h5") as file:
         assert np.isnan(file["rdms/fc"][2, 0]) and np.isfinite(file["rdms/fc"][0, 1])
+
+
+def test_kendall_orders_values_closer_than_float32_resolution():
+    """Differences below float32's resolution are orderings, not ties (tau-a 1, not less)."""
+    m = 50
+    close = 1.0 + np.arange(m) * 1e-9  # all equal in float32
+    assert compare(close[None], np.arange(m, dtype=float)[None], "kendall")[0, 0] == pytest.approx(1.0)

@@ -25,7 +25,29 @@ def upper_triangle(rdms: np.ndarray) -> np.ndarray:
 
 
 def compare(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarray:
-    """All pairs: a (A, m) against b (B, m) -> (A, B) correlations."""
+    """All pairs: a (A, m) against b (B, m) -> (A, B) correlations.
+
+    Parameters
+    ----------
+    a, b : array (A, m) and (B, m)
+        RDM vectors (`upper_triangle`), one per row, all of the same length m; a 1D vector
+        is one row.
+    method : str, default "spearman"
+        A name of `COMPARISONS`: Spearman's rho, Pearson's r or Kendall's tau-a. `kendall`
+        takes O(A B m^2) work and compares the values in float32 (values closer than its
+        resolution count as ties).
+
+    Returns
+    -------
+    ndarray (A, B) float64
+        Entry (i, j) compares a[i] with b[j]; NaN where either vector is constant (with a
+        RuntimeWarning).
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown `method`.
+    """
     COMPARISONS.check(method)
     a, b = np.atleast_2d(a).astype(float), np.atleast_2d(b).astype(float)
     if method == "kendall":
@@ -34,7 +56,26 @@ def compare(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarra
 
 
 def compare_pairs(a: np.ndarray, b: np.ndarray, method: str = "spearman") -> np.ndarray:
-    """Row by row: a (K, m) against b (K, m) -> (K,) correlations."""
+    """Row by row: a (K, m) against b (K, m) -> (K,) correlations.
+
+    Parameters
+    ----------
+    a, b : array (K, m)
+        RDM vectors (`upper_triangle`), row k of `a` compared with row k of `b`; a 1D
+        vector is one row.
+    method : str, default "spearman"
+        A name of `COMPARISONS` (as for `compare`).
+
+    Returns
+    -------
+    ndarray (K,) float64
+        NaN where either vector of a pair is constant (with a RuntimeWarning).
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown `method`.
+    """
     COMPARISONS.check(method)
     a, b = np.atleast_2d(a).astype(float), np.atleast_2d(b).astype(float)
     if method == "kendall":
@@ -133,10 +174,13 @@ def _kendall_tau_a(a: np.ndarray, b: np.ndarray, block: int = 256) -> np.ndarray
     import torch
 
     m = a.shape[1]
-    ta, tb = torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
+    # differences in float64 (values closer than float32's resolution are not ties); the signs
+    # (-1, 0, 1) multiply in float32, exact while a block's sum stays below 2^24
+    block = max(1, min(block, 2**24 // max(m, 1)))
+    ta, tb = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
     total = torch.zeros(len(a), len(b), dtype=torch.float64)
     for start in range(0, m, block):
-        sa = torch.sign(ta[:, start:start + block, None] - ta[:, None, :]).reshape(len(a), -1)
-        sb = torch.sign(tb[:, start:start + block, None] - tb[:, None, :]).reshape(len(b), -1)
-        total += (sa @ sb.T).double()  # block sums stay below 2^24: exact in float32
+        sa = torch.sign(ta[:, start:start + block, None] - ta[:, None, :]).float().reshape(len(a), -1)
+        sb = torch.sign(tb[:, start:start + block, None] - tb[:, None, :]).float().reshape(len(b), -1)
+        total += (sa @ sb.T).double()
     return (total / (m * (m - 1))).numpy()

@@ -82,7 +82,30 @@ class Volume:
 
 def load_volume(path: Path, *, stimuli: int, order: np.ndarray | None = None, reference=None) -> Volume:
     """A 4D response volume with one volume per stimulus (reordered by `order`), on the
-    grid of `reference` when given."""
+    grid of `reference` when given.
+
+    Parameters
+    ----------
+    path : path
+        A 4D NIfTI file.
+    stimuli : int
+        The number of volumes it must hold.
+    order : array of int, optional
+        Volume indices: volume `order[i]` becomes stimulus i.
+    reference : nibabel image, optional
+        An image whose grid (shape of the first three axes, affine) the volume must share.
+
+    Returns
+    -------
+    Volume
+        With the data as float32 (X, Y, Z, stimuli).
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, not 4D, another number of volumes than `stimuli`, or
+        another grid than `reference`.
+    """
     image = load_nifti(path, "response volume")
     check_dimensions(image, 4, f"response volume {path}")
     if image.shape[3] != stimuli:
@@ -96,7 +119,25 @@ def load_volume(path: Path, *, stimuli: int, order: np.ndarray | None = None, re
 
 
 def load_mask(path: Path, reference) -> np.ndarray:
-    """A 3D mask (non-zero inside) on the grid of `reference`."""
+    """A 3D mask (non-zero inside) on the grid of `reference`.
+
+    Parameters
+    ----------
+    path : path
+        A 3D NIfTI file.
+    reference : nibabel image
+        The image whose grid (shape of the first three axes, affine) the mask must share.
+
+    Returns
+    -------
+    ndarray (X, Y, Z) bool
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, not 3D, another grid than `reference`, or no voxel
+        inside.
+    """
     image = load_nifti(path, "mask")
     check_dimensions(image, 3, f"mask {path}")
     check_same_grid(image, reference, what=f"mask {path}", reference_what=f"{reference.get_filename()}")
@@ -119,7 +160,31 @@ def usable_voxels(data: np.ndarray) -> np.ndarray:
 
 def save_map(values: np.ndarray, mask: np.ndarray, path: Path, *, reference) -> Path:
     """A 3D float32 map: `values` at the mask voxels (C order), NaN elsewhere; the
-    reference's affine and header (with its data type and dimensions set for 3D)."""
+    reference's affine and header (with its data type and dimensions set for 3D).
+
+    The header's scaling (`scl_slope`, `scl_inter`) is unset, so values are stored as they
+    are. The file is written atomically; an existing one is replaced.
+
+    Parameters
+    ----------
+    values : array (k,)
+        One value per mask voxel, k = `mask.sum()`.
+    mask : array (X, Y, Z) bool
+    path : path
+        The NIfTI file to write (`.nii` or `.nii.gz`); its folder must exist.
+    reference : nibabel image
+        Gives the affine and the header.
+
+    Returns
+    -------
+    Path
+        `path`.
+
+    Raises
+    ------
+    OutputError
+        The folder is missing or not writable, or the write fails.
+    """
     import nibabel as nib
 
     volume = np.full(mask.shape, np.nan, dtype=np.float32)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .comparisons import compare_pairs, prepare
+from .registry import COMPARISONS
 
 __all__ = ["noise_ceiling"]
 
@@ -19,7 +20,23 @@ def noise_ceiling(vectors: np.ndarray, method: str, squared: bool) -> tuple[np.n
     Lower: each subject against the mean of the other subjects; upper: against the mean
     of all; squared when the scores are; averaged over subjects. Returns arrays of shape
     [time] (scalars for untimed data); the lower ceiling is NaN for a single subject.
+
+    Parameters
+    ----------
+    vectors : array (subjects, m) or (subjects, time, m)
+        Each subject's brain RDM vectors (`upper_triangle`); at each time point a subject
+        is compared with the mean at that time point.
+    method : str
+        A name of `COMPARISONS`, as the scores use.
+    squared : bool
+        Square each subject's correlation before the mean over subjects.
+
+    Returns
+    -------
+    lower, upper : float or ndarray (time,)
+        Numpy scalars for (subjects, m) input.
     """
+    COMPARISONS.check(method)
     subjects = vectors.shape[0]
     flat = vectors.reshape(subjects, -1, vectors.shape[-1])  # (S, T, m)
     mean_all = flat.mean(axis=0)  # (T, m)

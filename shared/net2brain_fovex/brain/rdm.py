@@ -78,7 +78,37 @@ def compute_rdms(
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """A batch of RDMs: patterns (b, n, p) -> (b, n, n), one RDM per leading index
-    (options as `compute_rdm`)."""
+    (options as `compute_rdm`).
+
+    The whole batch is one chunk in memory (`rdm_from_chunks` streams larger patterns).
+
+    Parameters
+    ----------
+    patterns : array or tensor (b, n, p)
+        `b` sets of `n` stimuli with `p` features each.
+    metric : str, default "correlation"
+        A name of `RDM_METRICS` (formulas: the module docstring).
+    standardize : bool, default False
+        z-score every feature across the stimuli of its set first.
+    precision : {"single", "double"}
+        float32 or float64 arithmetic.
+    device : str or torch.device
+        Where the products are computed; the result comes back to the CPU.
+
+    Returns
+    -------
+    ndarray (b, n, n)
+        float32 or float64 as `precision`; each RDM symmetric with a zero diagonal (NaN where
+        undefined: a constant pattern under `correlation`, `cosine` or `spearman`, with a
+        RuntimeWarning).
+
+    Raises
+    ------
+    InputError
+        `patterns` not 3D, fewer than 2 stimuli, or NaN or infinite values.
+    UnknownNameError
+        An unknown `metric` or `precision`.
+    """
     patterns = torch.as_tensor(patterns)
     if patterns.ndim != 3:
         raise InputError(f"patterns for a batch of RDMs must be (batch, stimuli, features), got shape {tuple(patterns.shape)}")

@@ -54,7 +54,35 @@ def write_rdms(
 ) -> Path:
     """Write an RDM file atomically: `/stimuli`, `/rdms/<name>` in the given order; root
     attributes `kind`, `metric`, `attrs` and `provenance` (`net2brain_fovex.io.provenance`, built for
-    the running command unless `attrs` has one)."""
+    the running command unless `attrs` has one).
+
+    Every RDM dataset also gets the attribute `metric`. The RDMs are written as given (not
+    validated), and an existing file at `path` is replaced without a check: callers check
+    first (`check_new_output`).
+
+    Parameters
+    ----------
+    path : path
+        The HDF5 file to write; its folder must exist.
+    stimuli : sequence of str
+        The stimulus ids, in the order of the RDMs' rows.
+    rdms : mapping of str to array
+        One RDM or stack of RDMs per name: (n, n), (subjects, n, n) or (subjects, time, n, n).
+    metric : str
+        The RDM metric, recorded as an attribute (free text, such as `simulated`).
+    attrs : mapping, optional
+        Further root attributes, of values h5py can store (not None).
+
+    Returns
+    -------
+    Path
+        `path`.
+
+    Raises
+    ------
+    OutputError
+        The folder is missing or not writable, or the write fails (a full disk).
+    """
     from ..io.provenance import provenance_attr
 
     path = Path(path)

@@ -78,7 +78,30 @@ def roi_patterns(betas_path: Path, mask_paths: list[Path]) -> dict[str, np.ndarr
 
 
 def load_responses(path: Path, key: str | None = None) -> np.ndarray:
-    """A subject's responses (stimuli, channels) or (stimuli, channels, time)."""
+    """A subject's responses (stimuli, channels) or (stimuli, channels, time).
+
+    The formats (the module docstring): `.npy`; `.npz` (the array `key`, or the first);
+    `.mat` (the variable `key`, or the first numeric array of 2 or 3 dimensions); `.h5` /
+    `.hdf5` (the dataset `key`, or the only dataset). Pickled objects are refused.
+
+    Parameters
+    ----------
+    path : path
+        The response file.
+    key : str, optional
+        The array, variable or dataset to read (not used for `.npy`).
+
+    Returns
+    -------
+    ndarray (stimuli, channels) or (stimuli, channels, time)
+        float64 when stored as float64, else float32 (integers included).
+
+    Raises
+    ------
+    InputError
+        A missing, unreadable or unsupported file, no array `key`, or values that are not
+        finite numbers in 2 or 3 dimensions.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"response file {path} does not exist")
@@ -150,7 +173,37 @@ def fmri_rdms(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """{roi: (subjects, n, n)}: one RDM per subject and ROI mask (`parameters`: the
-    metric, standardisation and precision; default the defaults)."""
+    metric, standardisation and precision; default the defaults).
+
+    Every header is checked before any work (`check_betas`). Voxels with a non-finite value
+    for any stimulus are left out of a subject's ROI (logged). Each ROI's patterns are held
+    in memory whole: `parameters.memory` is not used.
+
+    Parameters
+    ----------
+    betas : sequence of path
+        One 4D NIfTI per subject, one volume per stimulus, in stimulus order.
+    masks : sequence of path
+        3D ROI masks on the volumes' grid (non-zero inside); each ROI is named after its
+        file (`V1.nii.gz` -> `V1`).
+    parameters : RDMParameters, optional
+    device : str, default "cpu"
+        Where the RDMs are computed.
+    progress : callable (done, total), optional
+        Called after each subject.
+
+    Returns
+    -------
+    dict of str to ndarray (subjects, n, n)
+        In the order of `masks`.
+
+    Raises
+    ------
+    InputError
+        No volume or no mask, two masks of one name, a volume that is not 4D or holds
+        another number of volumes than the first, a mask that is not 3D, on another grid or
+        without a usable voxel, or a file that cannot be read.
+    """
     from .rdm import compute_rdm
 
     p = parameters or RDMParameters()
@@ -175,7 +228,33 @@ def response_rdms(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """(subjects, n, n), or (subjects, time, n, n) for (stimuli, channels, time)
-    responses (`parameters` as for `fmri_rdms`)."""
+    responses (`parameters` as for `fmri_rdms`).
+
+    Parameters
+    ----------
+    files : sequence of path
+        One response file per subject (`load_responses`), at least one, all with the same
+        numbers of stimuli, dimensions and time points.
+    key : str, optional
+        The array inside each file (`load_responses`).
+    parameters : RDMParameters, optional
+        The metric, standardisation and precision (default: the defaults).
+    device : str, default "cpu"
+        Where the RDMs are computed.
+    progress : callable (done, total), optional
+        Called after each subject.
+
+    Returns
+    -------
+    ndarray (subjects, n, n) or (subjects, time, n, n)
+        One RDM per subject (and time point) over the channels.
+
+    Raises
+    ------
+    InputError
+        A file that cannot be read (`load_responses`), or one with another number of
+        stimuli or of dimensions than the first.
+    """
     from .rdm import compute_rdms
 
     p = parameters or RDMParameters()

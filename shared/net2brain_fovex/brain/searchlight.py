@@ -349,7 +349,35 @@ def precomputed_scores(
     batch_size: int = 4096,
 ) -> np.ndarray:
     """Net2Brain's precomputed searchlight RDMs (searchlights, subjects, n, n) against
-    the model RDMs (`compare`: a name of `COMPARISONS`): (subjects, layers, searchlights)."""
+    the model RDMs (`compare`: a name of `COMPARISONS`): (subjects, layers, searchlights).
+
+    The upper triangles are compared in float64, `batch_size` searchlights at a time.
+
+    Parameters
+    ----------
+    rdms : array (searchlights, subjects, n, n)
+        Square, symmetric and finite RDMs of at least 3 stimuli (checked, `validate_rdms`).
+    model_rdms : dict of str to array (n, n)
+        One RDM per layer, in the order of the result's layers. They are not validated; only
+        the first one's number of stimuli is checked.
+    compare : str, default "spearman"
+        A name of `COMPARISONS`.
+    batch_size : int, default 4096
+        Searchlights compared at a time (bounds the memory).
+
+    Returns
+    -------
+    ndarray (subjects, layers, searchlights) float64
+        NaN where a searchlight RDM or a model RDM is constant.
+
+    Raises
+    ------
+    InputError
+        `rdms` not (searchlights, subjects, n, n), not symmetric, not finite or of fewer than
+        3 stimuli, or model RDMs of another number of stimuli.
+    UnknownNameError
+        An unknown `compare`.
+    """
     from .rdm_files import validate_rdms
 
     method = COMPARISONS.check(compare)

@@ -215,11 +215,33 @@ def merge_searchlight(paths: Sequence[str | Path], out_dir: str | Path, *, overw
     summary.csv and resolved options an unsharded run writes in `out_dir`; returns
     `out_dir`.
 
+    The options recorded are shard 0's, without `shard` and with `out_dir`. summary.csv is
+    written last: a folder that has it is complete.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        The shard files, every shard of the run once, in any order.
+    out_dir : path
+        The output folder, created (with its parents) when missing.
+    overwrite : bool, default False
+        Replace the maps and summary.csv of a complete folder.
+
+    Returns
+    -------
+    Path
+        `out_dir`.
+
     Raises
     ------
+    ConfigError
+        No `paths`.
     InputError
         Missing, duplicate or foreign shards (`net2brain_fovex.io.shards.check_shards`),
         or shards whose centres, masks or grids do not fit together.
+    OutputError
+        `out_dir` cannot be created (the message names `out`, as the merge calls it), or it
+        holds a summary.csv and `overwrite` is False.
     """
     shards = check_shards(paths, SEARCHLIGHT_SHARD_KIND)
     total, count = int(shards[0][1]["items_total"]), int(shards[0][1]["shard_count"])

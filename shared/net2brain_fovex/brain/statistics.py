@@ -18,6 +18,18 @@ def one_sample_t(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndar
 
     SEM, t and p are NaN with fewer than two values, and t and p where the values do not
     vary or one is NaN.
+
+    Parameters
+    ----------
+    values : array
+        The scores, with the samples (subjects) along `axis`.
+    axis : int, default 0
+        The axis of the samples.
+
+    Returns
+    -------
+    mean, sem, t, p : ndarray
+        Each of the shape of `values` without `axis` (t and p: scipy's `ttest_1samp`).
     """
     from scipy.stats import ttest_1samp
 
@@ -48,7 +60,27 @@ def fdr_adjust(p: np.ndarray) -> np.ndarray:
 
 def correct(p: np.ndarray, method: str) -> np.ndarray:
     """p values corrected along the first axis (layers), separately for every index of
-    the others (time points): a name of `CORRECTIONS`."""
+    the others (time points): a name of `CORRECTIONS`.
+
+    Parameters
+    ----------
+    p : array (layers, ...)
+        Uncorrected p values; NaN stays NaN.
+    method : str
+        A name of `CORRECTIONS`. `bonferroni`: p times the number of layers (NaN entries
+        included in that number), at most 1; `fdr`: Benjamini-Hochberg adjusted p values over
+        the finite entries of each column (`fdr_adjust`); `none`: a copy.
+
+    Returns
+    -------
+    ndarray float64
+        The shape of `p`.
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown `method`.
+    """
     CORRECTIONS.check(method)
     p = np.asarray(p, dtype=float)
     if method == "none":
@@ -59,8 +91,27 @@ def correct(p: np.ndarray, method: str) -> np.ndarray:
     return np.stack([fdr_adjust(flat[:, column]) for column in range(flat.shape[1])], axis=1).reshape(p.shape)
 
 
-def fdr_mask(p: np.ndarray, q: float) -> np.ndarray:
-    """Where `p` is significant at false discovery rate `q` (Benjamini-Hochberg over the
-    finite p values)."""
-    between("fdr", q, low=0, high=1)
-    return fdr_adjust(p) < q
+def fdr_mask(p: np.ndarray, fdr: float) -> np.ndarray:
+    """Where `p` is significant at false discovery rate `fdr` (Benjamini-Hochberg over
+    the finite p values).
+
+    Parameters
+    ----------
+    p : array
+        p values of any shape; NaN and infinite entries are not counted as tests.
+    fdr : float
+        The false discovery rate q, strictly between 0 and 1.
+
+    Returns
+    -------
+    ndarray of bool
+        The shape of `p`: True where the adjusted p value is below `fdr` (False where `p`
+        is not finite).
+
+    Raises
+    ------
+    ConfigError
+        `fdr` not strictly between 0 and 1.
+    """
+    between("fdr", fdr, low=0, high=1)
+    return fdr_adjust(p) < fdr

@@ -36,7 +36,21 @@ class ShapeStimulus:
 
 def shape_stimuli(size: int = 224, seed: int = 0) -> list[ShapeStimulus]:
     """All shape x colour x position combinations (4 x 3 x 2 = 24 images of `size` px),
-    with seeded background texture so that no two images are identical."""
+    with seeded background texture so that no two images are identical.
+
+    Parameters
+    ----------
+    size : int, default 224
+        Width and height of each RGB image, in pixels.
+    seed : int, default 0
+        Seed of the background texture (grey Gaussian noise).
+
+    Returns
+    -------
+    list of ShapeStimulus
+        In the order of `SHAPES`, `COLOURS` and `POSITIONS`, the position varying fastest,
+        with ids `stim_01_circle_red_left.png` .. `stim_24_cross_blue_right.png`.
+    """
     rng = np.random.default_rng(seed)
     items = []
     combos = itertools.product(SHAPES, COLOURS, POSITIONS)
@@ -65,7 +79,29 @@ def _draw(draw: ImageDraw.ImageDraw, shape: str, colour: tuple, centre: tuple, s
 
 def write_shape_stimuli(items: list[ShapeStimulus], folder: str | Path) -> Path:
     """Write the images as PNG files and their factors as `factors.csv` beside the folder
-    (so the folder itself holds only stimuli). Returns the folder."""
+    (so the folder itself holds only stimuli). Returns the folder.
+
+    `factors.csv` (in the folder's parent) has the columns stimulus, shape, colour and
+    position, one row per item. Every file is written atomically; existing files of the
+    same names are replaced.
+
+    Parameters
+    ----------
+    items : list of ShapeStimulus
+        As `shape_stimuli` makes them; each image is written as `folder / item.id`.
+    folder : path
+        Created (with its parents) when missing.
+
+    Returns
+    -------
+    Path
+        `folder`.
+
+    Raises
+    ------
+    OutputError
+        A file cannot be written.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for item in items:
@@ -83,7 +119,33 @@ def simulate_brain_rdms(
 ) -> dict[str, np.ndarray]:
     """Brain RDMs with a known answer: ROI `roi` of every subject is the RDM of layer
     `generators[roi]` (its upper triangle z-scored) plus independent Gaussian noise of
-    standard deviation `noise`, shifted to be non-negative. Returns {roi: (subjects, n, n)}."""
+    standard deviation `noise`, shifted to be non-negative. Returns {roi: (subjects, n, n)}.
+
+    The shift subtracts the smallest value over all the ROI's subjects (one constant for
+    all of them); the diagonals are 0.
+
+    Parameters
+    ----------
+    model_rdms : dict of str to array (n, n)
+        The layers' RDMs.
+    generators : dict of str to str
+        ROI name -> the layer of `model_rdms` it is made from.
+    subjects : int, default 8
+    noise : float, default 1.0
+        The noise's standard deviation, in units of the z-scored signal.
+    seed : int, default 0
+        Seed of the noise; the ROIs draw in the order of `generators`.
+
+    Returns
+    -------
+    dict of str to ndarray (subjects, n, n)
+        In the order of `generators`.
+
+    Raises
+    ------
+    KeyError
+        A layer of `generators` that is not in `model_rdms`.
+    """
     from scipy.spatial.distance import squareform
 
     from ..brain.rsa import upper_triangle
@@ -120,6 +182,29 @@ def simulate_volumes(
     deep layers of random networks have all correlations near 1), then embedded by its
     eigendecomposition. Every voxel also gets Gaussian noise of standard deviation
     `noise` (the signal has unit variance). Returns ([volume per subject], affine).
+
+    Parameters
+    ----------
+    layer_rdms : dict of str to array (n, n)
+        Correlation-distance RDMs per layer; n is taken from the first one.
+    plants : dict of str to (int, int, int)
+        Layer -> the voxel index of its sphere's centre. Spheres that overlap add up.
+    shape : (int, int, int), default (16, 16, 12)
+        The grid of the volumes.
+    voxel_size : float, default 2.0
+        Voxel edge in millimetres: the affine is diag(voxel_size, voxel_size, voxel_size, 1).
+    radius : float, default 6.0
+        Sphere radius in millimetres (voxel centres at distance <= radius).
+    subjects : int, default 4
+        Volumes made; each subject has its own projections and noise.
+    noise : float, default 0.5
+    seed : int, default 0
+
+    Returns
+    -------
+    volumes : list of ndarray (X, Y, Z, stimuli) float32
+        One per subject.
+    affine : ndarray (4, 4)
     """
     rng = np.random.default_rng(seed)
     affine = np.diag([voxel_size, voxel_size, voxel_size, 1.0])

@@ -34,11 +34,25 @@ __all__ = ["read_boxes", "read_fixations", "boxes_to_input", "points_to_input", 
 def read_boxes(path: str | Path, stimuli: Sequence[Stimulus]) -> dict[str, np.ndarray]:
     """Boxes per stimulus id, (k, 4) int64 in original pixels, checked against the images.
 
+    Parameters
+    ----------
+    path : path
+        A UTF-8 CSV with the columns image, x0, y0, x1, y1 (x1 and y1 exclusive; the module
+        docstring), one row per box.
+    stimuli : sequence of Stimulus
+        The evaluated images: the `image` column holds their ids; their files give the sizes.
+
+    Returns
+    -------
+    dict of str to ndarray (k, 4) int64
+        (x0, y0, x1, y1) per box, in file order; only stimuli with a box appear.
+
     Raises
     ------
     InputError
         A missing file or column, a value that is not a whole number, an empty or
         inverted box, a box outside its image, or an image that is not among the stimuli.
+        Also a file that is empty, has no rows or is not UTF-8 CSV, and an unreadable image.
     """
     rows = _read_csv(path, ("image", "x0", "y0", "x1", "y1"))
     paths = {s.id: s.path for s in stimuli}
@@ -60,11 +74,29 @@ def read_boxes(path: str | Path, stimuli: Sequence[Stimulus]) -> dict[str, np.nd
 def read_fixations(path: str | Path, stimuli: Sequence[Stimulus]) -> dict[str, np.ndarray]:
     """Fixations per stimulus id, (k, 2) float64 (row, col) in original pixels.
 
+    Parameters
+    ----------
+    path : path
+        A UTF-8 CSV with the columns image, row, col (further columns ignored), or a folder
+        of fixation-map images (the module docstring).
+    stimuli : sequence of Stimulus
+        The evaluated images: their ids name the rows or the maps; their files give the sizes.
+
+    Returns
+    -------
+    dict of str to ndarray (k, 2) float64
+        From a CSV: the points in file order, for the stimuli that have a row; a point may
+        lie anywhere within its image's pixels (-0.5 <= row < height - 0.5, the same for
+        col). From a folder: the non-zero pixels of each map, in row-major order; stimuli
+        without a map are left out, and maps of no stimulus are ignored.
+
     Raises
     ------
     InputError
         A missing file or column, a coordinate that is not a number or lies outside its
         image, an unknown image, or a fixation map of another size than its image.
+        Also a CSV that is empty or has no rows, a folder without images, and an unreadable
+        image or map.
     """
     path = Path(path)
     if path.is_dir():

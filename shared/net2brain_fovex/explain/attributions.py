@@ -61,7 +61,20 @@ def parse_target(target: str | int) -> int | None:
 
 
 def context_for(loaded: LoadedModel, seed: int) -> Context:
-    """The normalised black pixel, prefix tokens and seed of a loaded model."""
+    """The normalised black pixel, prefix tokens and seed of a loaded model.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    seed : int
+        Seed of everything random in the method.
+
+    Returns
+    -------
+    Context
+        `black` is (0 - mean) / std of the model's preprocessing, a tensor (3,) on
+        `loaded.device`.
+    """
     mean = torch.tensor(loaded.preprocessing.mean, device=loaded.device)
     std = torch.tensor(loaded.preprocessing.std, device=loaded.device)
     return Context(black=-mean / std, prefix_tokens=loaded.prefix_tokens, seed=seed)
@@ -97,7 +110,26 @@ def explain_batch(
 
 
 def load_images(stimuli: Sequence[Stimulus], loaded: LoadedModel) -> torch.Tensor:
-    """The preprocessed batch of image stimuli (videos are refused)."""
+    """The preprocessed batch of image stimuli (videos are refused).
+
+    Parameters
+    ----------
+    stimuli : sequence of Stimulus
+        Images, at least one.
+    loaded : LoadedModel
+        Its preprocessing resizes, centre-crops and normalises every image.
+
+    Returns
+    -------
+    tensor (n, 3, crop, crop) float32
+        On the CPU: callers move it to `loaded.device`.
+
+    Raises
+    ------
+    InputError
+        A video among `stimuli` (the message calls them `images`), or an image that cannot
+        be decoded.
+    """
     check_images_only(stimuli)
     crops = torch.stack([loaded.preprocessing.crop_image(load_image(s.path)) for s in stimuli])
     return loaded.preprocessing.normalise(crops)

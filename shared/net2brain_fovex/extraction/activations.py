@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
@@ -31,7 +32,7 @@ from ..io.shards import Shard, plan_output, plan_shard
 from ..models.layers import probe, run_layers, select_layers
 from ..models.loading import LoadedModel, load_model
 from ..models.sources import AUTO
-from ..selection import TOP
+from ..selection import ALL, TOP, select
 from .reduction import parse_reduce, project, projection_matrix
 from .registry import DTYPES, TOKENS
 from .stimuli import Stimulus, discover_stimuli, fingerprint, load_image, load_video_frames
@@ -185,9 +186,42 @@ def iter_activations(
 
     A video's row is the mean over its sampled frames of the (token-reduced) layer
     output, or one row per frame with `plan.per_frame`.
+
+    The next batch is decoded and preprocessed in a background thread while the model runs
+    on the current one.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    stimuli : sequence of Stimulus
+    plan : ExtractionPlan
+        The layers and their reduction (`plan_extraction`).
+    batch_size : int, default 32
+        Stimuli per forward pass.
+    start : int, default 0
+        The index in `stimuli` of the first stimulus to run (to resume).
+    dtype : str, default "float32"
+        The dtype of the rows, a name of `DTYPES`.
+
+    Yields
+    ------
+    first : int
+        The index in `stimuli` of the batch's first stimulus.
+    rows : dict of str to ndarray (b, ...)
+        For every layer of `plan.layers`, one row per stimulus of the batch, each of shape
+        `plan.shapes[layer]`.
+
+    Raises
+    ------
+    ConfigError
+        `batch_size` below 1.
+    InputError
+        A stimulus that cannot be decoded, or an image with `plan.per_frame`.
+    ModelError
+        A layer without a tensor output.
     """
     at_least("batch_size", batch_size, 1)
-    torch_dtype = getattr(torch, dtype)
+    torch_dtype = getattr(torch, DTYPES.check(dtype))
     starts = list(range(start, len(stimuli), batch_size))
 
     def load(first: int) -> tuple[torch.Tensor, list[int]]:
@@ -385,11 +419,32 @@ def _row_count(path: Path) -> int:
         return len(read_stimuli(file))
 
 
-def read_activations(path: str | Path, layers: Sequence[str] | None = None) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Read an activations file into memory: (stimulus ids, {layer: array (n, ...)})."""
+def read_activations(path: str | Path, layers: str | Sequence[str] = ALL) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Read an activations file into memory: (stimulus ids, {layer: array (n, ...)}).
+
+    Parameters
+    ----------
+    path : path
+        A file written by `extract_to_file`.
+    layers : str or sequence of str, default "all"
+        `all` (in the file's order) or the layers to read (NAME,NAME or a list), in that
+        order.
+
+    Returns
+    -------
+    ids : list of str
+    rows : dict of str to ndarray (n, ...)
+
+    Raises
+    ------
+    InputError
+        Not a finished activations file (`open_h5`), a bad `/stimuli` list, or no layers.
+    UnknownNameError
+        A layer the file does not hold (with the closest names).
+    """
     with open_h5(path, ACTIVATIONS_KIND) as file:
-        names = list(file["layers"].keys()) if layers is None else list(layers)
-        missing = [name for name in names if name not in file["layers"]]
-        if missing:
-            raise InputError(f"{path} has no layer {missing[0]!r}; it holds {', '.join(file['layers'])}")
+        available = list(file["layers"]) if isinstance(file.get("layers"), h5py.Group) else []
+        if not available:
+            raise InputError(f"{path} holds no layers (nothing under /layers); give a file written by `extract_to_file`")
+        names = select(layers, available, hint=f"{path} holds {len(available)} layers", order="given")
         return read_stimuli(file), {name: file["layers"][name][()] for name in names}

@@ -30,7 +30,29 @@ def parse_reduce(spec: str | None) -> int | None:
 
 
 def projection_matrix(features: int, components: int, *, seed: int, layer: str) -> torch.Tensor:
-    """A sparse (components x features) COO matrix for the projection y = P x."""
+    """A sparse (components x features) COO matrix for the projection y = P x.
+
+    Each component draws its number of entries from Binomial(features, 1 / sqrt(features))
+    (at least 1) and their columns with replacement (a column drawn twice is kept once);
+    each entry is +sqrt(sqrt(features) / components) or its negative. The matrix depends
+    only on the arguments (the module docstring).
+
+    Parameters
+    ----------
+    features : int
+        d, the input features.
+    components : int
+        k, the output features.
+    seed : int
+        Seeds torch's generator, together with `layer`.
+    layer : str
+        The layer's name, so that layers of one size get different matrices.
+
+    Returns
+    -------
+    sparse tensor (components, features) float32
+        Coalesced, on the CPU.
+    """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(layer.encode()))
     density = 1.0 / math.sqrt(features)
     per_component = torch.binomial(

@@ -53,6 +53,20 @@ def discover_stimuli(source: str | Path, parameter: str = "stimuli") -> list[Sti
     paths are taken relative to the list file's folder. `parameter` names the source in
     messages (`stimuli`, `images`).
 
+    Parameters
+    ----------
+    source : path
+        A folder of image and video files (not sub-folders, not hidden files), or a UTF-8
+        text file listing them, one path per line.
+    parameter : str, default "stimuli"
+        The Python parameter that gave `source`, for messages.
+
+    Returns
+    -------
+    list of Stimulus
+        In the order of the module docstring. An id is the file name for a folder and the
+        line as written (stripped) for a list.
+
     Raises
     ------
     InputError
@@ -140,7 +154,29 @@ def video_frame_indices(total: int, count: int) -> np.ndarray:
 
 def load_video_frames(path: Path, count: int) -> list[Image.Image]:
     """Decode `count` evenly spaced frames of a video as RGB images (two passes: one
-    counts the frames, one decodes only the chosen ones, so memory holds `count` frames)."""
+    counts the frames, one decodes only the chosen ones, so memory holds `count` frames).
+
+    When the container promises more frames than it holds, the frames are chosen again
+    among those decoded (one more pass). PyAV is imported on first use.
+
+    Parameters
+    ----------
+    path : path
+        A video file.
+    count : int
+        The frames wanted, at least 1: evenly spaced with the first and the last included
+        (`video_frame_indices`); a video with fewer frames repeats some.
+
+    Returns
+    -------
+    list of PIL.Image.Image
+        `count` RGB frames, in time order.
+
+    Raises
+    ------
+    InputError
+        No video stream, a file that cannot be decoded, or no decodable frame.
+    """
     import av  # PyAV: imported here because only video stimuli need it
 
     try:

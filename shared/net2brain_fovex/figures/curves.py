@@ -12,7 +12,30 @@ __all__ = ["curves_figure"]
 
 def curves_figure(values: dict[str, dict[str, np.ndarray]], path: Path) -> Path:
     """Mean deletion and insertion curves per method (label: its values from
-    `net2brain_fovex.evaluate.evaluation.read_curves`), with each mean area in the legend."""
+    `net2brain_fovex.evaluate.evaluation.read_curves`), with each mean area in the legend.
+
+    One panel per kind (deletion, insertion) that some label holds. Each curve is the mean
+    over images against the fraction of pixels, from 0 to 1; the legend's area is the mean
+    over images with NaN ignored.
+
+    Parameters
+    ----------
+    values : dict of str to dict of str to array
+        Per label: `deletion_curve` / `insertion_curve` (images, steps + 1) and `deletion` /
+        `insertion` (images,), the areas. Every label must hold each kind that is drawn.
+    path : path
+        The PNG file; its folder must exist.
+
+    Returns
+    -------
+    Path
+        `path`.
+
+    Raises
+    ------
+    OutputError
+        The folder is missing or not writable, or the write fails.
+    """
     kinds = [k for k in ("deletion", "insertion") if any(f"{k}_curve" in v for v in values.values())]
     figure, axes = pyplot().subplots(1, len(kinds), figsize=(5 * len(kinds), 4), squeeze=False)
     try:

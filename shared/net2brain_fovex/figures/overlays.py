@@ -19,7 +19,32 @@ __all__ = ["overlay", "overlay_path", "check_overlays", "write_overlays"]
 def overlay(image: np.ndarray, attribution: np.ndarray, path: Path, *, title: str,
             fixations: np.ndarray | None = None, box: Sequence[int] | None = None) -> Path:
     """The map (jet, half transparent) over the image (H, W, 3 uint8); fixations (k, 2)
-    in pixels (row, col) drawn as a numbered path; an optional box (x0, y0, x1, y1)."""
+    in pixels (row, col) drawn as a numbered path; an optional box (x0, y0, x1, y1).
+
+    Parameters
+    ----------
+    image : array (H, W, 3) uint8
+        The model's input image (resized and centre-cropped).
+    attribution : array (H, W)
+        The map, on a colour scale from 0 to 1 (alpha 0.45).
+    path : path
+        The PNG file (written atomically, replacing an existing one); its folder must exist.
+    title : str
+    fixations : array (k, 2), optional
+        The fixations in scan order, numbered from 1.
+    box : sequence of 4 int, optional
+        (x0, y0, x1, y1) in the image's pixels, x1 and y1 exclusive; drawn in white.
+
+    Returns
+    -------
+    Path
+        `path`.
+
+    Raises
+    ------
+    OutputError
+        The folder is missing or not writable, or the write fails.
+    """
     from matplotlib.patches import Rectangle
 
     height, width = attribution.shape
@@ -72,7 +97,39 @@ def check_overlays(stimuli, folder: Path, *, overwrite: bool = False) -> None:
 
 def write_overlays(attribution_file: Path, stimuli, folder: Path, *, preprocessing, overwrite: bool = False,
                    boxes: dict[str, Sequence[int]] | None = None) -> list[Path]:
-    """One overlay per image of an attribution file, named after the image (`<id>.png`)."""
+    """One overlay per image of an attribution file, named after the image (`<id>.png`).
+
+    Each title gives the stimulus id, the method, the explained class and its probability;
+    FovEx's fixations are drawn as its scan path (`overlay`).
+
+    Parameters
+    ----------
+    attribution_file : path
+        A file written by `explain_to_file`.
+    stimuli : sequence of Stimulus
+        The file's first stimuli, in its order: stimulus i gets map i (the ids are not
+        checked against the file's).
+    folder : path
+        An existing folder; the overlay of `a/b.jpg` is `folder / "b.png"` (`overlay_path`).
+    preprocessing : Preprocessing
+        The model's: crops every image as it was cropped for the map.
+    overwrite : bool, default False
+        Replace existing overlays.
+    boxes : dict of str to sequence of 4 int, optional
+        One box (x0, y0, x1, y1) per stimulus id, in input pixels.
+
+    Returns
+    -------
+    list of Path
+        In the order of `stimuli`.
+
+    Raises
+    ------
+    InputError
+        An attribution file or an image that cannot be read.
+    OutputError
+        An overlay exists and `overwrite` is False, or `folder` is missing or not writable.
+    """
     from ..explain.attributions import read_attributions
     from ..extraction.stimuli import load_image
 

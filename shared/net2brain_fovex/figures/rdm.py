@@ -15,7 +15,32 @@ _MAX_TICK_LABELS = 40
 
 
 def rdm_heatmap(matrix: np.ndarray, path: Path, *, title: str, labels: list[str] | None = None) -> Path:
-    """Write a heat map of the square RDM `matrix` to the PNG `path` and return `path`."""
+    """Write a heat map of the square RDM `matrix` to the PNG `path` and return `path`.
+
+    Viridis colours, NaN in grey, a colour bar labelled "dissimilarity". The PNG is written
+    atomically; an existing one is replaced.
+
+    Parameters
+    ----------
+    matrix : array (n, n)
+    path : path
+        The PNG file; its folder must exist.
+    title : str
+    labels : list of str, optional
+        n stimulus names for the ticks, shown only for n <= 40 (no ticks otherwise).
+
+    Returns
+    -------
+    Path
+        `path`.
+
+    Raises
+    ------
+    ValueError
+        `matrix` not square, or `labels` not n names.
+    OutputError
+        The folder is missing or not writable, or the write fails.
+    """
     matrix = np.asarray(matrix, dtype=float)
     n = _check_square(matrix)
     if labels is not None and len(labels) != n:

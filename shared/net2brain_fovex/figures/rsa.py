@@ -28,7 +28,32 @@ def significance_stars(p: float) -> str:
 
 
 def rsa_figure(results: Sequence[Any], path: Path, measure: str) -> Path:
-    """Write the RSA summary (best layer per ROI; score per layer) to the PNG `path`."""
+    """Write the RSA summary (best layer per ROI; score per layer) to the PNG `path`.
+
+    Left: per ROI a bar for its best layer (the highest score, NaN ignored), with its SEM,
+    the noise ceiling as a grey band and stars of `p_corrected` (`significance_stars`).
+    Right: every ROI's score over the layers, with its SEM shaded.
+
+    Parameters
+    ----------
+    results : sequence of ROIResult
+        Untimed results, with arrays (layers,): `rsa_to_file` passes the aggregate over time
+        of time-resolved ones. Used: roi, layers, score, sem, p_corrected, lnc and unc.
+    path : path
+        The PNG file; its folder must exist.
+    measure : str
+        The label of the score axes (`RSAParameters.measure`, as `spearman r^2`).
+
+    Returns
+    -------
+    Path
+        `path`.
+
+    Raises
+    ------
+    OutputError
+        The folder is missing or not writable, or the write fails.
+    """
     plt = pyplot()
     layers = list(dict.fromkeys(layer for result in results for layer in result.layers))
     width = 6 + 0.4 * len(layers) + 0.5 * len(results)

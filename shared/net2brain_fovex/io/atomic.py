@@ -71,7 +71,28 @@ def check_output_folder(path: Path) -> None:
 def check_output_dir(folder: str | Path, parameter: str) -> Path:
     """Refuse, before any work, an output folder that cannot be made: a file of that
     name, a file in its path, or an existing parent that is not writable. `parameter`
-    names it in the message (`out_dir`, `out`)."""
+    names it in the message (`out_dir`, `out`).
+
+    The nearest folder that exists (`folder` itself, or a parent) must be writable.
+    Nothing is created (`make_output_dir` creates it).
+
+    Parameters
+    ----------
+    folder : path
+        The output folder.
+    parameter : str
+        The Python parameter that gave `folder`, for messages.
+
+    Returns
+    -------
+    Path
+        `folder`.
+
+    Raises
+    ------
+    OutputError
+        `folder` cannot be made or written to.
+    """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"`{parameter}` {folder} is a file, not a folder; give a folder")
@@ -85,7 +106,25 @@ def check_output_dir(folder: str | Path, parameter: str) -> Path:
 
 
 def make_output_dir(folder: str | Path, parameter: str) -> Path:
-    """`check_output_dir`, then create the folder (and its parents)."""
+    """`check_output_dir`, then create the folder (and its parents).
+
+    Parameters
+    ----------
+    folder : path
+        The output folder; an existing one is kept as it is.
+    parameter : str
+        The Python parameter that gave `folder`, for messages.
+
+    Returns
+    -------
+    Path
+        `folder`, which exists now.
+
+    Raises
+    ------
+    OutputError
+        As `check_output_dir`, or the folder cannot be created.
+    """
     folder = check_output_dir(folder, parameter)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -96,7 +135,26 @@ def make_output_dir(folder: str | Path, parameter: str) -> Path:
 
 def check_new_output(path: str | Path, overwrite: bool) -> Path:
     """Validate an output path before any work: its folder is writable and, unless
-    `overwrite`, no file of that name exists."""
+    `overwrite`, no file of that name exists.
+
+    Parameters
+    ----------
+    path : path
+        The output file.
+    overwrite : bool
+        Accept an existing file (it is not removed here).
+
+    Returns
+    -------
+    Path
+        `path`.
+
+    Raises
+    ------
+    OutputError
+        The folder is missing, not a folder or not writable, `path` is a folder, or it
+        exists and `overwrite` is False.
+    """
     path = Path(path)
     check_output_folder(path)
     if path.is_dir():

@@ -94,6 +94,26 @@ def write_resolved_config(path: str | Path, command: str, values: dict[str, Any]
 
     The file can be given back as the command's config to repeat the run. The run's provenance
     follows the options as YAML comments (see the module docstring).
+
+    Parameters
+    ----------
+    path : path
+        The YAML file; an existing one is replaced.
+    command : str
+        The command named in the first comment line (as `net2brain extract`, or `python`).
+    values : dict
+        The options. Top-level keys are written with dashes for underscores (`batch-size`),
+        values in plain form (`net2brain_fovex.io.provenance.plain`: paths as text).
+
+    Returns
+    -------
+    Path
+        `path`.
+
+    Raises
+    ------
+    OutputError
+        The folder is missing or not writable, or the write fails.
     """
     path = Path(path)
     record = {key.replace("_", "-"): _plain(value) for key, value in values.items()}
@@ -148,7 +168,26 @@ def record_options(output: str | Path, config: dict[str, Any] | None, sidecar: s
     """Write a run's resolved options beside its output, as `write_resolved_config` does
     (`sidecar`, default `config_path_for(output)`), when there are options to record;
     the command is the one running (`net2brain_fovex.io.provenance.command_scope`), else
-    "python". Returns the sidecar's path, or None when `config` is None."""
+    "python". Returns the sidecar's path, or None when `config` is None.
+
+    Parameters
+    ----------
+    output : path
+        The run's output (`acts.h5` -> `acts.config.yaml`).
+    config : dict or None
+        The resolved options; None writes nothing.
+    sidecar : path, optional
+        Another file for the record.
+
+    Returns
+    -------
+    Path or None
+
+    Raises
+    ------
+    OutputError
+        The sidecar cannot be written.
+    """
     if config is None:
         return None
     return write_resolved_config(sidecar or config_path_for(output), current_command() or "python", config)

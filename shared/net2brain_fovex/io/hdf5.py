@@ -41,6 +41,25 @@ def open_h5(path: str | Path, kind: str) -> h5py.File:
 
     Raises `InputError` when the file is missing, is not HDF5, holds another kind, or is
     the unfinished file of an interrupted run (`<out>.partial`, see `RowWriter`).
+
+    Parameters
+    ----------
+    path : path
+        The file to read.
+    kind : str
+        The root attribute `kind` it must have (`ACTIVATIONS_KIND`, `RDMS_KIND`, ...); the
+        messages name the core function that writes it (`KINDS`).
+
+    Returns
+    -------
+    h5py.File
+        Open read-only; the caller closes it (use it in a `with` block).
+
+    Raises
+    ------
+    InputError
+        `path` is a folder, missing or not readable, not HDF5, of another kind, or the
+        unfinished file of an interrupted run (by its name, or by its row counter).
     """
     path = Path(path)
     writer = f"`{KINDS[kind]}`" if kind in KINDS else "the toolbox"

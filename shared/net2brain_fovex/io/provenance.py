@@ -138,7 +138,26 @@ def invocation(command_line: str | None) -> Iterator[None]:
 @contextlib.contextmanager
 def command_scope(command: str | None, options: dict, input_paths: Iterable[str | Path] = ()) -> Iterator[None]:
     """Record the running command, its resolved options and the paths it reads
-    (`cli_common.config.with_config`)."""
+    (`cli_common.config.with_config`).
+
+    Inside the block, provenance records (`build_provenance`) take the command, the options
+    and the fingerprint of the inputs from here, and the first record built is reused by
+    later ones. The command line of an enclosing `invocation` is kept; on exit the previous
+    scope is restored.
+
+    Parameters
+    ----------
+    command : str or None
+        The command's name, as `net2brain extract`.
+    options : dict
+        Its resolved options (a copy is kept).
+    input_paths : iterable of path, default ()
+        The files and folders it reads (`input_entries`).
+
+    Yields
+    ------
+    None
+    """
     global _run
     previous = _run
     _run = _Run(command_line=previous.command_line if previous else None, command=command,

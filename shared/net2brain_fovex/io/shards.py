@@ -74,7 +74,26 @@ class Shard:
 
 
 def parse_shard(spec: str | None, environ: Mapping[str, str] | None = None) -> Shard | None:
-    """`I/N` or `auto` (from SLURM's array variables) as a Shard; None for no sharding."""
+    """`I/N` or `auto` (from SLURM's array variables) as a Shard; None for no sharding.
+
+    Parameters
+    ----------
+    spec : str, optional
+        `I/N` with 0 <= I < N (as `0/8`), `auto`, or None or blank text for no sharding.
+    environ : mapping of str to str, optional
+        The environment `auto` reads (default `os.environ`): I = SLURM_ARRAY_TASK_ID -
+        SLURM_ARRAY_TASK_MIN, N = SLURM_ARRAY_TASK_COUNT.
+
+    Returns
+    -------
+    Shard or None
+
+    Raises
+    ------
+    ConfigError
+        Neither `I/N` nor `auto`, a shard that does not exist (N < 1 or I >= N), or `auto`
+        without SLURM's array variables (or with values that are not whole numbers).
+    """
     if spec is None or str(spec).strip() == "":
         return None
     spec = str(spec).strip()
@@ -120,8 +139,22 @@ def check_shards(paths: Sequence[Path], kind: str | None = None) -> list[tuple[P
     """The shard files in shard order with their attributes, after checking that they
     are one job's shards 0 .. N-1, each once.
 
+    Parameters
+    ----------
+    paths : sequence of path
+        The shard files, in any order.
+    kind : str, optional
+        The kind every shard must hold (default: any, but one for all).
+
+    Returns
+    -------
+    list of (Path, dict)
+        Each file with its root attributes, by `shard_index`.
+
     Raises
     ------
+    ConfigError
+        No `paths`.
     InputError
         A file that is not a shard (or not of `kind`), shards of different jobs or
         counts, a duplicate or a missing shard.
@@ -224,6 +257,21 @@ def plan_output(out: str | Path, shard: str | Shard | None = None, *, resume: bo
     """Check a run's output before any work: the shard (`I/N`, `auto` or a `Shard`), the
     file it writes, and whether a resumed run finds it complete.
 
+    Parameters
+    ----------
+    out : path
+        The run's output file.
+    shard : str or Shard, optional
+        This run's shard (`parse_shard`); it writes `Shard.path(out)` instead of `out`.
+    resume : bool, default False
+        An existing output is complete (nothing to do), not an error.
+    overwrite : bool, default False
+        Accept an existing output.
+
+    Returns
+    -------
+    OutputPlan
+
     Raises
     ------
     ConfigError
@@ -257,11 +305,31 @@ def merge_rows(paths: Sequence[str | Path], out: str | Path, kind: str, *, overw
     signature becomes the whole job's). Its `provenance` is the merge's (inputs: the
     shard files); `shard_provenance` keeps the shards' records (a JSON list, shard order).
 
+    Parameters
+    ----------
+    paths : sequence of path
+        The shard files, every shard of the run once, in any order.
+    out : path
+        The merged file, written atomically.
+    kind : str
+        The kind the shards must hold (`ACTIVATIONS_KIND`, `ATTRIBUTIONS_KIND`).
+    overwrite : bool, default False
+        Replace an existing `out`.
+
+    Returns
+    -------
+    Path
+        `out`.
+
     Raises
     ------
+    ConfigError
+        No `paths`.
     InputError
         Missing, duplicate or foreign shards (`check_shards`), or a shard whose rows do
         not add up.
+    OutputError
+        `out` exists and `overwrite` is False, or its folder cannot take it.
     """
     from .provenance import parse_attr, provenance_attr, to_json
 

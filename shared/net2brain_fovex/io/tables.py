@@ -14,10 +14,34 @@ __all__ = ["write_csv"]
 
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
-    """Write rows as a CSV file atomically (floats with full precision, NaN as empty)."""
+    """Write rows as a CSV file atomically (floats with full precision, NaN as empty).
+
+    Non-finite Python floats (numpy's float64 included) become empty cells; other values
+    are written as `str` gives them (a float32 NaN as `nan`).
+
+    Parameters
+    ----------
+    path : path
+        The UTF-8 file to write; its folder must exist and an existing file is replaced.
+    rows : sequence of mapping
+        One mapping per row. A key that is missing gives an empty cell; keys not in
+        `columns` are left out.
+    columns : sequence of str
+        The header, in order.
+
+    Returns
+    -------
+    Path
+        `path`.
+
+    Raises
+    ------
+    OutputError
+        The folder is missing or not writable, or the write fails.
+    """
 
     def cell(value: Any) -> Any:
-        if isinstance(value, float) and not np.isfinite(value):
+        if isinstance(value, (float, np.floating)) and not np.isfinite(value):
             return ""
         return value
 

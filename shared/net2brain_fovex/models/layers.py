@@ -68,6 +68,24 @@ def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.
     The rest of the model gets a copy of each recorded tensor output: in-place operations
     downstream (`ReLU(inplace=True)` after a convolution or batch norm, `out += identity`)
     would otherwise change the recorded activation after the fact.
+
+    Only an output that is a tensor is copied: the first tensor of a tuple or list is
+    recorded as it is, and a module without a tensor output leaves no entry.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    names : sequence of str
+        Names of `model.named_modules()`.
+
+    Yields
+    ------
+    dict of str to tensor
+
+    Raises
+    ------
+    KeyError
+        A name that is not a module of `model`.
     """
     outputs: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
@@ -94,7 +112,28 @@ def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.
 
 
 def run_layers(loaded: LoadedModel, batch: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
-    """The outputs of layers `names` for a batch (forward pass under inference mode)."""
+    """The outputs of layers `names` for a batch (forward pass under inference mode).
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    batch : tensor (B, 3, H, W)
+        Normalised, on `loaded.device`.
+    names : sequence of str
+        Module names (`capture`), or for a TorchScript model names of its outputs
+        (`script_outputs`; another name raises KeyError).
+
+    Returns
+    -------
+    dict of str to tensor
+        In the order of `names`: each module's output at its last call, or the first tensor
+        of a tuple or list it returned.
+
+    Raises
+    ------
+    ModelError
+        A layer that produced no tensor output.
+    """
     with torch.inference_mode():
         if loaded.is_torchscript:
             outputs = script_outputs(loaded.module(batch))
@@ -162,6 +201,26 @@ def select_layers(loaded: LoadedModel, spec: str | Sequence[str], available: Seq
     names keep execution order.
 
     Raises `UnknownNameError` naming the closest valid layers.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        The model, for its `top` selection (`top_layers`) and the hint of the message.
+    spec : str or sequence of str
+        `top`, `all`, or layer names.
+    available : sequence of str
+        The layers that run in a forward pass, in execution order (`probe`).
+
+    Returns
+    -------
+    list of str
+        In execution order; empty when none of `available` is in the `top` selection.
+
+    Raises
+    ------
+    UnknownNameError
+        An unknown layer (the hint says when it is a module that does not run in the
+        forward pass), or no name at all.
     """
     chosen = parse_selection(spec)
     top = top_layers(loaded, available) if chosen == TOP else None
@@ -189,6 +248,17 @@ def top_layers(loaded: LoadedModel, available: Sequence[str]) -> list[str]:
       Identity and Flatten left out, so EfficientNet, MobileNet, ConvNeXt, Swin and
       DenseNet give their `features.N` stages, avgpool and classifier layers;
     * TorchScript models: all their outputs.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    available : sequence of str
+        The executed layers, in execution order (`probe`).
+
+    Returns
+    -------
+    list of str
+        The chosen layers that are in `available`, in its order.
     """
     if loaded.is_torchscript:
         return list(available)

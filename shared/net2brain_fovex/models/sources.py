@@ -119,6 +119,24 @@ def find_source(name: str, source: str = AUTO) -> str:
     """The source that offers model `name`: the first that does for `auto`.
 
     Raises `UnknownNameError` with the closest names of the sources searched.
+
+    Parameters
+    ----------
+    name : str
+        A model name, as `resnet18`.
+    source : str, default "auto"
+        A name of `SOURCES`, or `auto` to ask them in registration order (torchvision,
+        then timm).
+
+    Returns
+    -------
+    str
+        The name of the source.
+
+    Raises
+    ------
+    UnknownNameError
+        No source searched offers `name`, or `source` is unknown.
     """
     searched = list(SOURCES.values()) if source == AUTO else [SOURCES[source]]
     for entry in searched:

@@ -80,7 +80,24 @@ def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
 
 
 def apply_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], origin: str) -> None:
-    """Load `state` into `model` strictly; a mismatch names the first differing keys."""
+    """Load `state` into `model` strictly; a mismatch names the first differing keys.
+
+    Keys and shapes are compared before loading; dtypes are not (the values are copied into
+    the model's tensors).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    state : mapping of str to tensor
+        A state dict with exactly the model's keys and shapes.
+    origin : str
+        Where the weights come from (a file), for the message.
+
+    Raises
+    ------
+    WeightsError
+        Missing or unexpected keys, or a tensor of another shape.
+    """
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
