@@ -148,7 +148,7 @@ def test_fovex_maps_on_the_demo_task(demo_task):
             context = Context(black=black, seed=seed)
             maps, fixations, targets = explained(method, counted, images, context, parameters, batch)
             correct = targets == labels
-            curves = deletion_insertion(model, images[correct], maps[correct], targets[correct], black)
+            curves = deletion_insertion(model, images[correct], maps[correct], targets[correct], substrate=black)
             first = points_in_boxes(fixations[:, 0], boxes)[correct].float().mean().item() if fixations is not None else np.nan
             per_seed.append({
                 "hit": pointing_game(maps, boxes)[correct].float().mean().item(),

@@ -30,7 +30,7 @@ from .. import __version__
 from ..checks import at_least, positive
 from ..errors import ConfigError, InputError, OutputError
 from ..explain.attributions import context_for, load_images
-from ..extraction.stimuli import Stimulus, discover_stimuli, fingerprint
+from ..extraction.stimuli import Stimulus, as_stimuli, fingerprint
 from ..io.atomic import check_new_output
 from ..io.config import record_options
 from ..io.hdf5 import ATTRIBUTIONS_KIND, EVALUATION_KIND, json_attr, open_h5, read_stimuli
@@ -38,7 +38,7 @@ from ..io.provenance import files_sha256, provenance_attr
 from ..io.rows import DatasetSpec, RowWriter
 from ..io.shards import job_signature
 from ..io.tables import write_csv
-from ..models.loading import LoadedModel, load_model
+from ..models.loading import LoadedModel, as_loaded
 from ..models.sources import AUTO
 from . import complexity, faithfulness, gaze, localisation
 from .ground_truth import boxes_to_input, image_size, points_to_input, read_boxes, read_fixations
@@ -256,9 +256,9 @@ def evaluate_to_file(
         check_new_output(paths["curves"], overwrite)
     if plot is not None:
         paths["plot"] = check_new_output(plot, overwrite)
-    stimuli = discover_stimuli(images, "images") if isinstance(images, (str, Path)) else list(images)
-    loaded = model if isinstance(model, LoadedModel) else load_model(
-        model, source=source, weights=weights, seed=seed, device=device, image_size=image_size, mean=mean, std=std)
+    stimuli = as_stimuli(images, "images")
+    loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
+                       mean=mean, std=std)
     crop = loaded.preprocessing.crop
     sigma = crop / 32 if gaze_sigma is None else float(gaze_sigma)
     sources = _open_maps(maps, stimuli, crop)

@@ -23,13 +23,13 @@ import torch
 from .. import __version__
 from ..checks import at_least
 from ..errors import ConfigError, InputError, unknown_name
-from ..extraction.stimuli import Stimulus, discover_stimuli, fingerprint, load_image
+from ..extraction.stimuli import Stimulus, as_stimuli, fingerprint, load_image
 from ..io.config import record_options
 from ..io.hdf5 import ATTRIBUTIONS_KIND, json_attr, open_h5, read_stimuli
 from ..io.provenance import provenance_attr
 from ..io.rows import DatasetSpec, RowWriter
 from ..io.shards import Shard, plan_output, plan_shard
-from ..models.loading import LoadedModel, load_model
+from ..models.loading import LoadedModel, as_loaded
 from ..models.sources import AUTO
 from .base import Attribution, Context, class_probabilities
 from .registry import METHODS, PRED, parameters_for
@@ -230,15 +230,15 @@ def explain_to_file(
     output = plan_output(out, shard, resume=resume, overwrite=overwrite)
     if output.complete:
         return Explanation(output.path, _image_count(output.path))
-    found = discover_stimuli(images, "images") if isinstance(images, (str, Path)) else list(images)
+    found = as_stimuli(images, "images")
     check_images_only(found)
     done = found if output.shard is None else output.shard.take(found)
     if png_dir is not None:
         from ..figures.overlays import check_overlays
 
         check_overlays(done, Path(png_dir), overwrite=overwrite)  # the folder is made when the maps are done
-    loaded = model if isinstance(model, LoadedModel) else load_model(
-        model, source=source, weights=weights, seed=seed, device=device, image_size=image_size, mean=mean, std=std)
+    loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
+                       mean=mean, std=std)
     size = loaded.preprocessing.crop
     specs = [DatasetSpec("maps", (size, size), "float32"), DatasetSpec("targets", (), "int64"),
              DatasetSpec("scores", (), "float32")]

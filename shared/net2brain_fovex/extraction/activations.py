@@ -30,12 +30,12 @@ from ..io.provenance import provenance_attr
 from ..io.rows import DatasetSpec, RowWriter
 from ..io.shards import Shard, plan_output, plan_shard
 from ..models.layers import probe, run_layers, select_layers
-from ..models.loading import LoadedModel, load_model
+from ..models.loading import LoadedModel, as_loaded
 from ..models.sources import AUTO
 from ..selection import ALL, TOP, select
 from .reduction import parse_reduce, project, projection_matrix
 from .registry import DTYPES, TOKENS
-from .stimuli import Stimulus, discover_stimuli, fingerprint, load_image, load_video_frames
+from .stimuli import Stimulus, as_stimuli, fingerprint, load_image, load_video_frames
 
 __all__ = ["ExtractionPlan", "Extraction", "plan_extraction", "iter_activations", "extract_to_file",
            "read_activations"]
@@ -359,12 +359,12 @@ def extract_to_file(
     output = plan_output(out, shard, resume=resume, overwrite=overwrite)
     if output.complete:
         return Extraction(output.path, _row_count(output.path))
-    found = discover_stimuli(stimuli) if isinstance(stimuli, (str, Path)) else list(stimuli)
+    found = as_stimuli(stimuli)
     if per_frame and not all(s.is_video for s in found):
         first = next(s for s in found if not s.is_video)
         raise InputError(f"`per_frame` needs videos, but {first.path} is an image")
-    loaded = model if isinstance(model, LoadedModel) else load_model(
-        model, source=source, weights=weights, seed=seed, device=device, image_size=image_size, mean=mean, std=std)
+    loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
+                       mean=mean, std=std)
     plan = plan_extraction(loaded, layers, tokens=tokens, frames=frames, per_frame=per_frame,
                            srp_components=srp_components)
     job = {

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
 
-__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Stimulus", "natural_key", "discover_stimuli", "fingerprint",
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Stimulus", "natural_key", "discover_stimuli", "as_stimuli", "fingerprint",
            "load_image", "video_frame_indices", "load_video_frames"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -96,6 +96,18 @@ def discover_stimuli(source: str | Path, parameter: str = "stimuli") -> list[Sti
             raise InputError(f"`{parameter}` {source} is a single stimulus; give its folder or a text file listing stimuli")
         return _read_list(source, supported)
     raise InputError(f"stimuli {source} do not exist; give a folder of images or a text file listing them")
+
+
+def as_stimuli(source: str | Path | Sequence[Stimulus], parameter: str = "stimuli") -> list[Stimulus]:
+    """The stimuli of a folder or list file (`discover_stimuli`), or given already.
+
+    Parameters
+    ----------
+    source : path or sequence of Stimulus
+    parameter : str, default "stimuli"
+        The parameter that names `source`, for messages.
+    """
+    return discover_stimuli(source, parameter) if isinstance(source, (str, Path)) else list(source)
 
 
 def _read_list(list_file: Path, supported: tuple[str, ...]) -> list[Stimulus]:

@@ -18,7 +18,7 @@ from .preprocessing import check_overrides
 from .sources import AUTO, SOURCES, find_source
 from .weights import STATE_DICT_SUFFIXES, apply_state_dict, load_state_dict_file
 
-__all__ = ["WEIGHT_CHOICES", "TORCHSCRIPT_SUFFIXES", "LoadedModel", "load_model"]
+__all__ = ["WEIGHT_CHOICES", "TORCHSCRIPT_SUFFIXES", "LoadedModel", "load_model", "as_loaded"]
 
 WEIGHT_CHOICES = ("pretrained", "random")
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
@@ -141,6 +141,19 @@ def load_model(
         prefix_tokens=prefix_tokens,
         seed=seed,
     )
+
+
+def as_loaded(model: str | LoadedModel, **options) -> LoadedModel:
+    """`model` itself when it is loaded already, else `load_model(model, **options)`:
+    the entry points take either.
+
+    Parameters
+    ----------
+    model : str or LoadedModel
+    **options
+        The keyword arguments of `load_model`.
+    """
+    return model if isinstance(model, LoadedModel) else load_model(model, **options)
 
 
 def _looks_like_file(spec: str) -> bool:
