@@ -57,7 +57,7 @@ of the core reach the user with the command's flags in place of Python names
         ctx.meta["resolved"] = {name: kwargs[name] for name in names}
         inputs = [p for n in path_options for p in _as_list(kwargs[n])]
         try:
-            with provenance.command_scope(ctx.command_path, ctx.meta["resolved"], inputs):
+            with provenance.command_scope(ctx.command_path, ctx.meta["resolved"], inputs, config_file=path):
                 return function(**kwargs)
         except ToolboxError as error:  # the core's Python names, as this command's flags
             error.args = (command_line_message(str(error), command_flags(ctx.command.params)), *error.args[1:])

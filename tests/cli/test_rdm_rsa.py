@@ -94,7 +94,7 @@ def test_rdm_of_meg_responses_and_time_resolved_rsa(net2brain, tmp_path):
     np.testing.assert_allclose(stack[0, 2], compute_rdm(subject0[:, :, 2]), atol=1e-6)
     model = tmp_path / "model.h5"
     write_rdms(model, [str(i) for i in range(n)], {"a": squareform(pdist(RNG.normal(size=(n, 3))))}, metric="euclidean")
-    out = tmp_path / "meg.csv"
+    out = tmp_path / "meg_rsa.csv"  # meg.csv would share the sidecar meg.config.yaml of meg.h5
     result = net2brain("rsa", "--model-rdms", model, "--brain-rdms", brain, "--out", out)
     assert result.code == 0, result
     rows = read_csv(out)

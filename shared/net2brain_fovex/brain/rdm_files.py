@@ -23,9 +23,10 @@ import h5py
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..io.atomic import atomic_output, check_new_output
-from ..io.config import record_options
-from ..io.hdf5 import RDMS_KIND, open_h5, read_stimuli
+from ..io.atomic import atomic_output
+from ..io.config import options_output, record_options
+from ..io.hdf5 import ACTIVATIONS_KIND, RDMS_KIND, check_name, open_h5, read_stimuli
+from ..io.outputs import Output, check_outputs
 from ..selection import ALL, select
 from .parameters import RDMParameters
 from .rdm_formats import mat_rdms, mat_struct_entries, npz_rdms, square_rdm
@@ -275,6 +276,32 @@ def choose_rdms(rdms: RDMSet, layers: str | Sequence[str] = ALL) -> dict[str, np
     return {name: rdms.rdms[name] for name in names}
 
 
+def _chosen_layers(file: h5py.File, path: str | Path, layers: str | Sequence[str]) -> list[str]:
+    """The selected layers of an open activations file."""
+    group = file.get("layers")
+    available = list(group) if isinstance(group, h5py.Group) else []
+    if not available:
+        raise InputError(f"{path} holds no layers (nothing under /layers); give a file written by `extract_to_file`")
+    return select(layers, available, hint=f"{path} holds {len(available)} layers", order="given")
+
+
+def rdm_names(*, activations: str | Path | None = None, layers: str | Sequence[str] = ALL,
+              mask: Sequence[str | Path] = (), roi: str = "responses") -> list[str]:
+    """The names of the RDMs `rdms_to_file` will write, from the inputs' headers: the
+    chosen layers of `activations`, the ROIs of the `mask` files, or `roi`; each checked as
+    a dataset and file name (`check_name`)."""
+    from .nifti import roi_name
+
+    if activations is not None:
+        with open_h5(activations, ACTIVATIONS_KIND) as file:
+            names = _chosen_layers(file, activations, layers)
+    else:
+        names = [roi_name(Path(m)) for m in mask] if mask else [roi]
+    for name in names:
+        check_name(name, "an RDM (a layer or ROI)")
+    return names
+
+
 def rdms_from_activations(
     path: str | Path,
     layers: str | Sequence[str] = ALL,
@@ -304,7 +331,6 @@ def rdms_from_activations(
     Returns the RDMs (in the file's stimulus order) and the activation file's model
     attributes (model, source, weights).
     """
-    from ..io.hdf5 import ACTIVATIONS_KIND
     from .rdm import rdm_from_chunks
 
     parameters = parameters or RDMParameters()
@@ -312,10 +338,7 @@ def rdms_from_activations(
     itemsize = 8 if parameters.precision == "double" else 4
     with open_h5(path, ACTIVATIONS_KIND) as file:
         group = file.get("layers")
-        available = list(group) if isinstance(group, h5py.Group) else []
-        if not available:
-            raise InputError(f"{path} holds no layers (nothing under /layers); give a file written by `extract_to_file`")
-        names = select(layers, available, hint=f"{path} holds {len(available)} layers", order="given")
+        names = _chosen_layers(file, path, layers)
         stimuli = read_stimuli(file)
         if len(stimuli) < 2:
             raise InputError(f"{path} holds {len(stimuli)} stimuli; an RDM needs at least 2: extract more stimuli")
@@ -431,9 +454,13 @@ def rdms_to_file(
         raise ConfigError("`mask` selects the ROIs of `betas` volumes; give `betas` with it, or leave `mask` out")
     if key is not None and not responses:
         raise ConfigError("`key` names the array inside `responses` files; give `responses` with it, or leave `key` out")
-    out = check_new_output(out, overwrite)
     if plot is not None and not Path(plot).is_dir():
         raise ConfigError(f"`plot` folder {plot} does not exist; create it first")
+    names = rdm_names(activations=activations, layers=layers, mask=mask, roi=roi)
+    outputs = [Output("out", Path(out), "hdf5"), *options_output(out, config)]
+    outputs += [Output("plot", Path(plot) / f"{name}.png", "png") for name in names] if plot is not None else []
+    check_outputs(outputs, {"activations": [activations], "betas": betas, "mask": mask, "responses": responses,
+                            "stimuli": [stimuli]}, overwrite=overwrite)
     target = resolve_device(device)
     attrs: dict = {"standardize": standardize, "precision": precision}
     if activations is not None:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import check_new_output
-from ..io.config import record_options
+from ..io.config import options_output, record_options
+from ..io.outputs import Output, check_outputs
 from ..io.tables import write_csv
 from ..selection import ALL
 from .comparisons import compare, upper_triangle
@@ -282,9 +282,12 @@ def rsa_to_file(
     from .rdm_files import align_to_model, choose_rdms, read_brain_rdms, read_model_rdms
 
     parameters = RSAParameters(compare, squared, correction, weighted, fit, folds, bootstrap, seed)
-    out = check_new_output(out, overwrite)
-    if plot is not None:
-        check_new_output(plot, overwrite)
+    out = Path(out)
+    weights_path = out.with_name(out.stem + ".weights.csv")
+    outputs = [Output("out", out, "csv"), *options_output(out, config)]
+    outputs += [Output("out", weights_path, "csv")] if weighted else []
+    outputs += [Output("plot", Path(plot), "figure")] if plot is not None else []
+    check_outputs(outputs, {"model_rdms": [model_rdms], "brain_rdms": [brain_rdms]}, overwrite=overwrite)
     model = read_model_rdms(model_rdms)
     model.rdms = choose_rdms(model, layers)
     brain = align_to_model(model, read_brain_rdms(brain_rdms))
@@ -301,7 +304,7 @@ def rsa_to_file(
     columns = [c for c in RESULT_COLUMNS if (c != "time" or timed) and (c not in ("ci_low", "ci_high") or bootstrap)]
     paths = {"results": write_csv(out, rows, columns)}
     if fitted:
-        paths["weights"] = write_csv(out.with_name(out.stem + ".weights.csv"), weight_rows(fitted),
+        paths["weights"] = write_csv(weights_path, weight_rows(fitted),
                                      ["roi", "time", "layer", "weight"] if timed else ["roi", "layer", "weight"])
     if plot is not None:
         from ..figures.rsa import rsa_figure

@@ -22,13 +22,14 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..io.atomic import atomic_output, check_new_output, check_output_dir, make_output_dir
-from ..io.config import record_options, write_resolved_config
-from ..io.hdf5 import SEARCHLIGHT_SHARD_KIND, SEARCHLIGHT_SHARD_NAME
+from ..io.config import options_output, record_options, write_resolved_config
+from ..io.hdf5 import SEARCHLIGHT_SHARD_KIND, SEARCHLIGHT_SHARD_NAME, check_name
+from ..io.outputs import Output, check_outputs
 from ..io.provenance import current_command, files_sha256
 from ..io.shards import Shard, check_shards, job_signature, parse_shard
 from ..io.tables import write_csv
 from ..selection import ALL
-from .nifti import header_bytes, image_from_header, save_binary, save_map
+from .nifti import header_bytes, image_from_header, roi_name, save_binary, save_map
 from .parameters import SearchlightParameters
 from .statistics import fdr_mask, one_sample_t
 
@@ -157,10 +158,28 @@ def searchlight_to_file(
         raise ConfigError("`searchlight_rdms` needs `reference` (a NIfTI on the grid of the centres) to write maps")
     out_dir = check_output_dir(out_dir, "out_dir")  # created only when there is something to write
     shard_file = None if part is None else part.path(out_dir / SEARCHLIGHT_SHARD_NAME)
-    if out_dir.is_dir():  # a complete folder (it has summary.csv), or this shard's file, is refused before any work
-        check_new_output(out_dir / "summary.csv" if part is None else shard_file, overwrite)
+    inputs = {"betas": betas, "mask": [mask], "model_rdms": [model_rdms], "stimuli": [stimuli],
+              "searchlight_rdms": [searchlight_rdms], "centres": [centres], "reference": [reference]}
+    # a complete folder (it has summary.csv), or this shard's file, is refused before any work
+    outputs = [Output("out_dir", out_dir, "folder")]
+    if part is None:  # a folder without summary.csv is an interrupted run's: its files are replaced
+        leftover = not (out_dir / "summary.csv").exists()
+        outputs += [Output("out_dir", out_dir / "summary.csv", "csv", folder_made=True),
+                    *options_output(out_dir, config, out_dir / CONFIG_NAME, "out_dir", folder_made=True,
+                                    replaceable=leftover)]
+    else:
+        outputs += [Output("out_dir", shard_file, "hdf5", folder_made=True),
+                    *options_output(shard_file, config, parameter="out_dir", folder_made=True)]
+    check_outputs(outputs, inputs, overwrite=overwrite)
     model = read_model_rdms(model_rdms)
     model.rdms = choose_rdms(model, layers)
+    if betas and part is None:  # the maps too; those an interrupted run left are replaced
+        subjects = [check_name(roi_name(Path(path)), "a subject (a `betas` file)") for path in betas]
+        if len(set(subjects)) != len(subjects):
+            raise InputError("two `betas` files have the same name; subjects are named after their files, rename one")
+        maps = [Output("out_dir", path, "nifti", replaceable=True, folder_made=True)
+                for path in _map_paths(out_dir, subjects, list(model.rdms), fdr)]
+        check_outputs([*outputs, *maps], inputs, overwrite=overwrite)
     target = resolve_device(device)
     if not betas:
         subjects, values, reference_image, in_mask = _precomputed(searchlight_rdms, centres, reference, model, compare)
@@ -178,7 +197,6 @@ def searchlight_to_file(
         return write_searchlight_folder(out_dir, result.subjects, result.layers, result.values, result.mask,
                                         result.reference, parameters, overwrite=overwrite, config=config)
     make_output_dir(out_dir, "out_dir")
-    check_new_output(shard_file, overwrite)
     maps = {"threshold": float(threshold), "alpha": float(alpha), "fdr": None if fdr is None else float(fdr)}
     job = {  # everything that changes the maps; the shards of one run must agree on it
         "command": "searchlight", "betas_sha256": files_sha256((Path(p).name, p) for p in betas),
@@ -290,10 +308,7 @@ def _write_maps(out_dir: Path, subjects, layers, values, mask, reference, parame
     """
     threshold, alpha, fdr = parameters.threshold, parameters.alpha, parameters.fdr
     coordinates = np.argwhere(mask)
-    planned = [out_dir / f"{s}_{layer}.nii.gz" for s in subjects for layer in layers]
-    if len(subjects) > 1:
-        kinds = ("mean", "t", "p") + ((f"fdr{fdr:g}",) if fdr is not None else ())
-        planned += [out_dir / f"group_{layer}_{kind}.nii.gz" for layer in layers for kind in kinds]
+    planned = _map_paths(out_dir, subjects, layers, fdr)
     summary = check_new_output(out_dir / "summary.csv", overwrite)  # refuse before writing anything
     leftovers = [path for path in planned if check_new_output(path, overwrite=True).exists()]
     if overwrite:
@@ -328,6 +343,15 @@ def _write_maps(out_dir: Path, subjects, layers, values, mask, reference, parame
                 save_binary(selected, out_dir / f"group_{layer}_fdr{fdr:g}.nii.gz", reference=reference)
                 rows[-1]["n_fdr"] = int(selected.sum())
     return rows, paths
+
+
+def _map_paths(out_dir: Path, subjects: Sequence[str], layers: Sequence[str], fdr: float | None) -> list[Path]:
+    """The maps a folder of these subjects and layers holds (the group maps with several subjects)."""
+    paths = [out_dir / f"{s}_{layer}.nii.gz" for s in subjects for layer in layers]
+    if len(subjects) > 1:
+        kinds = ("mean", "t", "p") + ((f"fdr{fdr:g}",) if fdr is not None else ())
+        paths += [out_dir / f"group_{layer}_{kind}.nii.gz" for layer in layers for kind in kinds]
+    return paths
 
 
 def _peak(values: np.ndarray, coordinates: np.ndarray, affine: np.ndarray) -> dict:

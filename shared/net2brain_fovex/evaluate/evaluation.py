@@ -31,14 +31,14 @@ from ..checks import at_least, positive
 from ..errors import ConfigError, InputError, OutputError
 from ..explain.attributions import context_for, load_images
 from ..extraction.stimuli import Stimulus, as_stimuli, fingerprint
-from ..io.atomic import check_new_output
-from ..io.config import record_options
+from ..io.config import options_output, record_options
 from ..io.hdf5 import ATTRIBUTIONS_KIND, EVALUATION_KIND, json_attr, open_h5, read_stimuli
+from ..io.outputs import Output, check_outputs
 from ..io.provenance import files_sha256, provenance_attr
-from ..io.rows import DatasetSpec, RowWriter
+from ..io.rows import DatasetSpec, RowWriter, check_partial
 from ..io.shards import job_signature
 from ..io.tables import write_csv
-from ..models.loading import LoadedModel, as_loaded
+from ..models.loading import LoadedModel, as_loaded, model_files
 from ..models.sources import AUTO
 from . import complexity, faithfulness, gaze, localisation
 from .ground_truth import boxes_to_input, image_size, points_to_input, read_boxes, read_fixations
@@ -245,18 +245,27 @@ def evaluate_to_file(
     out = Path(out)
     paths = {"rows": out, "summary": out.with_name(f"{out.stem}.summary.csv"),
              "curves": out.with_name(f"{out.stem}.curves.h5")}
+    if plot is not None:
+        paths["plot"] = Path(plot)
+    stimuli = as_stimuli(images, "images")
+    # the tables an interrupted run may have begun are rewritten by a resumed one; the
+    # curves file is checked below, where it is told from one an interrupted run left
+    outputs = [Output("out", paths["rows"], "csv", replaceable=resume),
+               Output("out", paths["summary"], "csv", replaceable=resume),
+               Output("out", paths["curves"], "hdf5", replaceable=True),
+               *options_output(out, config, replaceable=resume)]
+    outputs += [Output("plot", paths["plot"], "figure")] if plot is not None else []
+    check_partial(paths["curves"], resume=resume, overwrite=overwrite)
+    check_outputs(outputs, {"images": [images if isinstance(images, (str, Path)) else None, *(s.path for s in stimuli)],
+                            "maps": maps, "boxes": [boxes], "fixations": [fixations],
+                            "model": model_files(model, weights)}, overwrite=overwrite)
     if resume and out.exists() and paths["summary"].exists() and not overwrite:
         raise ConfigError(f"{out} is complete already; nothing to resume (add `overwrite=True` to evaluate again)")
     if paths["curves"].exists() and not (resume or overwrite or out.exists()):
         raise OutputError(f"an interrupted run left {paths['curves']} without {out}: add `resume=True` to finish it, "
                           "or `overwrite=True` to start again")
-    for key in ("rows", "summary"):  # a resumed run rewrites the tables an interrupted run may have begun
-        check_new_output(paths[key], overwrite or resume)
-    if not (resume and paths["curves"].exists()):
-        check_new_output(paths["curves"], overwrite)
-    if plot is not None:
-        paths["plot"] = check_new_output(plot, overwrite)
-    stimuli = as_stimuli(images, "images")
+    if paths["curves"].exists() and not (resume or overwrite):
+        raise OutputError(f"output {paths['curves']} exists already; add `overwrite=True` to replace it")
     loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
                        mean=mean, std=std)
     crop = loaded.preprocessing.crop

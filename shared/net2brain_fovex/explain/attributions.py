@@ -24,12 +24,13 @@ from .. import __version__
 from ..checks import at_least
 from ..errors import ConfigError, InputError, unknown_name
 from ..extraction.stimuli import Stimulus, as_stimuli, fingerprint, load_image
-from ..io.config import record_options
+from ..io.config import options_output, record_options
 from ..io.hdf5 import ATTRIBUTIONS_KIND, json_attr, open_h5, read_stimuli
+from ..io.outputs import Output, check_outputs
 from ..io.provenance import provenance_attr
-from ..io.rows import DatasetSpec, RowWriter
+from ..io.rows import DatasetSpec, RowWriter, check_partial
 from ..io.shards import Shard, plan_output, plan_shard
-from ..models.loading import LoadedModel, as_loaded
+from ..models.loading import LoadedModel, as_loaded, model_files
 from ..models.sources import AUTO
 from .base import Attribution, Context, class_probabilities
 from .registry import METHODS, PRED, parameters_for
@@ -233,10 +234,14 @@ def explain_to_file(
     found = as_stimuli(images, "images")
     check_images_only(found)
     done = found if output.shard is None else output.shard.take(found)
+    outputs = [Output("out", output.path, "hdf5"), *options_output(output.path, config, replaceable=resume)]
     if png_dir is not None:
-        from ..figures.overlays import check_overlays
+        from ..figures.overlays import overlay_outputs
 
-        check_overlays(done, Path(png_dir), overwrite=overwrite)  # the folder is made when the maps are done
+        outputs += overlay_outputs(done, Path(png_dir))  # the folder is made when the maps are done
+    check_partial(output.path, resume=resume, overwrite=overwrite)
+    check_outputs(outputs, {"images": [images if isinstance(images, (str, Path)) else None, *(s.path for s in found)],
+                            "model": model_files(model, weights)}, overwrite=overwrite)
     loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
                        mean=mean, std=std)
     size = loaded.preprocessing.crop

@@ -24,13 +24,14 @@ import torch
 from .. import __version__
 from ..checks import at_least
 from ..errors import ConfigError, InputError
-from ..io.config import record_options
+from ..io.config import options_output, record_options
 from ..io.hdf5 import ACTIVATIONS_KIND, json_attr, open_h5, read_stimuli
+from ..io.outputs import Output, check_outputs
 from ..io.provenance import provenance_attr
-from ..io.rows import DatasetSpec, RowWriter
+from ..io.rows import DatasetSpec, RowWriter, check_partial
 from ..io.shards import Shard, plan_output, plan_shard
 from ..models.layers import probe, run_layers, select_layers
-from ..models.loading import LoadedModel, as_loaded
+from ..models.loading import LoadedModel, as_loaded, model_files
 from ..models.sources import AUTO
 from ..selection import ALL, TOP, select
 from .reduction import parse_reduce, project, projection_matrix
@@ -360,6 +361,10 @@ def extract_to_file(
     if output.complete:
         return Extraction(output.path, _row_count(output.path))
     found = as_stimuli(stimuli)
+    check_partial(output.path, resume=resume, overwrite=overwrite)
+    check_outputs([Output("out", output.path, "hdf5"), *options_output(output.path, config, replaceable=resume)],
+                  {"stimuli": [stimuli if isinstance(stimuli, (str, Path)) else None, *(s.path for s in found)],
+                   "model": model_files(model, weights)}, overwrite=overwrite)
     if per_frame and not all(s.is_video for s in found):
         first = next(s for s in found if not s.is_video)
         raise InputError(f"`per_frame` needs videos, but {first.path} is an image")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io.atomic import atomic_output
+from ..io.outputs import figure_format
 
 __all__ = ["pyplot", "save_figure"]
 
@@ -20,13 +21,14 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path, dpi: int) -> Path:
-    """Lay `fig` out, write it atomically to `path` as a PNG, close it, return `path`."""
+    """Lay `fig` out, write it atomically to `path` in the format its suffix names (PNG,
+    PDF, SVG, JPEG; PNG without a suffix), close it, return `path`."""
     plt = pyplot()
     path = Path(path)
     try:
         fig.tight_layout()
         with atomic_output(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi)
+            fig.savefig(tmp, format=figure_format(path), dpi=dpi)
     finally:
         plt.close(fig)
     return path

@@ -13,7 +13,7 @@ import numpy as np
 from ..io.atomic import check_new_output
 from .base import pyplot, save_figure
 
-__all__ = ["overlay", "overlay_path", "check_overlays", "write_overlays"]
+__all__ = ["overlay", "overlay_path", "overlay_outputs", "write_overlays"]
 
 
 def overlay(image: np.ndarray, attribution: np.ndarray, path: Path, *, title: str,
@@ -74,10 +74,12 @@ def overlay_path(stimulus, folder: Path) -> Path:
     return folder / (Path(stimulus.id).name.rsplit(".", 1)[0] + ".png")
 
 
-def check_overlays(stimuli, folder: Path, *, overwrite: bool = False) -> None:
-    """Refuse, before any work, overlays that cannot be written: `folder` is a file, an
-    overlay exists (without `overwrite`), or two stimuli would share an overlay name."""
+def overlay_outputs(stimuli, folder: Path) -> list:
+    """The overlays of `stimuli` in `folder`, as outputs to check with the run's others
+    (`net2brain_fovex.io.outputs.check_outputs`); refused at once: a `folder` that is a
+    file or cannot be created, and two stimuli that would share an overlay name."""
     from ..errors import OutputError
+    from ..io.outputs import Output
 
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"`png_dir` {folder} is a file, not a folder; give a folder for the overlays")
@@ -91,8 +93,7 @@ def check_overlays(stimuli, folder: Path, *, overwrite: bool = False) -> None:
             raise OutputError(f"`png_dir`: the overlays of {seen[path]} and {stimulus.id} would both be {path}; "
                               "rename one of the images")
         seen[path] = stimulus.id
-        if folder.is_dir():
-            check_new_output(path, overwrite)
+    return [Output("png_dir", path, "png", folder_made=True) for path in seen]
 
 
 def write_overlays(attribution_file: Path, stimuli, folder: Path, *, preprocessing, overwrite: bool = False,

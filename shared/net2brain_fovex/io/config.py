@@ -34,7 +34,7 @@ from .provenance import build_provenance, current_command
 from .provenance import plain as _plain
 
 __all__ = ["PROVENANCE_MARKER", "normalise_key", "load_config", "write_resolved_config", "read_resolved_config",
-           "config_path_for", "record_options"]
+           "config_path_for", "record_options", "options_output"]
 
 PROVENANCE_MARKER = "# --- provenance (comments: not options; shown by `net2brain info FILE`) ---"
 
@@ -162,6 +162,34 @@ def config_path_for(output: str | Path) -> Path:
     """Where the resolved config of an output goes: `acts.h5` -> `acts.config.yaml`."""
     output = Path(output)
     return output.with_name(output.stem + ".config.yaml")
+
+
+def options_output(output: str | Path, config: dict[str, Any] | None, sidecar: str | Path | None = None,
+                   parameter: str = "out", folder_made: bool = False, replaceable: bool = False) -> list:
+    """The sidecar `record_options` will write, as a checked output
+    (`net2brain_fovex.io.outputs.Output`): none without options to record.
+
+    Parameters
+    ----------
+    output : path
+        The run's output the sidecar belongs to.
+    config : dict or None
+        The options to record.
+    sidecar : path, optional
+        Its path (default `config_path_for(output)`).
+    parameter : str, default "out"
+        The parameter of the output, for messages.
+    folder_made : bool, default False
+        Its folder is created by the run.
+    replaceable : bool, default False
+        It may exist without `overwrite` (a resumed run writes it again).
+    """
+    from .outputs import Output
+
+    if config is None:
+        return []
+    return [Output(parameter, Path(sidecar or config_path_for(output)), "yaml", folder_made=folder_made,
+                   replaceable=replaceable)]
 
 
 def record_options(output: str | Path, config: dict[str, Any] | None, sidecar: str | Path | None = None) -> Path | None:

@@ -15,7 +15,7 @@ import h5py
 from ..errors import InputError
 
 __all__ = ["PARTIAL_SUFFIX", "ACTIVATIONS_KIND", "RDMS_KIND", "ATTRIBUTIONS_KIND", "EVALUATION_KIND",
-           "SEARCHLIGHT_SHARD_KIND", "SEARCHLIGHT_SHARD_NAME", "KINDS", "json_attr", "open_h5",
+           "SEARCHLIGHT_SHARD_KIND", "SEARCHLIGHT_SHARD_NAME", "KINDS", "json_attr", "check_name", "open_h5",
            "unfinished_message", "read_stimuli"]
 
 PARTIAL_SUFFIX = ".partial"
@@ -115,3 +115,20 @@ def read_stimuli(file: h5py.File) -> list[str]:
     return ids
 
 
+def check_name(name: str, what: str) -> str:
+    """A name that becomes an HDF5 dataset and a file name (a layer, an ROI, a subject):
+    not empty, not `.` or `..`, without `/`, a NUL or a character that is not valid
+    UTF-8; `InputError` otherwise, saying what the name is of."""
+    problem = None
+    if not name or name in (".", ".."):
+        problem = "is empty or a dot"
+    elif "/" in name or "\0" in name:
+        problem = "holds a / or a NUL character"
+    else:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = "is not valid UTF-8 text"
+    if problem:
+        raise InputError(f"the name {name!r} of {what} {problem}; names become datasets and file names: rename it")
+    return name

@@ -68,7 +68,7 @@ from typing import Any
 from .. import __version__
 
 __all__ = ["PACKAGE", "ATTRIBUTE", "SHARDS_ATTRIBUTE", "files_sha256", "input_entries", "format_command_line",
-           "invocation", "command_scope", "current_command", "current_command_line", "build_provenance",
+           "invocation", "command_scope", "current_command", "current_config_file", "current_command_line", "build_provenance",
            "provenance_attr", "to_json", "parse_attr", "plain"]
 
 PACKAGE = "net2brain-fovex"
@@ -112,6 +112,7 @@ class _Run:
     command: str | None = None
     options: dict | None = None
     input_paths: tuple[Path, ...] = ()
+    config_file: Path | None = None  # the config the options came from: an input no output may replace
     record: dict | None = None  # the first record built in this run, reused by later outputs
 
 
@@ -136,7 +137,8 @@ def invocation(command_line: str | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def command_scope(command: str | None, options: dict, input_paths: Iterable[str | Path] = ()) -> Iterator[None]:
+def command_scope(command: str | None, options: dict, input_paths: Iterable[str | Path] = (),
+                  config_file: str | Path | None = None) -> Iterator[None]:
     """Record the running command, its resolved options and the paths it reads
     (`cli_common.config.with_config`).
 
@@ -153,6 +155,8 @@ def command_scope(command: str | None, options: dict, input_paths: Iterable[str 
         Its resolved options (a copy is kept).
     input_paths : iterable of path, default ()
         The files and folders it reads (`input_entries`).
+    config_file : path, optional
+        The config file its options came from (`current_config_file`).
 
     Yields
     ------
@@ -161,11 +165,17 @@ def command_scope(command: str | None, options: dict, input_paths: Iterable[str 
     global _run
     previous = _run
     _run = _Run(command_line=previous.command_line if previous else None, command=command,
-                options=dict(options), input_paths=tuple(Path(p) for p in input_paths))
+                options=dict(options), input_paths=tuple(Path(p) for p in input_paths),
+                config_file=None if config_file is None else Path(config_file))
     try:
         yield
     finally:
         _run = previous
+
+
+def current_config_file() -> Path | None:
+    """The config file of the command running now (None outside one or without one)."""
+    return _run.config_file if _run else None
 
 
 def current_command() -> str | None:

@@ -21,11 +21,27 @@ from ..errors import OutputError, ToolboxError
 from .atomic import METADATA_ROOM, check_room, output_error, reserve_space, write_failure
 from .hdf5 import PARTIAL_SUFFIX, ROWS_DONE
 
-__all__ = ["DatasetSpec", "RowWriter"]
+__all__ = ["DatasetSpec", "RowWriter", "check_partial"]
 
 # Chunks of about this many bytes: a few rows of a large layer, many rows of a small one.
 _CHUNK_BYTES = 4 * 2**20
 
+
+def check_partial(path: str | Path, *, resume: bool, overwrite: bool = False) -> None:
+    """Refuse to start a row file over the `.partial` an interrupted run left, unless the
+    run resumes it or starts again (`overwrite`); checked before the run's other outputs,
+    so that the message says what happened.
+
+    Parameters
+    ----------
+    path : path
+        The final output; its partial file is `path` + ".partial".
+    resume, overwrite : bool
+    """
+    partial = Path(str(path) + PARTIAL_SUFFIX)
+    if partial.exists() and not (resume or overwrite):
+        raise OutputError(f"an interrupted run left {partial}: add `resume=True` to continue it, "
+                          "or `overwrite=True` to start again")
 
 
 @dataclass(frozen=True)
@@ -85,11 +101,7 @@ class RowWriter:
         self.file: h5py.File | None = None
         self.write_failed = False  # a failed write (full disk) keeps the partial file to resume
         if self.partial.exists():
-            if not resume:
-                raise OutputError(
-                    f"an interrupted run left {self.partial}: add `resume=True` to continue it, "
-                    "or `overwrite=True` to start again"
-                )
+            check_partial(self.path, resume=resume)
             self.file = self._reopen(signature, stimuli, specs)
         if self.file is None:
             self.file = self._create(kind, stimuli, specs, signature)

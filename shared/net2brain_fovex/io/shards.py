@@ -254,8 +254,9 @@ class OutputPlan:
 
 def plan_output(out: str | Path, shard: str | Shard | None = None, *, resume: bool = False,
                 overwrite: bool = False) -> OutputPlan:
-    """Check a run's output before any work: the shard (`I/N`, `auto` or a `Shard`), the
-    file it writes, and whether a resumed run finds it complete.
+    """Plan a run's output before any work: the shard (`I/N`, `auto` or a `Shard`), the
+    file it writes, and whether a resumed run finds it complete. The file is checked with
+    the run's other outputs (`net2brain_fovex.io.outputs.check_outputs`).
 
     Parameters
     ----------
@@ -266,7 +267,7 @@ def plan_output(out: str | Path, shard: str | Shard | None = None, *, resume: bo
     resume : bool, default False
         An existing output is complete (nothing to do), not an error.
     overwrite : bool, default False
-        Accept an existing output.
+        The run starts again (refused together with `resume`).
 
     Returns
     -------
@@ -276,8 +277,6 @@ def plan_output(out: str | Path, shard: str | Shard | None = None, *, resume: bo
     ------
     ConfigError
         `resume` with `overwrite` (continue a run, or start it again), or a bad shard.
-    OutputError
-        An existing output without `overwrite`, or a folder that cannot take it.
     """
     if resume and overwrite:
         raise ConfigError("`resume=True` continues an interrupted run and `overwrite=True` starts it again: "
@@ -287,7 +286,7 @@ def plan_output(out: str | Path, shard: str | Shard | None = None, *, resume: bo
     if resume and target.exists():
         log.info("%s is complete already; nothing to resume", target)
         return OutputPlan(part, target, True)
-    return OutputPlan(part, check_new_output(target, overwrite), False)
+    return OutputPlan(part, target, False)
 
 
 def job_signature(job: Mapping) -> str:
@@ -414,12 +413,17 @@ def merge_shards(
         accepted = " or ".join(kinds or MERGERS)
         hint = f"; join them with `{MERGERS[kind]}`" if kind in MERGERS else ""
         raise InputError(f"{paths[0]} holds {kind}, not {accepted}{hint}")
+    from .outputs import Output, check_outputs
+
     if kind == SEARCHLIGHT_SHARD_KIND:
         from ..brain.searchlight_files import merge_searchlight
 
+        check_outputs([Output("out", Path(out), "folder")], {"shards": paths}, overwrite=overwrite)
         return merge_searchlight(paths, out, overwrite=overwrite)
-    from .config import record_options
+    from .config import options_output, record_options
 
+    check_outputs([Output("out", Path(out), "hdf5"), *options_output(out, config)], {"shards": paths},
+                  overwrite=overwrite)
     written = merge_rows(paths, out, kind, overwrite=overwrite)
     record_options(written, config)
     return written

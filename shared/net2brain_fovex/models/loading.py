@@ -18,7 +18,7 @@ from .preprocessing import check_overrides
 from .sources import AUTO, SOURCES, find_source
 from .weights import STATE_DICT_SUFFIXES, apply_state_dict, load_state_dict_file
 
-__all__ = ["WEIGHT_CHOICES", "TORCHSCRIPT_SUFFIXES", "LoadedModel", "load_model", "as_loaded"]
+__all__ = ["WEIGHT_CHOICES", "TORCHSCRIPT_SUFFIXES", "LoadedModel", "load_model", "as_loaded", "model_files"]
 
 WEIGHT_CHOICES = ("pretrained", "random")
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
@@ -154,6 +154,26 @@ def as_loaded(model: str | LoadedModel, **options) -> LoadedModel:
         The keyword arguments of `load_model`.
     """
     return model if isinstance(model, LoadedModel) else load_model(model, **options)
+
+
+def model_files(model: str | LoadedModel, weights: str | None = None) -> list[Path]:
+    """The files a model spec reads (a TorchScript file, a factory's .py file, a weights
+    file): inputs of the run, which no output may replace.
+
+    Parameters
+    ----------
+    model : str or LoadedModel
+    weights : str, optional
+    """
+    files = []
+    if isinstance(model, str):
+        if _looks_like_file(model):
+            files.append(Path(model))
+        elif ":" in model and model.rpartition(":")[0].endswith(".py"):
+            files.append(Path(model.rpartition(":")[0]))
+    if weights not in (None, *WEIGHT_CHOICES):
+        files.append(Path(weights))
+    return files
 
 
 def _looks_like_file(spec: str) -> bool:
