@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from net2brain_fovex.checks import RANGES
 from net2brain_fovex.registry import Registry
 
 
@@ -15,3 +16,8 @@ def choice(registry: Registry, *extra: str):
 def choice_help(registry: Registry, lead: str = "") -> str:
     """`lead` followed by every name and its meaning."""
     return f"{lead} {registry.summaries()}.".strip()
+
+
+def ranged(help: str, name: str) -> str:
+    """`help` with the range of the option `name` (`net2brain_fovex.checks.RANGES`)."""
+    return f"{help} [{RANGES[name].text}]"

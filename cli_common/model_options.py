@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from cli_common.choices import choice
+from cli_common.choices import choice, ranged
 from net2brain_fovex.errors import ConfigError
 from net2brain_fovex.models.sources import AUTO, SOURCES
 
@@ -26,10 +26,10 @@ Weights = Annotated[str, typer.Option(
     help="pretrained (from $TORCH_HOME / $HF_HOME caches), random (seeded), or a state-dict file "
     "(.pth, .pt, .bin, .safetensors; loaded with weights_only).",
 )]
-Seed = Annotated[int, typer.Option(rich_help_panel=PANEL, help="Seed for random weights and anything random.")]
+Seed = Annotated[int, typer.Option(rich_help_panel=PANEL, help=ranged("Seed for random weights and anything random.", "seed"))]
 Device = Annotated[str, typer.Option(rich_help_panel=PANEL, help="auto, cpu, cuda, cuda:N or mps.")]
 ImageSize = Annotated[int | None, typer.Option(
-    rich_help_panel=PANEL, help="Crop size in pixels (the resize keeps the model's crop fraction).",
+    rich_help_panel=PANEL, help=ranged("Crop size in pixels (the resize keeps the model's crop fraction).", "image_size"),
 )]
 Mean = Annotated[str | None, typer.Option(rich_help_panel=PANEL, help="Normalisation mean R,G,B (default: the model's).")]
 Std = Annotated[str | None, typer.Option(rich_help_panel=PANEL, help="Normalisation std R,G,B (default: the model's).")]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli_common import model_options as mo
-from cli_common.choices import choice, choice_help
+from cli_common.choices import choice, choice_help, ranged
 from cli_common.config_merge import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Overwrite, ShardSpec
 from cli_common.output import Json, print_json
@@ -40,7 +40,7 @@ def explain_command(
     model: mo.Model = None,
     source: mo.Source = AUTO,
     weights: mo.Weights = "pretrained",
-    seed: Annotated[int, typer.Option(help="Seed of random weights and of the method (restarts, masks).")] = 42,
+    seed: Annotated[int, typer.Option(help=ranged("Seed of random weights and of the method (restarts, masks).", "seed"))] = 42,
     device: mo.Device = "auto",
     image_size: mo.ImageSize = None,
     mean: mo.Mean = None,
@@ -49,7 +49,7 @@ def explain_command(
     out: Annotated[Path | None, typer.Option(help="Output attribution file (HDF5).")] = None,
     method: Annotated[choice(METHODS), typer.Option(help=choice_help(METHODS))] = METHODS.default,
     target: Annotated[str, typer.Option(help="pred (the model's top-1 class) or a class index.")] = PRED,
-    batch_size: Annotated[int, typer.Option(help="Images explained together.")] = 16,
+    batch_size: Annotated[int, typer.Option(help=ranged("Images explained together.", "batch_size"))] = 16,
     png_dir: Annotated[Path | None, typer.Option(help="Folder for one overlay PNG per image (with FovEx's scan path).")] = None,
     scanpath_length: Annotated[int, _option(_F, "scanpath_length", FOVEX)] = _F.scanpath_length,
     optimization_steps: Annotated[int, _option(_F, "optimization_steps", FOVEX)] = _F.optimization_steps,
@@ -108,7 +108,7 @@ def evaluate_command(
     model: mo.Model = None,
     source: mo.Source = AUTO,
     weights: mo.Weights = "pretrained",
-    seed: Annotated[int, typer.Option(help="Seed of random weights (use the one given to explain).")] = 42,
+    seed: Annotated[int, typer.Option(help=ranged("Seed of random weights (use the one given to explain).", "seed"))] = 42,
     device: mo.Device = "auto",
     image_size: mo.ImageSize = None,
     mean: mo.Mean = None,
@@ -121,10 +121,11 @@ def evaluate_command(
     boxes: Annotated[Path | None, typer.Option(help="CSV of object boxes: image, x0, y0, x1, y1 in the image's pixels.")] = None,
     fixations: Annotated[Path | None, typer.Option(
         help="Human fixations: CSV (image, row, col in the image's pixels) or a folder of fixation-map images.")] = None,
-    step: Annotated[int | None, typer.Option(help="Pixels per deletion / insertion step (default H*W/224: 224 steps).")] = None,
+    step: Annotated[int | None, typer.Option(help=ranged("Pixels per deletion / insertion step (default H*W/224: 224 steps).", "step"))] = None,
     gaze_sigma: Annotated[float | None, typer.Option(
-        help="Sigma of the fixation density for cc, kld and sim, in input pixels (default: input size / 32).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Images evaluated together.")] = 16,
+        help=ranged("Sigma of the fixation density for cc, kld and sim, in input pixels (default: input size / 32).",
+                    "gaze_sigma"))] = None,
+    batch_size: Annotated[int, typer.Option(help=ranged("Images evaluated together.", "batch_size"))] = 16,
     plot: Annotated[Path | None, typer.Option(help="PNG of the mean deletion and insertion curves per method.")] = None,
     json: Json = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,

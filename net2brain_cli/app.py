@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cli_common import model_options as mo
-from cli_common.choices import choice, choice_help
+from cli_common.choices import choice, choice_help, ranged
 from cli_common.config_merge import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
 from cli_common.output import Json, print_json
@@ -85,11 +85,11 @@ def extract_command(
     stimuli: Annotated[Path | None, typer.Option(help="Folder of images / videos, or a text file listing them.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output HDF5 file.")] = None,
     layers: Annotated[str, typer.Option(help="top, all, or NAME,NAME (see `net2brain layers MODEL`).")] = "top",
-    batch_size: Annotated[int, typer.Option(help="Stimuli per forward pass.")] = 32,
+    batch_size: Annotated[int, typer.Option(help=ranged("Stimuli per forward pass.", "batch_size"))] = 32,
     dtype: Annotated[choice(DTYPES), typer.Option(help=choice_help(DTYPES, "Stored dtype:"))] = DTYPES.default,
     tokens: Annotated[choice(TOKENS), typer.Option(
         help=choice_help(TOKENS, "Transformer outputs (batch, tokens, dim):"))] = TOKENS.default,
-    frames: Annotated[int, typer.Option(help="Frames sampled evenly from each video.")] = 8,
+    frames: Annotated[int, typer.Option(help=ranged("Frames sampled evenly from each video.", "frames"))] = 8,
     per_frame: Annotated[bool, typer.Option("--per-frame", help="Keep each video frame's activations instead of their mean.")] = False,
     reduce: Annotated[str, typer.Option(help="none, or srp:N (seeded sparse random projection to N features per layer).")] = "none",
     shard: ShardSpec = None,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli_common.choices import choice, choice_help
+from cli_common.choices import choice, choice_help, ranged
 from cli_common.config_merge import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Device, Overwrite
 from cli_common.progress import progress_bar
@@ -36,7 +36,7 @@ def rdm_command(
     standardize: Annotated[bool, typer.Option("--standardize", help="z-score each feature across stimuli first.")] = RDMParameters.standardize,
     precision: Annotated[choice(PRECISIONS), typer.Option(help=choice_help(PRECISIONS))] = RDMParameters.precision,
     device: Device = "cpu",
-    memory: Annotated[int, typer.Option(help="MB of features per streamed chunk (peak: ~2 n x n + one chunk).")] = RDMParameters.memory,
+    memory: Annotated[int, typer.Option(help=ranged("MB of features per streamed chunk (peak: ~2 n x n + one chunk).", "memory"))] = RDMParameters.memory,
     plot: Annotated[Path | None, typer.Option(help="Folder for one heat-map PNG per RDM.")] = None,
     overwrite: Overwrite = False,
     config: ConfigFile = None,

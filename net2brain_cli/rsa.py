@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli_common.choices import choice, choice_help
+from cli_common.choices import choice, choice_help, ranged
 from cli_common.config_merge import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Overwrite
 from cli_common.output import Json, print_json
@@ -32,9 +32,9 @@ def rsa_command(
     layers: Annotated[str, typer.Option(help="all, or NAME,NAME of the model RDMs.")] = "all",
     weighted: Annotated[bool, typer.Option("--weighted", help="Also fit a weighted sum of all layers (cross-validated).")] = RSAParameters.weighted,
     fit: Annotated[choice(FITS), typer.Option(help=choice_help(FITS, "Weighted RSA fit:"))] = RSAParameters.fit,
-    folds: Annotated[int, typer.Option(help="Weighted RSA: folds over subjects.")] = RSAParameters.folds,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap samples over stimuli for 95% intervals (0: none).")] = RSAParameters.bootstrap,
-    seed: Annotated[int, typer.Option(help="Seed of the folds and the bootstrap.")] = RSAParameters.seed,
+    folds: Annotated[int, typer.Option(help=ranged("Weighted RSA: folds over subjects.", "folds"))] = RSAParameters.folds,
+    bootstrap: Annotated[int, typer.Option(help=ranged("Bootstrap samples over stimuli for 95% intervals (0: none).", "bootstrap"))] = RSAParameters.bootstrap,
+    seed: Annotated[int, typer.Option(help=ranged("Seed of the folds and the bootstrap.", "seed"))] = RSAParameters.seed,
     plot: Annotated[Path | None, typer.Option(help="PNG: best layer per ROI with noise ceiling, and layer profiles.")] = None,
     json: Json = False,
     overwrite: Overwrite = False,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli_common.choices import choice, choice_help
+from cli_common.choices import choice, choice_help, ranged
 from cli_common.config_merge import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
 from cli_common.output import Json, print_json
@@ -27,7 +27,7 @@ def searchlight_command(
         help="3D brain mask; default: voxels with finite, non-constant responses in every subject.")] = None,
     model_rdms: Annotated[Path | None, typer.Option(help="Model RDMs (`net2brain rdm` output or .mat).")] = None,
     layers: Annotated[str, typer.Option(help="all, or NAME,NAME of the model RDMs.")] = "all",
-    radius: Annotated[float | None, typer.Option(help="Sphere radius in mm (voxels at distance <= radius).")] = None,
+    radius: Annotated[float | None, typer.Option(help=ranged("Sphere radius in mm (voxels at distance <= radius).", "radius"))] = None,
     out_dir: Annotated[Path | None, typer.Option(help="Folder for the maps and summary.csv (created).")] = None,
     stimuli: Annotated[Path | None, typer.Option(
         help="The stimulus order of the volumes (list file or folder); reordered to the model RDMs' order.")] = None,
@@ -35,13 +35,13 @@ def searchlight_command(
         help=choice_help(SEARCHLIGHT_METRICS, "Dissimilarity of the sphere patterns:"))] = Defaults.metric,
     compare: Annotated[choice(COMPARISONS), typer.Option(
         help=choice_help(COMPARISONS, "Comparison with the model RDMs:"))] = Defaults.compare,
-    min_voxels: Annotated[int, typer.Option(help="Centres with fewer voxels in their sphere get NaN.")] = Defaults.min_voxels,
-    batch_size: Annotated[int, typer.Option(help="Centres per batch (memory ~ batch x sphere x stimuli).")] = Defaults.batch_size,
+    min_voxels: Annotated[int, typer.Option(help=ranged("Centres with fewer voxels in their sphere get NaN.", "min_voxels"))] = Defaults.min_voxels,
+    batch_size: Annotated[int, typer.Option(help=ranged("Centres per batch (memory ~ batch x sphere x stimuli).", "batch_size"))] = Defaults.batch_size,
     precision: Annotated[choice(PRECISIONS), typer.Option(help=choice_help(PRECISIONS))] = Defaults.precision,
     device: Device = "cpu",
-    threshold: Annotated[float, typer.Option(help="Score maps: count voxels above this value in summary.csv.")] = Defaults.threshold,
-    alpha: Annotated[float, typer.Option(help="t maps: count voxels with uncorrected p below this.")] = Defaults.alpha,
-    fdr: Annotated[float | None, typer.Option(help="Also write a mask of the voxels significant at this FDR (q).")] = Defaults.fdr,
+    threshold: Annotated[float, typer.Option(help=ranged("Score maps: count voxels above this value in summary.csv.", "threshold"))] = Defaults.threshold,
+    alpha: Annotated[float, typer.Option(help=ranged("t maps: count voxels with uncorrected p below this.", "alpha"))] = Defaults.alpha,
+    fdr: Annotated[float | None, typer.Option(help=ranged("Also write a mask of the voxels significant at this FDR (q).", "fdr"))] = Defaults.fdr,
     searchlight_rdms: Annotated[Path | None, typer.Option(
         help="Net2Brain's precomputed searchlight RDMs (.npz/.npy: searchlights x subjects x n x n).")] = None,
     centres: Annotated[Path | None, typer.Option(

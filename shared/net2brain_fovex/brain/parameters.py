@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..checks import at_least, between, positive
+from ..checks import check_range
 from .registry import COMPARISONS, CORRECTIONS, FITS, PRECISIONS, RDM_METRICS, SEARCHLIGHT_METRICS
 
 __all__ = ["RDMParameters", "RSAParameters", "SearchlightParameters"]
@@ -39,7 +39,7 @@ class RDMParameters:
     def __post_init__(self) -> None:
         RDM_METRICS.check(self.metric)
         PRECISIONS.check(self.precision)
-        at_least("memory", self.memory, 1, unit=" MB")
+        check_range("memory", self.memory)
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,9 @@ class RSAParameters:
         COMPARISONS.check(self.compare)
         CORRECTIONS.check(self.correction)
         FITS.check(self.fit)
-        at_least("folds", self.folds, 2)
-        at_least("bootstrap", self.bootstrap, 0)
+        check_range("folds", self.folds)
+        check_range("seed", self.seed)
+        check_range("bootstrap", self.bootstrap)
 
     @property
     def measure(self) -> str:
@@ -127,11 +128,13 @@ class SearchlightParameters:
 
     def __post_init__(self) -> None:
         if self.radius is not None:
-            positive("radius", self.radius, "number of millimetres")
+            check_range("radius", self.radius)
         SEARCHLIGHT_METRICS.check(self.metric)
         COMPARISONS.check(self.compare)
-        at_least("min_voxels", self.min_voxels, 1)
-        at_least("batch_size", self.batch_size, 1)
+        check_range("min_voxels", self.min_voxels)
+        check_range("batch_size", self.batch_size)
         PRECISIONS.check(self.precision)
         if self.fdr is not None:
-            between("fdr", self.fdr, low=0, high=1)
+            check_range("fdr", self.fdr)
+        check_range("threshold", self.threshold)
+        check_range("alpha", self.alpha)

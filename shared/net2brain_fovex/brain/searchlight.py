@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..checks import at_least, positive
+from ..checks import check_range
 from ..errors import ConfigError, InputError
 from .comparisons import compare as compare_vectors
 from .comparisons import ranks, upper_triangle
@@ -56,7 +56,7 @@ __all__ = ["sphere_offsets", "SphereIndex", "searchlight_scores", "SearchlightRe
 def sphere_offsets(affine: np.ndarray, radius: float) -> np.ndarray:
     """Integer voxel offsets (K, 3) whose distance through the affine is <= `radius` mm,
     the centre (0, 0, 0) first, then by distance."""
-    positive("radius", radius, "number of millimetres")
+    check_range("radius", radius)
     linear = np.asarray(affine, dtype=float)[:3, :3]
     sizes = np.linalg.norm(linear, axis=0)
     if np.any(sizes <= 0):
@@ -136,8 +136,8 @@ def searchlight_scores(
     """
     SEARCHLIGHT_METRICS.check(metric)
     method = COMPARISONS.check(compare)
-    at_least("min_voxels", min_voxels, 1)
-    at_least("batch_size", batch_size, 1)
+    check_range("min_voxels", min_voxels)
+    check_range("batch_size", batch_size)
     dtype, device = TORCH_DTYPES[PRECISIONS.check(precision)], torch.device(device)
     data = torch.as_tensor(np.asarray(patterns)).to(device=device, dtype=dtype)
     n = data.shape[1]

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from ..checks import between
+from ..checks import check_range
 from .registry import CORRECTIONS
 
 __all__ = ["one_sample_t", "fdr_adjust", "correct", "fdr_mask"]
@@ -113,5 +113,5 @@ def fdr_mask(p: np.ndarray, fdr: float) -> np.ndarray:
     ConfigError
         `fdr` not strictly between 0 and 1.
     """
-    between("fdr", fdr, low=0, high=1)
+    check_range("fdr", fdr)
     return fdr_adjust(p) < fdr

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checks import at_least, positive
+from ..checks import check_range
 from ..errors import ConfigError, InputError, OutputError
 from ..explain.attributions import context_for, load_images
 from ..extraction.stimuli import Stimulus, as_stimuli, fingerprint
@@ -38,7 +38,7 @@ from ..io.provenance import files_sha256, provenance_attr
 from ..io.rows import DatasetSpec, RowWriter, check_partial
 from ..io.shards import job_signature
 from ..io.tables import write_csv
-from ..models.loading import LoadedModel, as_loaded, model_files
+from ..models.loading import LoadedModel, as_loaded, check_model_options, model_files
 from ..models.sources import AUTO
 from . import complexity, faithfulness, gaze, localisation
 from .ground_truth import boxes_to_input, image_size, points_to_input, read_boxes, read_fixations
@@ -236,11 +236,12 @@ def evaluate_to_file(
     ConfigError, InputError, OutputError
         Options, outputs, maps and ground truth are checked before the first image.
     """
-    at_least("batch_size", batch_size, 1)
+    check_range("batch_size", batch_size)
+    check_model_options(source=source, seed=seed, image_size=image_size, mean=mean, std=std)
     if step is not None:
-        at_least("step", step, 1, unit=" pixel")
+        check_range("step", step)
     if gaze_sigma is not None:
-        positive("gaze_sigma", gaze_sigma, "number of pixels")
+        check_range("gaze_sigma", gaze_sigma)
     chosen = choose_metrics(metrics, boxes is not None, fixations is not None)
     out = Path(out)
     paths = {"rows": out, "summary": out.with_name(f"{out.stem}.summary.csv"),

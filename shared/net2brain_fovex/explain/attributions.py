@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checks import at_least
+from ..checks import check_range
 from ..errors import ConfigError, InputError, unknown_name
 from ..extraction.stimuli import Stimulus, as_stimuli, fingerprint, load_image
 from ..io.config import options_output, record_options
@@ -30,7 +30,7 @@ from ..io.outputs import Output, check_outputs
 from ..io.provenance import provenance_attr
 from ..io.rows import DatasetSpec, RowWriter, check_partial
 from ..io.shards import Shard, plan_output, plan_shard
-from ..models.loading import LoadedModel, as_loaded, model_files
+from ..models.loading import LoadedModel, as_loaded, check_model_options, model_files
 from ..models.sources import AUTO
 from .base import Attribution, Context, class_probabilities
 from .registry import METHODS, PRED, parameters_for
@@ -55,7 +55,7 @@ def parse_target(target: str | int) -> int | None:
         value = int(target)
         if value < 0:
             raise ConfigError(f"`target` {value} is negative; give pred or a class index >= 0")
-        return value
+        return int(check_range("target", value))
     if str(target).strip() == PRED:
         return None
     raise ConfigError(f"`target` {target!r} is neither pred nor a class index; give `target=pred` or a whole number >= 0")
@@ -226,7 +226,8 @@ def explain_to_file(
     """
     entry = METHODS[method]
     chosen = parameters_for(method, parameters)
-    at_least("batch_size", batch_size, 1)
+    check_range("batch_size", batch_size)
+    check_model_options(source=source, seed=seed, image_size=image_size, mean=mean, std=std)
     wanted = parse_target(target)
     output = plan_output(out, shard, resume=resume, overwrite=overwrite)
     if output.complete:

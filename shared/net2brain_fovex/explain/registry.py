@@ -25,49 +25,52 @@ __all__ = ["Method", "METHODS", "FovExParameters", "CAMParameters", "RISEParamet
 PRED = "pred"  # the explained class: the model's top-1 class on the clean image
 
 
-def _check(method: str, checks: dict[str, tuple[bool, str]], values: Any) -> None:
-    """A `ConfigError` naming the first parameter whose check fails."""
-    for name, (valid, expected) in checks.items():
-        if not valid:
-            raise ConfigError(f"invalid {method} parameter `{name}`: {name} = {getattr(values, name)!r} is out of "
-                              f"range; expected {expected}")
+def _option(default: Any, help: str, valid: Callable[[Any], bool] | None = None, expected: str = "") -> Any:
+    """A parameter: its default, its help, and the range of its values (`valid`, said as
+    `expected`), shown in the help and checked when the parameters are made."""
+    return field(default=default, metadata={"help": help, "valid": valid, "expected": expected})
 
 
-def _option(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _check(method: str, values: Any) -> None:
+    """A `ConfigError` naming the first parameter out of its range (NaN fails every range)."""
+    for item in fields(values):
+        valid = item.metadata.get("valid")
+        value = getattr(values, item.name)
+        whole = isinstance(item.default, int) and not isinstance(item.default, bool)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if valid is not None and not (number and valid(value) and (not whole or float(value).is_integer())):
+            raise ConfigError(f"invalid {method} parameter `{item.name}`: {item.name} = {value!r} is out of "
+                              f"range; expected {item.metadata['expected']}")
 
 
-_COUNT, _POSITIVE = "a whole number >= 1", "a finite number > 0"
+def _positive(value: float) -> bool:
+    return 0 < value < math.inf
+
+
+_POSITIVE = "a finite number > 0"
 
 
 @dataclass(frozen=True)
 class FovExParameters:
     """FovEx's hyper-parameters; defaults are the reference's (ViT-B/16, 224 px)."""
 
-    scanpath_length: int = _option(10, "Fixations per image.")
-    optimization_steps: int = _option(20, "Gradient steps per fixation.")
-    lr: float = _option(0.1, "Signed-gradient step, in [-1, 1] image units.")
-    foveation_sigma: float = _option(0.15, "Fovea width: exp(-d^2 / sigma).")
-    blur_filter_size: int = _option(41, "Gaussian blur kernel (odd).")
-    blur_sigma: float = _option(10.0, "Gaussian blur sigma in pixels.")
-    forgetting: float = _option(0.1, "Memory decay per fixation.")
+    scanpath_length: int = _option(10, "Fixations per image.", lambda v: 1 <= v <= 1000,
+                                   "a whole number from 1 to 1000")
+    optimization_steps: int = _option(20, "Gradient steps per fixation.", lambda v: 1 <= v <= 100_000,
+                                      "a whole number from 1 to 100000")
+    lr: float = _option(0.1, "Signed-gradient step, in [-1, 1] image units.", _positive, _POSITIVE)
+    foveation_sigma: float = _option(0.15, "Fovea width: exp(-d^2 / sigma).", _positive, _POSITIVE)
+    blur_filter_size: int = _option(41, "Gaussian blur kernel (odd).", lambda v: 1 <= v <= 1001 and v % 2 == 1,
+                                    "an odd whole number from 1 to 1001")
+    blur_sigma: float = _option(10.0, "Gaussian blur sigma in pixels.", _positive, _POSITIVE)
+    forgetting: float = _option(0.1, "Memory decay per fixation.", lambda v: 0 <= v <= 1, "a number in [0, 1]")
     random_restart: bool = _option(True, "Restart at a random position after a step that does not improve.")
-    heatmap_sigma: float = _option(0.15, "Width of each fixation's Gaussian in the map.")
-    patience: int = _option(0, "End a fixation's search after this many steps without improvement (0: always all steps).")
+    heatmap_sigma: float = _option(0.15, "Width of each fixation's Gaussian in the map.", _positive, _POSITIVE)
+    patience: int = _option(0, "End a fixation's search after this many steps without improvement "
+                               "(0: always all steps).", lambda v: 0 <= v <= 100_000, "a whole number from 0 to 100000")
 
     def __post_init__(self) -> None:
-        _check("FovEx", {  # NaN fails every comparison
-            "scanpath_length": (self.scanpath_length >= 1, _COUNT),
-            "optimization_steps": (self.optimization_steps >= 1, _COUNT),
-            "lr": (0 < self.lr < math.inf, _POSITIVE),
-            "foveation_sigma": (0 < self.foveation_sigma < math.inf, _POSITIVE),
-            "heatmap_sigma": (0 < self.heatmap_sigma < math.inf, _POSITIVE),
-            "blur_filter_size": (self.blur_filter_size >= 1 and self.blur_filter_size % 2 == 1,
-                                 "an odd whole number >= 1"),
-            "blur_sigma": (0 < self.blur_sigma < math.inf, _POSITIVE),
-            "forgetting": (0 <= self.forgetting <= 1, "a number in [0, 1]"),
-            "patience": (self.patience >= 0, "a whole number >= 0"),
-        }, self)
+        _check("FovEx", self)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -87,18 +90,14 @@ class CAMParameters:
 class RISEParameters:
     """RISE's masks; defaults are the paper's."""
 
-    masks: int = _option(4000, "Random masks.")
-    grid: int = _option(7, "Mask grid cells per side.")
-    p_keep: float = _option(0.5, "Probability of keeping a cell.")
-    mask_batch: int = _option(100, "Masked images per forward pass.")
+    masks: int = _option(4000, "Random masks.", lambda v: 1 <= v <= 1_000_000, "an integer >= 1 and <= 1000000")
+    grid: int = _option(7, "Mask grid cells per side.", lambda v: 1 <= v <= 1000, "an integer >= 1 and <= 1000")
+    p_keep: float = _option(0.5, "Probability of keeping a cell.", lambda v: 0 < v <= 1, "in (0, 1]")
+    mask_batch: int = _option(100, "Masked images per forward pass.", lambda v: 1 <= v <= 100_000,
+                              "an integer >= 1 and <= 100000")
 
     def __post_init__(self) -> None:
-        _check("RISE", {
-            "masks": (self.masks >= 1, "an integer >= 1"),
-            "grid": (self.grid >= 1, "an integer >= 1"),
-            "p_keep": (0 < self.p_keep <= 1, "in (0, 1]"),
-            "mask_batch": (self.mask_batch >= 1, "an integer >= 1"),
-        }, self)
+        _check("RISE", self)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -165,5 +164,7 @@ def parameters_for(method: str, parameters: Any = None) -> Any:
 
 
 def help_of(kind: type, name: str) -> str:
-    """The help text of a parameter (its field's metadata)."""
-    return next(f.metadata["help"] for f in fields(kind) if f.name == name)
+    """The help text of a parameter (its field's metadata), with its range."""
+    item = next(f for f in fields(kind) if f.name == name)
+    expected = item.metadata.get("expected")
+    return f"{item.metadata['help']} [{expected}]" if expected else item.metadata["help"]

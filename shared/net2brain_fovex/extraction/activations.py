@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..checks import at_least
+from ..checks import check_range
 from ..errors import ConfigError, InputError
 from ..io.config import options_output, record_options
 from ..io.hdf5 import ACTIVATIONS_KIND, json_attr, open_h5, read_stimuli
@@ -31,7 +31,7 @@ from ..io.provenance import provenance_attr
 from ..io.rows import DatasetSpec, RowWriter, check_partial
 from ..io.shards import Shard, plan_output, plan_shard
 from ..models.layers import probe, run_layers, select_layers
-from ..models.loading import LoadedModel, as_loaded, model_files
+from ..models.loading import LoadedModel, as_loaded, check_model_options, model_files
 from ..models.sources import AUTO
 from ..selection import ALL, TOP, select
 from .reduction import parse_reduce, project, projection_matrix
@@ -147,7 +147,7 @@ def plan_extraction(
         one frame.
     """
     TOKENS.check(tokens)
-    at_least("frames", frames, 1)
+    check_range("frames", frames)
     if tokens == "cls" and loaded.prefix_tokens == 0:
         raise ConfigError(f"model {loaded.name} has no class token; use `tokens=mean` or all")
     outputs = probe(loaded)
@@ -221,7 +221,7 @@ def iter_activations(
     ModelError
         A layer without a tensor output.
     """
-    at_least("batch_size", batch_size, 1)
+    check_range("batch_size", batch_size)
     torch_dtype = getattr(torch, DTYPES.check(dtype))
     starts = list(range(start, len(stimuli), batch_size))
 
@@ -354,8 +354,9 @@ def extract_to_file(
     """
     DTYPES.check(dtype)
     TOKENS.check(tokens)
-    at_least("batch_size", batch_size, 1)
-    at_least("frames", frames, 1)
+    check_range("batch_size", batch_size)
+    check_range("frames", frames)
+    check_model_options(source=source, seed=seed, image_size=image_size, mean=mean, std=std)
     srp_components = parse_reduce(reduce)
     output = plan_output(out, shard, resume=resume, overwrite=overwrite)
     if output.complete:

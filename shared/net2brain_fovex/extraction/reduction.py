@@ -14,6 +14,7 @@ import zlib
 
 import torch
 
+from ..checks import check_range
 from ..errors import ConfigError
 
 __all__ = ["parse_reduce", "projection_matrix", "project"]
@@ -26,7 +27,7 @@ def parse_reduce(spec: str | None) -> int | None:
     match = re.fullmatch(r"\s*srp\s*:\s*(\d+)\s*", spec)
     if not match or int(match.group(1)) < 1:
         raise ConfigError(f"`reduce` {spec!r} is not understood; use srp:N with N >= 1 components, or none")
-    return int(match.group(1))
+    return int(check_range("components", int(match.group(1))))
 
 
 def projection_matrix(features: int, components: int, *, seed: int, layer: str) -> torch.Tensor:

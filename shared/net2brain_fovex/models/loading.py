@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..checks import check_range
 from ..device import resolve_device
 from ..errors import ConfigError, InputError, ModelError
 from . import preprocessing as prep
@@ -18,7 +19,7 @@ from .preprocessing import check_overrides
 from .sources import AUTO, SOURCES, find_source
 from .weights import STATE_DICT_SUFFIXES, apply_state_dict, load_state_dict_file
 
-__all__ = ["WEIGHT_CHOICES", "TORCHSCRIPT_SUFFIXES", "LoadedModel", "load_model", "as_loaded", "model_files"]
+__all__ = ["WEIGHT_CHOICES", "TORCHSCRIPT_SUFFIXES", "LoadedModel", "load_model", "as_loaded", "model_files", "check_model_options"]
 
 WEIGHT_CHOICES = ("pretrained", "random")
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
@@ -108,9 +109,7 @@ def load_model(
         not fit.
     """
     target = resolve_device(device)
-    if source != AUTO:
-        SOURCES.check(source)
-    check_overrides(image_size, mean, std)
+    check_model_options(source=source, seed=seed, image_size=image_size, mean=mean, std=std)
     if weights is None:
         weights = "pretrained" if _looks_like_file(model) else "random"
     if weights not in WEIGHT_CHOICES and Path(weights).suffix.lower() not in STATE_DICT_SUFFIXES:
@@ -141,6 +140,16 @@ def load_model(
         prefix_tokens=prefix_tokens,
         seed=seed,
     )
+
+
+def check_model_options(*, source: str = AUTO, seed: int = 0, image_size: int | None = None,
+                        mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
+    """The checks of `load_model`'s options, which entry points run at their top, before
+    any input is read: a known source, the seed's range, the preprocessing overrides."""
+    if source != AUTO:
+        SOURCES.check(source)
+    check_range("seed", seed)
+    check_overrides(image_size, mean, std)
 
 
 def as_loaded(model: str | LoadedModel, **options) -> LoadedModel:

@@ -15,14 +15,14 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from ..checks import check_range
 from ..errors import ConfigError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MIN_IMAGE_SIZE", "Preprocessing", "check_overrides",
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocessing", "check_overrides",
            "from_torchvision", "from_timm"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-MIN_IMAGE_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,11 @@ class Preprocessing:
 def check_overrides(
     image_size: int | None = None, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
 ) -> None:
-    """Refuse preprocessing overrides out of range (`ConfigError`): a crop under 8
-    pixels, a mean or std that is not three finite numbers, a std that is not positive."""
-    if image_size is not None and image_size < MIN_IMAGE_SIZE:
-        raise ConfigError(f"`image_size` must be at least {MIN_IMAGE_SIZE} pixels, got {image_size}")
+    """Refuse preprocessing overrides out of range (`ConfigError`): a crop outside
+    `RANGES["image_size"]`, a mean or std that is not three finite numbers, a std that is
+    not positive."""
+    if image_size is not None:
+        check_range("image_size", image_size)
     for name, values in (("mean", mean), ("std", std)):
         if values is None:
             continue
