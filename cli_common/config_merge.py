@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from cli_common.messages import command_flags, command_line_message
+from cli_common.messages import command_flags, command_line_message, parameters_named
 from net2brain_fovex.errors import ConfigError, ToolboxError, closest_names
 from net2brain_fovex.io import provenance
 from net2brain_fovex.io.config import load_config
@@ -41,6 +41,7 @@ of the core reach the user with the command's flags in place of Python names
     def wrapper(**kwargs: Any) -> Any:
         ctx = kwargs["ctx"]
         path = kwargs.get("config")
+        from_config = set()  # the options whose value the config file gave
         if path is not None:
             for key, value in load_config(path).items():
                 if key not in names:
@@ -54,13 +55,18 @@ of the core reach the user with the command's flags in place of Python names
                 if source is not None and source.name in _FROM_USER:
                     continue  # the command line wins
                 kwargs[key] = converted
+                from_config.add(key)
         ctx.meta["resolved"] = {name: kwargs[name] for name in names}
         inputs = [p for n in path_options for p in _as_list(kwargs[n])]
         try:
             with provenance.command_scope(ctx.command_path, ctx.meta["resolved"], inputs, config_file=path):
                 return function(**kwargs)
         except ToolboxError as error:  # the core's Python names, as this command's flags
-            error.args = (command_line_message(str(error), command_flags(ctx.command.params)), *error.args[1:])
+            message = str(error)
+            named = [name for name in parameters_named(message) if name in from_config]
+            if named and str(path) not in message:  # a value of the file: say where it is set
+                message += f" (`{named[0]}` is set in config file {path})"
+            error.args = (command_line_message(message, command_flags(ctx.command.params)), *error.args[1:])
             raise
 
     return wrapper

@@ -63,6 +63,12 @@ def command_line_message(message: str, flags: Mapping[str, tuple[str, str | None
     return _TOKEN.sub(render, message)
 
 
+def parameters_named(message: str) -> list[str]:
+    """The Python parameters a core message names (in backticks), in order."""
+    return [match[1].partition("=")[0] for match in _TOKEN.finditer(message)
+            if _PARAMETER.fullmatch(match[1].partition("=")[0]) and match[1] not in COMMANDS]
+
+
 def flag_of(name: str, flags: Mapping[str, tuple[str, str | None]]) -> tuple[str, str | None]:
     """The (flag, negative flag) of a Python parameter: the command's own, or the
     usual spelling `--name-with-dashes`."""

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 
 import typer
 
-from net2brain_fovex.errors import ToolboxError
+from net2brain_fovex.errors import ToolboxError, described
 from net2brain_fovex.io import provenance
 
 _FALSE = ("", "0", "false", "no", "off")
@@ -163,9 +163,8 @@ def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> 
     except Exception as error:  # noqa: BLE001 - the one place that turns crashes into exit 1
         if state.debug:
             traceback.print_exc()
-        summary = str(error).strip().splitlines()[0] if str(error).strip() else ""
         print(
-            f"{prog_name}: unexpected error: {type(error).__name__}: {summary} "
+            f"{prog_name}: unexpected error: {described(error)} "
             f"(rerun with `{prog_name} --debug ...` for the traceback and report it)",
             file=sys.stderr,
         )

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "ToolboxError", "ConfigError", "InputError", "OutputError", "ModelError", "WeightsError", "UnknownNameError",
-    "closest_names", "unknown_name",
+    "closest_names", "unknown_name", "listed", "reason", "described",
 ]
 
 
@@ -92,3 +92,24 @@ def unknown_name(kind: str, name: str, choices: Iterable[str], *, hint: str = ""
     if hint:
         message += f" ({hint})"
     return UnknownNameError(message)
+
+
+def listed(names: Iterable[object], limit: int = 5) -> str:
+    """Names for a message, the first `limit` of them: `a, b, c, ... (4 more)`."""
+    names = [str(name) for name in names]
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def reason(error: BaseException) -> str:
+    """An exception's message for one line of ours: its first line, or its type's name
+    when it has no message."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def described(error: BaseException) -> str:
+    """An exception of someone else's code (a user's factory, a model) with its type:
+    `TypeError: build() missing 1 required positional argument: 'depth'`."""
+    text = str(error).strip()
+    return type(error).__name__ + (f": {text.splitlines()[0]}" if text else "")

@@ -166,7 +166,7 @@ def test_load_mask(tmp_path, reference):
 
 def test_load_mask_refuses_empty_4d_and_other_grid(tmp_path, reference):
     empty = write(tmp_path / "empty.nii.gz", np.zeros(SHAPE, np.uint8))
-    with pytest.raises(InputError, match=rf"mask {re.escape(str(empty))} is empty: no voxel is non-zero"):
+    with pytest.raises(InputError, match=rf"mask {re.escape(str(empty))} is empty: no voxel is finite and non-zero"):
         load_mask(empty, reference)
     four = write(tmp_path / "four.nii.gz", np.ones((*SHAPE, 2), np.uint8))
     with pytest.raises(InputError, match=rf"mask {re.escape(str(four))} has 4 dimensions; expected a 3D volume"):

@@ -179,13 +179,17 @@ def test_load_npy(tmp_path, responses):
 def test_load_npz_with_and_without_key(tmp_path, responses):
     path = tmp_path / "r.npz"
     np.savez(path, first=responses, second=responses[:, :2] * 2)
-    np.testing.assert_array_equal(load_responses(path), responses)
+    with pytest.raises(InputError, match=rf"{re.escape(str(path))} holds 2 arrays \(first, second\); choose one with "
+                                         "`key`"):
+        load_responses(path)  # never the first of several
     np.testing.assert_array_equal(load_responses(path, key="second"), responses[:, :2] * 2)
+    np.savez(tmp_path / "one.npz", only=responses)
+    np.testing.assert_array_equal(load_responses(tmp_path / "one.npz"), responses)
     with pytest.raises(InputError, match=rf"{re.escape(str(path))} has no array 'third'; it holds first, second"):
         load_responses(path, key="third")
     empty = tmp_path / "empty.npz"
     np.savez(empty)
-    with pytest.raises(InputError, match="has no array None; it holds nothing"):
+    with pytest.raises(InputError, match="holds no array; save the responses in it"):
         load_responses(empty)
 
 
@@ -193,7 +197,11 @@ def test_load_mat(tmp_path, responses):
     path = tmp_path / "r.mat"
     scipy.io.savemat(path, {"label": "faces", "volume": np.zeros((2, 2, 2, 2)), "resp": responses,
                             "other": responses[:3]})
-    np.testing.assert_array_equal(load_responses(path), responses)  # the first numeric 2D or 3D array
+    with pytest.raises(InputError, match=r"holds 2 numeric arrays \(resp, other\); choose one with `key`"):
+        load_responses(path)
+    only = tmp_path / "only.mat"
+    scipy.io.savemat(only, {"label": "faces", "volume": np.zeros((2, 2, 2, 2)), "resp": responses})
+    np.testing.assert_array_equal(load_responses(only), responses)  # the only numeric 2D or 3D array
     np.testing.assert_array_equal(load_responses(path, key="other"), responses[:3])
     with pytest.raises(InputError, match=rf"{re.escape(str(path))} has no variable 'resps'; it holds label, volume"):
         load_responses(path, key="resps")
@@ -202,8 +210,8 @@ def test_load_mat(tmp_path, responses):
         load_responses(path, key="volume")
     none = tmp_path / "none.mat"
     scipy.io.savemat(none, {"label": "faces", "volume": np.zeros((2, 2, 2, 2))})
-    with pytest.raises(InputError, match=r"holds no numeric \(stimuli, channels\[, time\]\) array; name one with "
-                                         "`key`"):
+    with pytest.raises(InputError, match=r"holds no numeric \(stimuli, channels\[, time\]\) array; it holds "
+                                         "label, volume"):
         load_responses(none)
 
 
@@ -224,7 +232,7 @@ def test_load_h5(tmp_path, responses):
         load_responses(several, key="group")
     empty = tmp_path / "empty.h5"
     h5py.File(empty, "w").close()
-    with pytest.raises(InputError, match=r"holds 0 datasets \(\); choose one with `key`"):
+    with pytest.raises(InputError, match=r"holds no dataset; save the responses in it"):
         load_responses(empty)
 
 

@@ -184,13 +184,32 @@ def brain_stack():
 
 
 def test_read_net2brain_npz(tmp_path, brain_stack):
-    np.savez(tmp_path / "fmri_EVC_RDMs.npz", brain_stack, np.zeros(2))
+    np.savez(tmp_path / "fmri_EVC_RDMs.npz", brain_stack)
     read = read_brain_rdms(tmp_path / "fmri_EVC_RDMs.npz")
     assert list(read.rdms) == ["fmri_EVC_RDMs"] and read.stimuli is None
     np.testing.assert_array_equal(read.rdms["fmri_EVC_RDMs"], brain_stack)
     meg = np.stack([brain_stack] * 2, axis=1)  # (subjects, time, n, n)
     np.savez(tmp_path / "meg.npz", meg)
     assert read_brain_rdms(tmp_path / "meg.npz").rdms["meg"].shape == (3, 2, 7, 7)
+
+
+def test_net2brain_npz_with_more_arrays_reads_the_first_and_says_so(tmp_path, brain_stack):
+    np.savez(tmp_path / "EVC.npz", brain_stack, np.zeros(2), np.arange(7))
+    with pytest.warns(RuntimeWarning, match=r"EVC.npz holds 3 arrays: read the first, 'arr_0', as Net2Brain does, and "
+                                            r"ignored arr_1, arr_2"):
+        read = read_brain_rdms(tmp_path / "EVC.npz")
+    np.testing.assert_array_equal(read.rdms["EVC"], brain_stack)
+
+
+def test_mat_with_several_rdm_variables_is_refused(tmp_path, brain_stack):
+    import scipy.io
+
+    scipy.io.savemat(tmp_path / "IT.mat", {"session1": brain_stack, "session2": brain_stack, "note": "x"})
+    with pytest.raises(InputError, match=r"IT.mat holds 2 variables that could be RDMs \(session1, session2\); keep "
+                                         "only one in the file"):
+        read_brain_rdms(tmp_path / "IT.mat")
+    scipy.io.savemat(tmp_path / "one.mat", {"rdms": brain_stack, "note": "x"})
+    np.testing.assert_array_equal(read_brain_rdms(tmp_path / "one.mat").rdms["one"], brain_stack)
 
 
 def test_read_pickled_npz_is_refused(tmp_path):

@@ -259,7 +259,7 @@ def bad_inputs(tmp_path, planted):
         (lambda b: ["--betas", b["short"], "--radius", 6], "holds 5 volumes, but there are 16 stimuli"),
         (lambda b: ["--betas", b["good"], "--mask", b["shape"], "--radius", 6], "has shape (8, 8, 8)"),
         (lambda b: ["--betas", b["good"], "--mask", b["affine"], "--radius", 6], "have different affines"),
-        (lambda b: ["--betas", b["good"], "--mask", b["empty"], "--radius", 6], "is empty: no voxel is non-zero"),
+        (lambda b: ["--betas", b["good"], "--mask", b["empty"], "--radius", 6], "is empty: no voxel is finite and non-zero"),
         (lambda b: ["--betas", b["good"], "--radius", 0], "--radius must be a positive number of millimetres"),
         (lambda b: ["--betas", b["good"], "--radius", -2], "--radius must be a positive number of millimetres"),
         (lambda b: ["--betas", b["good"]], "missing option --radius"),

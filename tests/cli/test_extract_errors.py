@@ -25,7 +25,7 @@ def empty_folder(tmp_path):
 
 CASES = {
     # name: (make stimuli folder, extra args, message)
-    "missing folder": (lambda t: t / "nowhere", [], "stimuli {tmp}/nowhere do not exist"),
+    "missing folder": (lambda t: t / "nowhere", [], "stimulus folder or list {tmp}/nowhere does not exist"),
     "empty folder": (empty_folder, [], "stimulus folder {tmp}/stim holds no images or videos"),
     "corrupt image": (corrupt_image, [], "cannot decode image {tmp}/stim/img_4.png"),
     "unknown model": (lambda t: write_images(t / "stim", 2), ["--model", "resnet_18"], "unknown model 'resnet_18'; closest: resnet18"),

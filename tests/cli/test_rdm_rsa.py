@@ -185,7 +185,7 @@ def empty_folder(tmp_path):
         (bad_count, [], "ROI 'small' in {tmp}/small.npz has 9 stimuli, the model RDMs in {tmp}/model.h5 have 10"),
         (bad_names, [], "stimulus ids differ between {tmp}/model.h5 and {tmp}/other.h5: missing from the brain data: s0, s1, s2"),
         (empty_folder, [], "brain RDM folder {tmp}/none holds no"),
-        (lambda t: t / "missing.npz", [], "brain RDMs {tmp}/missing.npz do not exist"),
+        (lambda t: t / "missing.npz", [], "brain RDM file or folder {tmp}/missing.npz does not exist"),
         (lambda t: t / "brain_data", ["--layers", "layer9"], "unknown layer 'layer9'; closest: layer3, layer2, layer1"),
         (lambda t: t / "brain_data", ["--compare", "cosine"], "Invalid value for '--compare'"),
     ],

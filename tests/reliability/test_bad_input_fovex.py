@@ -85,7 +85,7 @@ def method(w: Work, name: str, *extra) -> None:
 
 EXPLAIN = [
     # case id                      how the input is broken                                          the message says
-    ("images-missing",             lambda w: w.set("--images", w.inputs / "nowhere"),                ["{inputs}/nowhere", "do not exist", "give a folder"]),
+    ("images-missing",             lambda w: w.set("--images", w.inputs / "nowhere"),                ["{inputs}/nowhere", "does not exist", "give a folder"]),
     ("images-folder-empty",        lambda w: w.set("--images", w.file("empty/.keep", "").parent),     ["{inputs}/empty", "holds no images"]),
     ("list-empty",                 lambda w: list_file(w, "# nothing here"),                         ["{inputs}/list.txt", "lists no files"]),
     ("list-names-an-image-twice",  lambda w: list_file(w, "images/img_1.png", "images/img_1.png"),    ["list.txt, line 2", "listed twice", "unique"]),

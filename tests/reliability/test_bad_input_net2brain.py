@@ -224,7 +224,7 @@ def stimulus(w: Work, name: str, data: bytes) -> None:
 
 EXTRACT = [
     # case id                      how the input is broken                                          the message says
-    ("stimuli-missing",            lambda w: w.set("--stimuli", w.inputs / "nowhere"),              ["{inputs}/nowhere", "do not exist", "give a folder"]),
+    ("stimuli-missing",            lambda w: w.set("--stimuli", w.inputs / "nowhere"),              ["{inputs}/nowhere", "does not exist", "give a folder"]),
     ("stimuli-folder-empty",       lambda w: w.set("--stimuli", w.folder("empty")),                 ["{inputs}/empty", "holds no images or videos"]),
     ("stimuli-folder-unreadable",  lambda w: unreadable(w.inputs / "stim"),                         ["{inputs}/stim", "not readable"], NOT_AS_ROOT),
     ("stimuli-a-single-image",     lambda w: w.set("--stimuli", w.inputs / "stim" / "img_1.png"),   ["img_1.png", "single stimulus", "give its folder"]),
@@ -424,7 +424,7 @@ RSA = [
     ("model-rdm-nan",              model_edit(set_value("rdms/b", (1, 4), np.nan)),                  ["{inputs}/model.h5", "'b'", "NaN", "(1, 4)"]),
     ("model-rdm-one-stimulus-short", lambda w: model_file(w, model_rdms(w.inputs / "five.h5", IDS[:5], n=5)), ["has 6 stimuli", "{inputs}/five.h5 have 5"]),
     ("model-id-twice",             model_edit(replace_dataset("stimuli", lambda s: s[[0, 1, 2, 3, 4, 4]])), ["{inputs}/model.h5", "'img_5.png'", "twice"]),
-    ("brain-rdms-missing",         lambda w: brain_file(w, w.inputs / "gone.npz"),                  ["{inputs}/gone.npz", "do not exist", "folder of files"]),
+    ("brain-rdms-missing",         lambda w: brain_file(w, w.inputs / "gone.npz"),                  ["{inputs}/gone.npz", "does not exist", "folder of files"]),
     ("brain-rdms-folder-empty",    lambda w: brain_file(w, w.folder("brain_data")),                 ["{inputs}/brain_data", "holds no"]),
     ("brain-rdms-unknown-type",    lambda w: brain_file(w, w.file("brain.csv", "1,2\n")),           ["{inputs}/brain.csv", "unsupported file type", ".npz"]),
     ("brain-rdms-are-activations", lambda w: brain_file(w, write_activations(w.inputs / "acts.h5")), ["{inputs}/acts.h5", "holds activations, expected rdms"]),

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, reason
 from ..io.atomic import atomic_output
+from ..io.paths import what_is_there
 
 __all__ = ["roi_name", "nifti_header", "load_nifti", "check_dimensions", "check_same_grid", "Volume", "load_volume",
-           "load_mask", "usable_voxels", "save_map", "save_binary", "header_bytes", "image_from_header"]
+           "load_mask", "mask_voxels", "usable_voxels", "save_map", "save_binary", "header_bytes", "image_from_header"]
 
 
 def roi_name(mask_path: Path) -> str:
@@ -32,15 +33,11 @@ def nifti_header(path: Path, what: str):
     if path.is_dir():
         raise InputError(f"{what} {path} is a folder; give a NIfTI file (.nii or .nii.gz)")
     if not path.is_file():
-        raise InputError(f"{what} {path} does not exist; give a NIfTI file (.nii or .nii.gz)")
+        raise InputError(f"{what} {path} {what_is_there(path)}; give a NIfTI file (.nii or .nii.gz)")
     try:
         return nib.load(str(path))
     except Exception as error:  # nibabel raises many kinds for damaged files
-        raise InputError(f"cannot read {what} {path} as NIfTI: {_reason(error)}; replace the file") from None
-
-
-def _reason(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"cannot read {what} {path} as NIfTI: {reason(error)}; replace the file") from None
 
 
 def load_nifti(path: Path, what: str):
@@ -50,7 +47,7 @@ def load_nifti(path: Path, what: str):
         image.get_fdata(dtype=np.float32)  # decode now, so a truncated file fails here
         return image
     except Exception as error:  # nibabel raises many kinds for damaged files
-        raise InputError(f"cannot read {what} {path} as NIfTI: {_reason(error)}; replace the file") from None
+        raise InputError(f"cannot read {what} {path} as NIfTI: {reason(error)}; replace the file") from None
 
 
 def check_dimensions(image, ndim: int, what: str) -> None:
@@ -118,8 +115,25 @@ def load_volume(path: Path, *, stimuli: int, order: np.ndarray | None = None, re
     return Volume(Path(path), image, data)
 
 
+def mask_voxels(image, path: Path) -> np.ndarray:
+    """The voxels inside a mask image: finite and non-zero.
+
+    A NaN compares unequal to 0, so a plain `!= 0` would count NaN (and infinite) voxels
+    as inside; masks saved with NaN for "outside" would silently select the whole volume.
+    A warning says how many non-finite voxels were left out.
+    """
+    import warnings
+
+    data = np.asarray(image.get_fdata())
+    finite = np.isfinite(data)
+    if not finite.all():
+        warnings.warn(f"mask {path} holds {int((~finite).sum())} NaN or infinite voxels; they count as outside the mask",
+                      RuntimeWarning, stacklevel=2)
+    return finite & (data != 0)
+
+
 def load_mask(path: Path, reference) -> np.ndarray:
-    """A 3D mask (non-zero inside) on the grid of `reference`.
+    """A 3D mask (inside: finite and non-zero, `mask_voxels`) on the grid of `reference`.
 
     Parameters
     ----------
@@ -141,9 +155,9 @@ def load_mask(path: Path, reference) -> np.ndarray:
     image = load_nifti(path, "mask")
     check_dimensions(image, 3, f"mask {path}")
     check_same_grid(image, reference, what=f"mask {path}", reference_what=f"{reference.get_filename()}")
-    mask = np.asarray(image.get_fdata()) != 0
+    mask = mask_voxels(image, path)
     if not mask.any():
-        raise InputError(f"mask {path} is empty: no voxel is non-zero")
+        raise InputError(f"mask {path} is empty: no voxel is finite and non-zero")
     return mask
 
 

@@ -26,7 +26,10 @@ from ..errors import ConfigError, InputError
 from ..io.atomic import atomic_output
 from ..io.config import options_output, record_options
 from ..io.hdf5 import ACTIVATIONS_KIND, RDMS_KIND, check_name, open_h5, read_stimuli
+from ..io.locks import holds_outputs
 from ..io.outputs import Output, check_outputs
+from ..io.paths import what_is_there
+from ..memory import check_memory
 from ..selection import ALL, select
 from .parameters import RDMParameters
 from .rdm_formats import mat_rdms, mat_struct_entries, npz_rdms, square_rdm
@@ -58,8 +61,8 @@ def write_rdms(
     the running command unless `attrs` has one).
 
     Every RDM dataset also gets the attribute `metric`. The RDMs are written as given (not
-    validated), and an existing file at `path` is replaced without a check: callers check
-    first (`check_new_output`).
+    validated; their names are: `check_name`), and an existing file at `path` is replaced
+    without a check: callers check first (`check_new_output`).
 
     Parameters
     ----------
@@ -81,11 +84,15 @@ def write_rdms(
 
     Raises
     ------
+    InputError
+        A name that cannot be a dataset name (`check_name`: empty, `.`, with a `/`).
     OutputError
         The folder is missing or not writable, or the write fails (a full disk).
     """
     from ..io.provenance import provenance_attr
 
+    for name in rdms:  # a `/` would make a nested group that no reader takes for an RDM
+        check_name(name, "an RDM (a layer or ROI)")
     path = Path(path)
     attrs = dict(attrs or {})
     attrs.setdefault("provenance", provenance_attr())
@@ -133,12 +140,13 @@ def read_model_rdms(path: str | Path) -> RDMSet:
     if path.is_dir():
         raise InputError(f"model RDM file {path} is a folder; give the file written by `rdms_to_file` (or a .mat file)")
     if not path.is_file():
-        raise InputError(f"model RDM file {path} does not exist; give the file written by `rdms_to_file` (or a .mat file)")
+        raise InputError(f"model RDM file {path} {what_is_there(path)}; give the file written by `rdms_to_file` (or a .mat file)")
     if path.suffix.lower() == ".mat":
         entries = mat_struct_entries(path)
         if not entries or any(not getattr(e, "name", None) for e in entries):
             raise InputError(f"{path}: expected a struct array with fields RDM and name (one model per entry)")
-        rdms = {str(e.name): square_rdm(np.asarray(e.RDM, dtype=float), path) for e in entries}
+        rdms = {check_name(str(e.name), f"a model RDM of {path}"): square_rdm(np.asarray(e.RDM, dtype=float), path)
+                for e in entries}
         result = RDMSet(rdms, None, None, str(path))
     else:
         result = read_rdm_file(path)
@@ -172,7 +180,7 @@ def read_brain_rdms(path: str | Path) -> RDMSet:
                 merged.stimuli = part.stimuli
         return merged
     if not path.is_file():
-        raise InputError(f"brain RDMs {path} do not exist; give a file or a folder of files")
+        raise InputError(f"brain RDM file or folder {path} {what_is_there(path)}; give a file or a folder of files")
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):
         result = read_rdm_file(path)
@@ -358,6 +366,12 @@ def rdms_from_activations(
                     f"layer {name} of {path} does not fit in `memory` and the {metric} metric cannot be "
                     "streamed (it ranks whole stimulus rows): raise `memory` or use another metric"
                 )
+        # every layer's RDM is held until the file is written, beside the work of one
+        # (about two n x n matrices and a chunk)
+        chunk = max(min(memory_bytes, group[name].size * itemsize) for name in names)
+        check_memory((len(names) + 3) * len(stimuli) ** 2 * itemsize + chunk,
+                     what=f"{len(names)} RDM(s) of {len(stimuli)} stimuli",
+                     lower="choose fewer `layers` per run (or `precision=single`, or a lower `memory`)")
         rdms = {}
         for index, name in enumerate(names):
             count, chunks = streams[name]
@@ -382,6 +396,7 @@ class RDMFile:
     plots: list[Path]
 
 
+@holds_outputs
 def rdms_to_file(
     out: str | Path,
     *,

@@ -1,13 +1,14 @@
 """Brain recordings as stimulus-by-feature patterns, for brain RDMs.
 
 * fMRI: a 4D NIfTI per subject (one volume per stimulus, in stimulus order) and ROI
-  masks (3D NIfTI, non-zero inside, same grid and affine). Voxels with a non-finite
+  masks (3D NIfTI, inside where finite and non-zero, same grid and affine). Voxels with a non-finite
   value for any stimulus are left out of the ROI (logged).
 * Any recording: an array file per subject of responses (stimuli x channels), or
   (stimuli x channels x time) for MEG / EEG, which gives one RDM per time point:
-  `.npy`; `.npz` (the array `key`, or the first); `.mat` (the variable `key`, or the
-  first numeric array of 2 or 3 dimensions); `.h5` / `.hdf5` (the dataset `key`, or the
-  only dataset).
+  `.npy`; `.npz` (the array `key`, or the only array); `.mat` (the variable `key`, or
+  the only numeric array of 2 or 3 dimensions); `.h5` / `.hdf5` (the dataset `key`, or
+  the only dataset). Without `key`, a file with several candidates is refused, naming
+  them, rather than one picked.
 """
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from .nifti import check_dimensions, check_same_grid, load_nifti, nifti_header, roi_name
+from ..errors import InputError, listed, reason
+from ..io.hdf5 import locked, open_error
+from ..io.paths import what_is_there
+from .nifti import check_dimensions, check_same_grid, load_nifti, mask_voxels, nifti_header, roi_name
 from .parameters import RDMParameters
 
 __all__ = ["check_betas", "roi_patterns", "load_responses", "fmri_rdms", "response_rdms", "RESPONSE_SUFFIXES"]
@@ -64,7 +67,7 @@ def roi_patterns(betas_path: Path, mask_paths: list[Path]) -> dict[str, np.ndarr
         mask_image = load_nifti(mask_path, "mask")
         check_dimensions(mask_image, 3, f"mask {mask_path}")
         check_same_grid(mask_image, betas, what=f"mask {mask_path}", reference_what=f"the volumes in {betas_path}")
-        inside = np.asarray(mask_image.get_fdata()) != 0
+        inside = mask_voxels(mask_image, mask_path)
         values = data[:, inside]
         finite = np.isfinite(values).all(axis=0)
         if not finite.any():
@@ -80,9 +83,9 @@ def roi_patterns(betas_path: Path, mask_paths: list[Path]) -> dict[str, np.ndarr
 def load_responses(path: Path, key: str | None = None) -> np.ndarray:
     """A subject's responses (stimuli, channels) or (stimuli, channels, time).
 
-    The formats (the module docstring): `.npy`; `.npz` (the array `key`, or the first);
-    `.mat` (the variable `key`, or the first numeric array of 2 or 3 dimensions); `.h5` /
-    `.hdf5` (the dataset `key`, or the only dataset). Pickled objects are refused.
+    The formats (the module docstring): `.npy`; `.npz` (the array `key`, or the only
+    array); `.mat` (the variable `key`, or the only numeric array of 2 or 3 dimensions);
+    `.h5` / `.hdf5` (the dataset `key`, or the only dataset). Pickled objects are refused.
 
     Parameters
     ----------
@@ -99,22 +102,19 @@ def load_responses(path: Path, key: str | None = None) -> np.ndarray:
     Raises
     ------
     InputError
-        A missing, unreadable or unsupported file, no array `key`, or values that are not
-        finite numbers in 2 or 3 dimensions.
+        A missing, unreadable or unsupported file, no array `key` (or several candidates
+        and no `key`), or values that are not finite numbers in 2 or 3 dimensions.
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"response file {path} does not exist")
+        raise InputError(f"response file {path} {what_is_there(path)}; give an array file ({', '.join(RESPONSE_SUFFIXES)})")
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
             array = np.load(path, allow_pickle=False)
         elif suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
-                name = key or (data.files[0] if data.files else None)
-                if name not in data.files:
-                    raise InputError(f"{path} has no array {name!r}; it holds {', '.join(data.files) or 'nothing'}")
-                array = data[name]
+                array = data[_choose(path, key, data.files, "array")]
         elif suffix == ".mat":
             array = _mat_array(path, key)
         elif suffix in (".h5", ".hdf5"):
@@ -126,8 +126,7 @@ def load_responses(path: Path, key: str | None = None) -> np.ndarray:
     except (ValueError, OSError, EOFError, NotImplementedError, zipfile.BadZipFile) as error:
         # scipy's MatReadError is a ValueError; a MATLAB v7.3 file is NotImplementedError; a cut .npz BadZipFile
         hint = "; save plain numeric arrays (pickled objects are refused)" if "allow_pickle" in str(error) else ""
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"cannot read response file {path}: {reason}{hint}") from None
+        raise InputError(f"cannot read response file {path}: {reason(error)}{hint}") from None
     array = np.asarray(array)
     if array.dtype.kind not in "fiu" or array.ndim not in (2, 3):
         raise InputError(
@@ -144,28 +143,42 @@ def _mat_array(path: Path, key: str | None) -> np.ndarray:
 
     content = load_mat(path, structs=False, what="response file")
     if key is not None:
-        if key not in content:
-            raise InputError(f"{path} has no variable {key!r}; it holds {', '.join(content)}")
-        return content[key]
-    for value in content.values():
-        if isinstance(value, np.ndarray) and value.dtype.kind in "fiu" and value.ndim in (2, 3):
-            return value
-    raise InputError(f"{path} holds no numeric (stimuli, channels[, time]) array; name one with `key`")
+        return content[_choose(path, key, list(content), "variable")]
+    numeric = [name for name, value in content.items()
+               if isinstance(value, np.ndarray) and value.dtype.kind in "fiu" and value.ndim in (2, 3)]
+    if not numeric:
+        raise InputError(f"{path} holds no numeric (stimuli, channels[, time]) array; it holds "
+                         f"{', '.join(content) or 'nothing'}")
+    return content[_choose(path, None, numeric, "numeric array")]
 
 
 def _h5_array(path: Path, key: str | None) -> np.ndarray:
     import h5py
 
-    with h5py.File(path, "r") as file:
+    try:
+        file = h5py.File(path, "r")
+    except OSError as error:
+        if locked(error):
+            raise open_error(path, error, "") from None
+        raise  # reported by `load_responses` with the others
+    with file:
         names: list[str] = []
         file.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
-        if key is None:
-            if len(names) != 1:
-                raise InputError(f"{path} holds {len(names)} datasets ({', '.join(names[:5])}); choose one with `key`")
-            key = names[0]
+        return file[_choose(path, key, names, "dataset")][()]
+
+
+def _choose(path: Path, key: str | None, names: list[str], what: str) -> str:
+    """`key` when the file holds it, else the only candidate: never one of several picked
+    by their order in the file."""
+    if key is not None:
         if key not in names:
-            raise InputError(f"{path} has no dataset {key!r}; it holds {', '.join(names[:5])}")
-        return file[key][()]
+            raise InputError(f"{path} has no {what} {key!r}; it holds {listed(names) or 'nothing'}")
+        return key
+    if not names:
+        raise InputError(f"{path} holds no {what}; save the responses in it")
+    if len(names) > 1:
+        raise InputError(f"{path} holds {len(names)} {what}s ({listed(names)}); choose one with `key`")
+    return names[0]
 
 
 def fmri_rdms(

@@ -20,6 +20,7 @@ between calls.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.config import options_output, record_options
+from ..io.locks import holds_outputs
 from ..io.outputs import Output, check_outputs
 from ..io.tables import write_csv
 from ..selection import ALL
@@ -114,29 +116,44 @@ def bootstrap_ci(model: np.ndarray, brain: np.ndarray, *, parameters: RSAParamet
     level : float, default 0.95
 
     Returns (layers, 2, [time (+ mean)]) with the lower and upper bounds.
+
+    A sample in which a score is undefined (few distinct stimuli drawn, as happens often
+    with 3 or 4 stimuli: fewer than 3 pairs, or a constant resampled RDM) is left out of
+    that score's interval, with one warning saying how many; an interval no sample
+    defines is NaN.
     """
     rng = np.random.default_rng(parameters.seed)
     n = brain.shape[-1]
     model_square = _square_from_upper(model, n)
-    samples = []
-    for _ in range(parameters.bootstrap):
+    rows, cols = np.triu_indices(n, k=1)
+    shape = (len(model), *brain.shape[1:-2]) if brain.ndim == 3 else (len(model), brain.shape[1] + 1)
+    samples = np.full((parameters.bootstrap, *shape), np.nan)
+    for sample in range(parameters.bootstrap):
         index = rng.integers(0, n, n)
-        rows, cols = np.triu_indices(n, k=1)
         keep = index[rows] != index[cols]
         a, b = index[rows][keep], index[cols][keep]
-        model_vectors = model_square[:, a, b]
+        if len(a) < 3:  # no correlation over fewer than 3 pairs: the sample stays NaN
+            continue
         brain_vectors = brain[..., a, b]
-        values = compare(model_vectors, brain_vectors.reshape(-1, len(a)), parameters.compare)
+        with warnings.catch_warnings():  # a constant resample: counted below, not warned per sample
+            warnings.simplefilter("ignore", RuntimeWarning)
+            values = compare(model_square[:, a, b], brain_vectors.reshape(-1, len(a)), parameters.compare)
         values = values.reshape(len(model), *brain_vectors.shape[:-1])
         if parameters.squared:
             values = values**2
         group = values.mean(axis=1)  # (L, [T])
         if brain.ndim == 4:
             group = np.concatenate([group, group.mean(axis=1, keepdims=True)], axis=1)
-        samples.append(group)
-    stacked = np.stack(samples)  # (B, L, [T])
+        samples[sample] = group
+    undefined = int(np.isnan(samples.reshape(len(samples), -1)).any(axis=1).sum())
+    if undefined:
+        warnings.warn(f"{undefined} of {parameters.bootstrap} bootstrap samples over {n} stimuli drew too few distinct "
+                      "stimuli (or a constant RDM) for a score; they are left out of the confidence intervals",
+                      RuntimeWarning, stacklevel=2)
     tail = (1 - level) / 2 * 100
-    low, high = np.nanpercentile(stacked, [tail, 100 - tail], axis=0)
+    with warnings.catch_warnings():  # an interval no sample defines is NaN, as said above
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
     return np.stack([low, high], axis=1)
 
 
@@ -230,6 +247,7 @@ class RSAResult:
     paths: dict[str, Path]
 
 
+@holds_outputs
 def rsa_to_file(
     model_rdms: str | Path,
     brain_rdms: str | Path,

@@ -40,6 +40,7 @@ import torch
 
 from ..checks import check_range
 from ..errors import ConfigError, InputError
+from ..memory import check_memory
 from .comparisons import compare as compare_vectors
 from .comparisons import ranks, upper_triangle
 from .parameters import SearchlightParameters
@@ -50,7 +51,32 @@ if TYPE_CHECKING:
     from ..io.shards import Shard
 
 __all__ = ["sphere_offsets", "SphereIndex", "searchlight_scores", "SearchlightResult", "run_searchlight",
-           "precomputed_scores"]
+           "precomputed_scores", "searchlight_memory"]
+
+
+def _reach(linear: np.ndarray, radius: float) -> int:
+    """Voxels a radius can span on any axis: the smallest singular value of the affine's
+    linear part bounds it."""
+    return int(math.ceil(radius / np.linalg.svd(linear, compute_uv=False).min())) + 1
+
+
+def searchlight_memory(shape: Sequence[int], affine: np.ndarray, radius: float, *, stimuli: int, subjects: int,
+                       layers: int, batch_size: int, precision: str) -> float:
+    """Bytes a searchlight run holds at its peak, from its options and the volumes'
+    header (before any volume is read): the table of candidate sphere offsets; one
+    subject's volume as read (float32) and its mask-voxel patterns; the lookup grid; a
+    batch's neighbour indices, sphere patterns, Gram matrices and RDM vectors; and the
+    scores of every subject. Generous by design: every voxel counted as a mask voxel.
+    """
+    linear = np.asarray(affine, dtype=float)[:3, :3]
+    table = (2 * _reach(linear, radius) + 1) ** 3
+    sphere = min(table, 4 / 3 * math.pi * radius**3 / max(abs(np.linalg.det(linear)), 1e-12) + 1)
+    voxels = math.prod(int(size) for size in shape[:3])
+    item = 8 if precision == "double" else 4
+    pairs = stimuli * (stimuli - 1) // 2
+    batch = min(batch_size, voxels) * (sphere * (3 * 8 + 2 * stimuli * item) + 3 * stimuli**2 * item + 3 * pairs * item)
+    return (table * 6 * 8 + voxels * stimuli * (4 * 2 + item) + voxels * 8 + batch
+            + subjects * layers * voxels * 8)
 
 
 def sphere_offsets(affine: np.ndarray, radius: float) -> np.ndarray:
@@ -61,8 +87,7 @@ def sphere_offsets(affine: np.ndarray, radius: float) -> np.ndarray:
     sizes = np.linalg.norm(linear, axis=0)
     if np.any(sizes <= 0):
         raise InputError(f"the affine has a zero voxel size: {sizes}")
-    # the smallest singular value bounds how many voxels a radius can span on any axis
-    reach = int(math.ceil(radius / np.linalg.svd(linear, compute_uv=False).min())) + 1
+    reach = _reach(linear, radius)
     axis = np.arange(-reach, reach + 1)
     grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
     distance = np.linalg.norm(grid @ linear.T, axis=1)
@@ -286,7 +311,7 @@ def run_searchlight(
         run computes (on CPU; to rounding on a GPU), so the shards' values side by side
         are the unsharded values.
     """
-    from .nifti import load_mask, load_volume, roi_name, usable_voxels
+    from .nifti import check_dimensions, load_mask, load_volume, nifti_header, roi_name, usable_voxels
 
     parameters = radius if isinstance(radius, SearchlightParameters) else SearchlightParameters(
         radius, metric, compare, min_voxels, batch_size, precision)
@@ -301,6 +326,13 @@ def run_searchlight(
     layers = list(model_rdms)
     model_vectors = upper_triangle(np.stack([model_rdms[name] for name in layers]))
     stimuli = next(iter(model_rdms.values())).shape[0]
+    header = nifti_header(betas[0], "response volume")
+    check_dimensions(header, 4, f"response volume {betas[0]}")
+    check_memory(searchlight_memory(header.shape, header.affine, radius, stimuli=stimuli, subjects=len(betas),
+                                    layers=len(layers), batch_size=parameters.batch_size,
+                                    precision=parameters.precision),
+                 what=f"a searchlight of radius {radius:g} mm over a {' x '.join(map(str, header.shape[:3]))} grid",
+                 lower="lower `batch_size` or `radius`")
     first = load_volume(betas[0], stimuli=stimuli, order=order)
     mask_path = mask
     if mask_path is not None:

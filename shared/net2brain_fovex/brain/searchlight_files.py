@@ -23,7 +23,8 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..io.atomic import atomic_output, check_new_output, check_output_dir, make_output_dir
 from ..io.config import options_output, record_options, write_resolved_config
-from ..io.hdf5 import SEARCHLIGHT_SHARD_KIND, SEARCHLIGHT_SHARD_NAME, check_name
+from ..io.hdf5 import SEARCHLIGHT_SHARD_KIND, SEARCHLIGHT_SHARD_NAME, check_name, locked, open_error
+from ..io.locks import holds_outputs
 from ..io.outputs import Output, check_outputs
 from ..io.provenance import current_command, files_sha256
 from ..io.shards import Shard, check_shards, job_signature, parse_shard
@@ -69,6 +70,7 @@ class SearchlightFiles:
     mask_voxels: int = 0
 
 
+@holds_outputs
 def searchlight_to_file(
     model_rdms: str | Path,
     out_dir: str | Path,
@@ -228,6 +230,7 @@ def write_searchlight_folder(
     return SearchlightFiles(out_dir, rows, maps, None, (0, int(mask.sum())), int(mask.sum()))
 
 
+@holds_outputs
 def merge_searchlight(paths: Sequence[str | Path], out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """Join the shard files of one sharded `searchlight_to_file` run into the maps,
     summary.csv and resolved options an unsharded run writes in `out_dir`; returns
@@ -409,7 +412,11 @@ def _read_shard(path: Path, scores: bool = False):
                 "subjects": list(file["subjects"].asstr()[()]), "layers": list(file["layers"].asstr()[()]),
                 "header_class": str(file.attrs["header_class"]), "maps": json.loads(file.attrs["maps"]),
             }
-    except (KeyError, OSError, ValueError) as error:
+    except OSError as error:
+        if locked(error):
+            raise open_error(path, error, "rerun that shard") from None
+        raise InputError(f"{path} is not a complete searchlight shard ({error}); rerun that shard") from None
+    except (KeyError, ValueError) as error:
         raise InputError(f"{path} is not a complete searchlight shard ({error}); rerun that shard") from None
 
 

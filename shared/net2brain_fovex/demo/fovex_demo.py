@@ -24,6 +24,7 @@ from ..explain.attributions import explain_to_file, read_attributions
 from ..extraction.stimuli import discover_stimuli
 from ..io.atomic import atomic_output, check_new_output, check_output_dir
 from ..io.config import record_options
+from ..io.locks import holds_outputs
 from ..io.tables import write_csv
 from ..models.loading import load_model
 from ..models.preprocessing import Preprocessing
@@ -36,6 +37,7 @@ METHODS = {"fovex": {"patience": 0}, "gradcam": {"layer": None},
            "rise": {"masks": 2000, "grid": 7, "p_keep": 0.5, "mask_batch": 100}}
 
 
+@holds_outputs
 def run_fovex_demo(
     out: str | Path, *, device: str = "auto", overwrite: bool = False, config: dict | None = None,
     progress: Callable[[int, int], None] | None = None,

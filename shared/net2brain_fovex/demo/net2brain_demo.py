@@ -18,6 +18,7 @@ from ..extraction.activations import extract_to_file
 from ..extraction.stimuli import discover_stimuli
 from ..io.atomic import check_new_output
 from ..io.config import record_options
+from ..io.locks import holds_outputs
 from ..io.tables import write_csv
 from ..models.loading import load_model
 from .synthetic import shape_stimuli, simulate_brain_rdms, write_shape_stimuli
@@ -31,6 +32,7 @@ SPHERES = {"layer1": (4, 8, 6), "fc": (11, 8, 6)}  # planted sphere centres (vox
 VOLUME_SUBJECTS, RADIUS = 4, 6.0
 
 
+@holds_outputs
 def run_net2brain_demo(
     out: str | Path, *, device: str = "auto", overwrite: bool = False, config: dict | None = None,
     progress: Callable[[int, int], None] | None = None,

@@ -33,6 +33,7 @@ from ..explain.attributions import context_for, load_images
 from ..extraction.stimuli import Stimulus, as_stimuli, fingerprint
 from ..io.config import options_output, record_options
 from ..io.hdf5 import ATTRIBUTIONS_KIND, EVALUATION_KIND, json_attr, open_h5, read_stimuli
+from ..io.locks import holds_outputs
 from ..io.outputs import Output, check_outputs
 from ..io.provenance import files_sha256, provenance_attr
 from ..io.rows import DatasetSpec, RowWriter, check_partial
@@ -168,6 +169,7 @@ def evaluate_maps(
     return {name: values[name].double().cpu() for name in names}, {k: v.cpu() for k, v in curves.items()}
 
 
+@holds_outputs
 def evaluate_to_file(
     model: str | LoadedModel,
     images: str | Path | Sequence[Stimulus],
@@ -262,10 +264,14 @@ def evaluate_to_file(
                             "model": model_files(model, weights)}, overwrite=overwrite)
     if resume and out.exists() and paths["summary"].exists() and not overwrite:
         raise ConfigError(f"{out} is complete already; nothing to resume (add `overwrite=True` to evaluate again)")
-    if paths["curves"].exists() and not (resume or overwrite or out.exists()):
-        raise OutputError(f"an interrupted run left {paths['curves']} without {out}: add `resume=True` to finish it, "
-                          "or `overwrite=True` to start again")
     if paths["curves"].exists() and not (resume or overwrite):
+        if not _is_curves_file(paths["curves"]):
+            raise OutputError(f"output {paths['curves']} exists already and is not an evaluation's curves file; the "
+                              f"curves of `out` {out} are written there: give another `out`, or add `overwrite=True` "
+                              "to replace the file")
+        if not out.exists():
+            raise OutputError(f"an interrupted run left {paths['curves']} without {out}: add `resume=True` to finish "
+                              "it, or `overwrite=True` to start again")
         raise OutputError(f"output {paths['curves']} exists already; add `overwrite=True` to replace it")
     loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
                        mean=mean, std=std)
@@ -316,6 +322,15 @@ def _check_targets(loaded: LoadedModel, stimuli: Sequence[Stimulus], sources: Se
             f"{largest.path}: /targets holds class {largest.max_target} but the model has {classes} classes "
             f"(0-{classes - 1}); evaluate with the model the maps were made for"
         )
+
+
+def _is_curves_file(path: Path) -> bool:
+    """Whether `path` is the curves file of an evaluation (finished or not)."""
+    try:
+        with h5py.File(path, "r") as file:
+            return file.attrs.get("kind") == EVALUATION_KIND
+    except OSError:
+        return False
 
 
 def read_curves(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]], dict]:

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
-from ..extraction.stimuli import IMAGE_EXTENSIONS, Stimulus
+from ..extraction.stimuli import IMAGE_EXTENSIONS, Stimulus, pixel_values
 from ..models.preprocessing import Preprocessing
 
 __all__ = ["read_boxes", "read_fixations", "boxes_to_input", "points_to_input", "image_size"]
@@ -150,11 +150,7 @@ def _fixation_maps(folder: Path, stimuli: Sequence[Stimulus]) -> dict[str, np.nd
         found = candidates.get(stem) or candidates.get(f"{stem}_fixPts")
         if found is None:
             continue
-        try:
-            with Image.open(found) as image:
-                fixated = np.asarray(image.convert("L")) > 0
-        except OSError as error:
-            raise InputError(f"{found} is not a readable image ({error}); replace or remove it") from None
+        fixated = pixel_values(found).max(axis=-1) > 0  # a fixation map of any depth: fixated where non-zero
         width, height = image_size(stimulus.path)
         if fixated.shape != (height, width):
             raise InputError(
@@ -169,7 +165,7 @@ def _read_csv(path: str | Path, columns: tuple[str, ...]) -> list[tuple[int, dic
     """(line number, row) pairs of a CSV with at least `columns`."""
     path = Path(path)
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel writes a byte-order mark
             reader = csv.DictReader(handle)
             if reader.fieldnames is None:
                 raise InputError(f"{path} is empty; it needs a header line naming {', '.join(columns)}, then one row per entry")

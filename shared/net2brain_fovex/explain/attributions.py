@@ -26,6 +26,7 @@ from ..errors import ConfigError, InputError, unknown_name
 from ..extraction.stimuli import Stimulus, as_stimuli, fingerprint, load_image
 from ..io.config import options_output, record_options
 from ..io.hdf5 import ATTRIBUTIONS_KIND, json_attr, open_h5, read_stimuli
+from ..io.locks import holds_outputs
 from ..io.outputs import Output, check_outputs
 from ..io.provenance import provenance_attr
 from ..io.rows import DatasetSpec, RowWriter, check_partial
@@ -159,6 +160,7 @@ class Explanation:
     overlays: tuple[Path, ...] = ()
 
 
+@holds_outputs
 def explain_to_file(
     model: str | LoadedModel,
     images: str | Path | Sequence[Stimulus],

@@ -5,6 +5,7 @@ _EXPORTS = {
     "Stimulus": "stimuli",
     "discover_stimuli": "stimuli",
     "load_image": "stimuli",
+    "pixel_values": "stimuli",
     "load_video_frames": "stimuli",
     "ExtractionPlan": "activations",
     "Extraction": "activations",

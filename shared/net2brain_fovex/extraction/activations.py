@@ -23,13 +23,15 @@ import torch
 
 from .. import __version__
 from ..checks import check_range
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, ModelError
 from ..io.config import options_output, record_options
-from ..io.hdf5 import ACTIVATIONS_KIND, json_attr, open_h5, read_stimuli
+from ..io.hdf5 import ACTIVATIONS_KIND, check_name, json_attr, open_h5, read_stimuli
+from ..io.locks import holds_outputs
 from ..io.outputs import Output, check_outputs
 from ..io.provenance import provenance_attr
 from ..io.rows import DatasetSpec, RowWriter, check_partial
 from ..io.shards import Shard, plan_output, plan_shard
+from ..memory import check_memory
 from ..models.layers import probe, run_layers, select_layers
 from ..models.loading import LoadedModel, as_loaded, check_model_options, model_files
 from ..models.sources import AUTO
@@ -75,6 +77,9 @@ class ExtractionPlan:
         Seed of the projection matrices.
     shapes : dict
         The stored shape of one stimulus's row per layer (filled by `plan_extraction`).
+    image_bytes : int
+        Memory one image needs while the model runs on it (filled by `plan_extraction`,
+        `stimulus_memory`).
     """
 
     layers: list[str]
@@ -84,6 +89,7 @@ class ExtractionPlan:
     srp_components: int | None = None
     seed: int = 0
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    image_bytes: int = 0
     _projections: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def settings(self) -> dict:
@@ -152,6 +158,8 @@ def plan_extraction(
         raise ConfigError(f"model {loaded.name} has no class token; use `tokens=mean` or all")
     outputs = probe(loaded)
     names = select_layers(loaded, layers, list(outputs))
+    for name in names:  # TorchScript outputs are named by the model's own dict keys
+        check_name(name, f"a layer of model {loaded.name}")
     if not names:
         raise ConfigError(f"the layer selection {layers!r} is empty for model {loaded.name}; name layers explicitly")
     plan = ExtractionPlan(names, tokens, frames, per_frame, srp_components, loaded.seed)
@@ -160,7 +168,27 @@ def plan_extraction(
         if per_frame:  # a blank "video" shows the shape of a per-frame row
             sample = sample.unsqueeze(1).expand(-1, frames, *sample.shape[1:])
         plan.shapes[name] = tuple(plan.transform(name, sample, loaded.prefix_tokens).shape[1:])
+    plan.image_bytes = _image_memory(outputs, names, loaded.preprocessing.crop)
     return plan
+
+
+def _image_memory(outputs: dict[str, torch.Tensor], kept: list[str], crop: int) -> int:
+    """Bytes one image needs while the model runs: its pixels, the outputs of the layers
+    kept (held until the batch is done) and room for the two largest outputs of any layer
+    (a layer's input and output, alive together)."""
+    sizes = sorted((tensor.numel() * tensor.element_size() for tensor in outputs.values()), reverse=True)
+    return 3 * crop * crop * 4 + sum(outputs[name].numel() * outputs[name].element_size() for name in kept) + sum(sizes[:2])
+
+
+def _check_extraction_memory(plan: ExtractionPlan, stimuli: Sequence[Stimulus], batch_size: int, dtype: str) -> None:
+    """Refuse a batch that cannot fit: the model's working memory for every image of a
+    batch (every frame of a video) and two batches of stored rows (one being written in
+    the background while the next is computed)."""
+    images = batch_size * (plan.frames if any(s.is_video for s in stimuli) else 1)
+    row_bytes = sum(int(np.prod(shape)) for shape in plan.shapes.values()) * np.dtype(dtype).itemsize
+    check_memory(images * plan.image_bytes + 2 * batch_size * row_bytes,
+                 what=f"extracting {len(plan.layers)} layer(s) of {batch_size} stimuli at a time",
+                 lower="lower `batch_size` (or `image_size`, or keep fewer `layers`)")
 
 
 def _load_stimulus(stimulus: Stimulus, loaded: LoadedModel, plan: ExtractionPlan) -> torch.Tensor:
@@ -215,11 +243,12 @@ def iter_activations(
     Raises
     ------
     ConfigError
-        `batch_size` below 1.
+        `batch_size` out of range, or a value beyond the range of `dtype` (float16
+        overflows past 65504).
     InputError
         A stimulus that cannot be decoded, or an image with `plan.per_frame`.
     ModelError
-        A layer without a tensor output.
+        A layer without a tensor output, or one whose output is NaN or infinite.
     """
     check_range("batch_size", batch_size)
     torch_dtype = getattr(torch, DTYPES.check(dtype))
@@ -238,9 +267,29 @@ def iter_activations(
             outputs = run_layers(loaded, batch, plan.layers)
             rows = {}
             for name in plan.layers:
-                rows[name] = _per_stimulus(outputs[name], counts, plan, name, loaded)
-                rows[name] = rows[name].to(torch_dtype).cpu().numpy()
+                computed = _per_stimulus(outputs[name], counts, plan, name, loaded)
+                stored = computed.to(torch_dtype)
+                _check_finite(computed, stored, name, stimuli, first, dtype)
+                rows[name] = stored.cpu().numpy()
             yield first, rows
+
+
+def _check_finite(computed: torch.Tensor, stored: torch.Tensor, layer: str, stimuli: Sequence[Stimulus], first: int,
+                  dtype: str) -> None:
+    """Refuse rows that are not finite where they are made, rather than write a file every
+    later step refuses: a model output that is NaN or infinite, or a value beyond the range
+    of the storage dtype (float16 ends at 65504, and overflows to infinity)."""
+    bad = ~torch.isfinite(stored.reshape(len(stored), -1)).all(dim=1)
+    if not bad.any():
+        return
+    row = int(torch.nonzero(bad)[0])
+    stimulus = stimuli[first + row].id
+    if torch.isfinite(computed[row]).all():
+        largest = float(computed[row].abs().max())
+        raise ConfigError(f"layer {layer!r} reaches {largest:.6g} for stimulus {stimulus!r}, beyond the range of "
+                          f"`dtype` {dtype} (it would be stored as infinity); use `dtype=float32`")
+    raise ModelError(f"model output of layer {layer!r} is NaN or infinite for stimulus {stimulus!r}; check the model "
+                     "and its weights (and the stimulus)")
 
 
 def _per_stimulus(tensor, counts, plan, name, loaded) -> torch.Tensor:
@@ -281,6 +330,7 @@ class Extraction:
     model: LoadedModel | None = None
 
 
+@holds_outputs
 def extract_to_file(
     model: str | LoadedModel,
     stimuli: str | Path | Sequence[Stimulus],
@@ -373,6 +423,7 @@ def extract_to_file(
                        mean=mean, std=std)
     plan = plan_extraction(loaded, layers, tokens=tokens, frames=frames, per_frame=per_frame,
                            srp_components=srp_components)
+    _check_extraction_memory(plan, found, batch_size, dtype)
     job = {
         **loaded.describe(), **plan.settings(), "dtype": dtype, "batch_size": batch_size,
         "device": loaded.device.type, "stimuli_sha256": fingerprint(found),

@@ -11,7 +11,9 @@ folder and the line as written for a list.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +22,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
+from ..io.paths import what_is_there
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Stimulus", "natural_key", "discover_stimuli", "as_stimuli", "fingerprint",
-           "load_image", "video_frame_indices", "load_video_frames"]
+           "load_image", "pixel_values", "video_frame_indices", "load_video_frames"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm")
@@ -77,10 +80,8 @@ def discover_stimuli(source: str | Path, parameter: str = "stimuli") -> list[Sti
     supported = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
     if source.is_dir():
         try:
-            files = [
-                p for p in source.iterdir()
-                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in supported
-            ]
+            candidates = [p for p in source.iterdir() if not p.name.startswith(".") and p.suffix.lower() in supported]
+            files = [p for p in candidates if not p.is_dir()]
         except OSError as error:  # a folder without read permission
             raise InputError(f"cannot read stimulus folder {source}: {error.strerror or error}; "
                              "make it readable (chmod u+rx) or give another folder") from None
@@ -89,13 +90,29 @@ def discover_stimuli(source: str | Path, parameter: str = "stimuli") -> list[Sti
                 f"stimulus folder {source} holds no images or videos "
                 f"(looked for {', '.join(supported)})"
             )
+        for path in files:
+            _check_stimulus_file(path, f"stimulus folder {source}")
         files.sort(key=lambda p: natural_key(p.name))
         return [Stimulus(p.name, p) for p in files]
     if source.is_file():
         if source.suffix.lower() in supported:
             raise InputError(f"`{parameter}` {source} is a single stimulus; give its folder or a text file listing stimuli")
         return _read_list(source, supported)
-    raise InputError(f"stimuli {source} do not exist; give a folder of images or a text file listing them")
+    raise InputError(f"stimulus folder or list {source} {what_is_there(source)}; give a folder of images or a text file listing them")
+
+
+def _check_stimulus_file(path: Path, where: str) -> None:
+    """A stimulus is a regular file (through links) whose name is UTF-8 text, the
+    encoding ids are stored in: a link to nothing, a FIFO or a name of other bytes is
+    refused rather than skipped or mangled."""
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = os.fsencode(path.name)
+        raise InputError(f"{where}: the file name {raw!r} is not valid UTF-8; rename the file (stimulus ids are stored "
+                         "as UTF-8 text)") from None
+    if not path.is_file():
+        raise InputError(f"{where}: {path.name} {what_is_there(path)}; remove it or give a regular file")
 
 
 def as_stimuli(source: str | Path | Sequence[Stimulus], parameter: str = "stimuli") -> list[Stimulus]:
@@ -112,12 +129,13 @@ def as_stimuli(source: str | Path | Sequence[Stimulus], parameter: str = "stimul
 
 def _read_list(list_file: Path, supported: tuple[str, ...]) -> list[Stimulus]:
     try:
-        lines = list_file.read_text(encoding="utf-8").splitlines()
+        lines = list_file.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte-order mark is not a path
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"cannot read stimulus list {list_file}: {error}; give a folder of images or a UTF-8 text "
                          "file listing them, one path per line") from None
     stimuli: list[Stimulus] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
+    files: dict[tuple[int, int], tuple[int, str]] = {}  # (device, inode) -> (line, entry): one file by two names
     for number, line in enumerate(lines, start=1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
@@ -127,10 +145,15 @@ def _read_list(list_file: Path, supported: tuple[str, ...]) -> list[Stimulus]:
         if path.suffix.lower() not in supported:
             raise InputError(f"{where}: {entry!r} is not an image or video ({', '.join(supported)})")
         if not path.is_file():
-            raise InputError(f"{where}: file {path} does not exist")
+            raise InputError(f"{where}: file {path} {what_is_there(path)}")
         if entry in seen:
-            raise InputError(f"{where}: {entry!r} is listed twice; stimulus ids must be unique")
-        seen.add(entry)
+            raise InputError(f"{where}: {entry!r} is listed twice (also on line {seen[entry]}); stimulus ids must be unique")
+        status = path.stat()
+        earlier = files.get((status.st_dev, status.st_ino))
+        if earlier is not None:
+            raise InputError(f"{where}: {entry!r} is the file of line {earlier[0]} ({earlier[1]!r}) again; list each "
+                             "stimulus once")
+        seen[entry], files[(status.st_dev, status.st_ino)] = number, (number, entry)
         stimuli.append(Stimulus(entry, path))
     if not stimuli:
         raise InputError(f"stimulus list {list_file} lists no files")
@@ -147,13 +170,58 @@ def fingerprint(stimuli: Sequence[Stimulus]) -> str:
 
 
 def load_image(path: Path) -> Image.Image:
-    """Decode an image file as RGB; a corrupt or truncated file raises `InputError`."""
+    """Decode an image file as 8-bit RGB (`pixel_values`); a corrupt or truncated file, or
+    pixels outside the range of their kind, raise `InputError`."""
+    values = pixel_values(path)
+    return Image.fromarray(np.rint(values).astype(np.uint8) if values.dtype != np.uint8 else values)
+
+
+def pixel_values(path: Path) -> np.ndarray:
+    """The pixels of an image file as (H, W, 3) in [0, 255], whatever the mode Pillow reads.
+
+    8-bit modes (L, P, RGB, RGBA, LA, CMYK, YCbCr, 1, ...) come as Pillow converts them to
+    RGB (uint8; an alpha channel is dropped). Deeper modes are scaled by their own range
+    (float32), where Pillow's conversion would clip them (a 16-bit PNG almost all white, a
+    float TIFF in [0, 1] all black): 16-bit integers (I;16*) by 255 / 65535; 32-bit
+    integers (I) as 16-bit data when they lie in [0, 65535], refused otherwise; floats
+    (F) in [0, 1] by 255, in [0, 255] as they are, refused otherwise (and when not
+    finite). An image of several frames (an animated GIF, a multi-page TIFF) gives its
+    first, with a warning.
+    """
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:
+                warnings.warn(f"{path} holds {frames} frames; the first is used", RuntimeWarning, stacklevel=2)
+            if image.mode.startswith("I;16"):
+                return _grey(np.asarray(image).astype(np.float32) * np.float32(255 / 65535))
+            if image.mode in ("I", "F"):
+                return _grey(_deep_pixels(np.asarray(image), image.mode, path))
+            return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as error:
         raise InputError(f"cannot decode image {path}: {error}; replace or remove the file") from None
+
+
+def _deep_pixels(values: np.ndarray, mode: str, path: Path) -> np.ndarray:
+    """32-bit integer or float pixels scaled to [0, 255] (`pixel_values`)."""
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise InputError(f"image {path} holds NaN or infinite pixels; replace or remove the file")
+    low, high = float(values.min()), float(values.max())
+    if mode == "I" and 0 <= low and high <= 65535:
+        return (values * (255 / 65535)).astype(np.float32)
+    if mode == "F" and 0 <= low and high <= 1:
+        return (values * 255).astype(np.float32)
+    if mode == "F" and 0 <= low and high <= 255:
+        return values.astype(np.float32)
+    expected = "[0, 65535] (16-bit data)" if mode == "I" else "[0, 1] or [0, 255]"
+    raise InputError(f"image {path} has {'integer' if mode == 'I' else 'floating-point'} pixels from {low:g} to "
+                     f"{high:g}, outside {expected}; save it with 8 or 16 bits per channel")
+
+
+def _grey(values: np.ndarray) -> np.ndarray:
+    return np.repeat(values[..., None], 3, axis=-1)
 
 
 def video_frame_indices(total: int, count: int) -> np.ndarray:

@@ -30,6 +30,7 @@ import yaml
 
 from ..errors import ConfigError
 from .atomic import atomic_output
+from .paths import what_is_there
 from .provenance import build_provenance, current_command
 from .provenance import plain as _plain
 
@@ -37,6 +38,49 @@ __all__ = ["PROVENANCE_MARKER", "normalise_key", "load_config", "write_resolved_
            "config_path_for", "record_options", "options_output"]
 
 PROVENANCE_MARKER = "# --- provenance (comments: not options; shown by `net2brain info FILE`) ---"
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: object, first: int, second: int) -> None:
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe loading that refuses a key given twice in one mapping: PyYAML keeps the last
+    value without a word, so a forgotten earlier line would silently lose."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden by design
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+                seen[key] = line
+            except TypeError:  # an unhashable key: the base class refuses it with its own message
+                pass
+        return super().construct_mapping(node, deep)
+
+
+def _parse_yaml(text: str) -> tuple[Any, dict[object, int]]:
+    """The document of `text` and the line of each of its top-level keys."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        lines = {}
+        if isinstance(node, yaml.MappingNode):
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    lines.setdefault(key_node.value, key_node.start_mark.line + 1)
+        return loader.construct_document(node), lines
+    finally:
+        loader.dispose()
 
 
 def normalise_key(key: str) -> str:
@@ -51,15 +95,20 @@ def load_config(path: str | Path) -> dict[str, Any]:
     ------
     ConfigError
         When the file is missing, is not valid YAML, is not a mapping, or repeats a key
-        (as `batch-size` and `batch_size`).
+        (the same key twice in one mapping, or one option in two spellings as
+        `batch-size` and `batch_size`), naming the key and both lines. A byte-order mark
+        (as editors on Windows write) is allowed.
     """
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config file {path} is a folder; give the path of a YAML file")
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; give the path of a YAML file")
+        raise ConfigError(f"config file {path} {what_is_there(path)}; give the path of a YAML file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw, lines = _parse_yaml(path.read_text(encoding="utf-8-sig"))
+    except _DuplicateKey as duplicate:
+        raise ConfigError(f"config file {path}: key {duplicate.key!r} is given twice, on lines {duplicate.first} and "
+                          f"{duplicate.second}; keep one") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -79,13 +128,15 @@ def load_config(path: str | Path) -> dict[str, Any]:
             f"(as 'batch-size: 32'), not a {type(raw).__name__}"
         )
     config: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
     for key, value in raw.items():
         if not isinstance(key, str):
             raise ConfigError(f"config file {path}: key {key!r} is not an option name")
         name = normalise_key(key)
         if name in config:
-            raise ConfigError(f"config file {path}: option {key!r} is given twice")
-        config[name] = value
+            raise ConfigError(f"config file {path}: option {key!r} (line {lines.get(key, '?')}) is given twice, also as "
+                              f"{spelled[name]!r} (line {lines.get(spelled[name], '?')}); keep one")
+        config[name], spelled[name] = value, key
     return config
 
 
@@ -139,7 +190,7 @@ def read_resolved_config(path: str | Path) -> tuple[dict[str, Any], dict[str, An
         provenance block.
     """
     load_config(path)  # the checks, with their messages
-    text = Path(path).read_text(encoding="utf-8")
+    text = Path(path).read_text(encoding="utf-8-sig")
     options = yaml.safe_load(text) or {}
     lines = text.splitlines()
     if PROVENANCE_MARKER not in lines:

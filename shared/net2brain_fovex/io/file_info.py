@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .paths import what_is_there
 from .provenance import ATTRIBUTE, SHARDS_ATTRIBUTE, parse_attr, plain
 
 __all__ = ["FORMATS", "describe", "sidecar_for"]
@@ -44,7 +45,7 @@ def describe(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         raise InputError(f"{path} is a folder; give one of its files ({FORMATS})")
     if not path.is_file():
-        raise InputError(f"{path} does not exist; give one of our files ({FORMATS})")
+        raise InputError(f"{path} {what_is_there(path)}; give one of our files ({FORMATS})")
     try:
         with open(path, "rb") as handle:
             handle.read(1)
@@ -73,10 +74,12 @@ def _describe_hdf5(path: Path) -> dict[str, Any]:
     import h5py
     import numpy as np
 
+    from .hdf5 import open_error  # h5py: not at start-up
+
     try:
         file = h5py.File(path, "r")
-    except OSError:
-        raise InputError(f"{path} is not a readable HDF5 file (truncated or of another format)") from None
+    except OSError as error:
+        raise open_error(path, error, "give one of our files") from None
     with file:
         attrs = {key: _attribute(value) for key, value in file.attrs.items()}
         datasets: list[dict] = []
@@ -145,7 +148,7 @@ def _describe_nifti(path: Path) -> dict[str, Any]:
 def _describe_csv(path: Path) -> dict[str, Any]:
     delimiter = "\t" if path.name.lower().endswith(".tsv") else ","
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: Excel writes a byte-order mark
             reader = csv.reader(handle, delimiter=delimiter)
             columns = next(reader, None)
             rows = sum(1 for row in reader if row)

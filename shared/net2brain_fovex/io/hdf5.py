@@ -13,10 +13,11 @@ from typing import Any
 import h5py
 
 from ..errors import InputError
+from .paths import what_is_there
 
 __all__ = ["PARTIAL_SUFFIX", "ACTIVATIONS_KIND", "RDMS_KIND", "ATTRIBUTIONS_KIND", "EVALUATION_KIND",
            "SEARCHLIGHT_SHARD_KIND", "SEARCHLIGHT_SHARD_NAME", "KINDS", "json_attr", "check_name", "open_h5",
-           "unfinished_message", "read_stimuli"]
+           "locked", "open_error", "unfinished_message", "read_stimuli"]
 
 PARTIAL_SUFFIX = ".partial"
 ROWS_DONE = "_rows_done"
@@ -66,7 +67,7 @@ def open_h5(path: str | Path, kind: str) -> h5py.File:
     if path.is_dir():
         raise InputError(f"{path} is a folder; give the {kind} file written by {writer}")
     if not path.is_file():
-        raise InputError(f"file {path} does not exist; give the {kind} file written by {writer}")
+        raise InputError(f"file {path} {what_is_there(path)}; give the {kind} file written by {writer}")
     if not os.access(path, os.R_OK):
         raise InputError(f"cannot read {path}: permission denied; make it readable (chmod u+r)")
     if path.name.endswith(PARTIAL_SUFFIX):
@@ -74,9 +75,8 @@ def open_h5(path: str | Path, kind: str) -> h5py.File:
                          "`resume=True` to finish it, then use the finished file")
     try:
         file = h5py.File(path, "r")
-    except OSError:
-        raise InputError(f"{path} is not a readable HDF5 file (truncated or of another format); "
-                         f"give the {kind} file written by {writer}") from None
+    except OSError as error:
+        raise open_error(path, error, f"give the {kind} file written by {writer}") from None
     found = file.attrs.get("kind")
     if found != kind:
         file.close()
@@ -86,6 +86,21 @@ def open_h5(path: str | Path, kind: str) -> h5py.File:
         file.close()
         raise InputError(unfinished)
     return file
+
+
+def locked(error: OSError) -> bool:
+    """Whether h5py failed to open a file because another program holds its HDF5 lock."""
+    return isinstance(error, BlockingIOError) or "unable to lock file" in str(error)
+
+
+def open_error(path: Path, error: OSError, hint: str) -> InputError:
+    """Why h5py could not open `path` for reading: another program has it open for
+    writing (HDF5 locks a file while it writes it), or it is no readable HDF5 file
+    (then `hint` says what to give instead)."""
+    if locked(error):
+        return InputError(f"{path} is open for writing in another program (it holds the file's HDF5 lock); wait until "
+                          "that program has closed it, then rerun")
+    return InputError(f"{path} is not a readable HDF5 file (truncated or of another format); {hint}")
 
 
 def unfinished_message(path: Path, file: h5py.File) -> str | None:

@@ -16,7 +16,8 @@ anything is read or written:
   (`plot=p.csv` for a PNG); figures are written in the format their suffix names.
 
 The run's config file (`net2brain_fovex.io.provenance.command_scope`) counts as an
-input too.
+input too. Within an entry point, the first output listed (the run's main output) is
+locked against other runs first (`net2brain_fovex.io.locks`).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 from .atomic import check_output_folder
+from .locks import lock_output
 
 __all__ = ["Output", "FORMATS", "check_outputs", "suffix_of", "figure_format"]
 
@@ -92,6 +94,7 @@ def check_outputs(outputs: Iterable[Output], inputs: Mapping[str, Iterable[str |
     Parameters
     ----------
     outputs : iterable of Output
+        The main output first: it is locked (`lock_output`).
     inputs : mapping of str to paths, optional
         The inputs by the parameter that names them; a folder stands for itself and its
         files. The running command's config file is added.
@@ -101,10 +104,14 @@ def check_outputs(outputs: Iterable[Output], inputs: Mapping[str, Iterable[str |
     Raises
     ------
     OutputError
-        The first output that may not be written, naming its parameter and what is wrong.
+        The first output that may not be written, naming its parameter and what is wrong,
+        or another run holds the main output.
     """
     from .provenance import current_config_file
 
+    outputs = list(outputs)
+    if outputs:  # the run's main output (listed first): no other run may write it meanwhile
+        lock_output(outputs[0].path)
     given = {name: [Path(p) for p in paths if p is not None] for name, paths in (inputs or {}).items()}
     config = current_config_file()
     if config is not None:

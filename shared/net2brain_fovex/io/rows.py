@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import OutputError, ToolboxError
 from .atomic import METADATA_ROOM, check_room, output_error, reserve_space, write_failure
-from .hdf5 import PARTIAL_SUFFIX, ROWS_DONE
+from .hdf5 import PARTIAL_SUFFIX, ROWS_DONE, locked
+from .locks import lock_output
 
 __all__ = ["DatasetSpec", "RowWriter", "check_partial"]
 
@@ -37,7 +38,14 @@ def check_partial(path: str | Path, *, resume: bool, overwrite: bool = False) ->
     path : path
         The final output; its partial file is `path` + ".partial".
     resume, overwrite : bool
+
+    Raises
+    ------
+    OutputError
+        Another run holds `path` (`net2brain_fovex.io.locks`), or an interrupted run left
+        its partial file and the run neither resumes nor overwrites.
     """
+    lock_output(path)  # a partial file another run is writing now is not an interrupted run's
     partial = Path(str(path) + PARTIAL_SUFFIX)
     if partial.exists() and not (resume or overwrite):
         raise OutputError(f"an interrupted run left {partial}: add `resume=True` to continue it, "
@@ -171,11 +179,9 @@ class RowWriter:
                 and file[spec.path].dtype == np.dtype(spec.dtype) for spec in specs
             ))
         except (OSError, KeyError, ValueError, RuntimeError) as error:
-            if file is None and "unable to lock file" in str(error).lower():
-                raise OutputError(
-                    f"{self.partial} is open in another process (a second run on the same output?); "
-                    "wait for it or stop it"
-                ) from None
+            if file is None and isinstance(error, OSError) and locked(error):  # a program besides our runs
+                raise OutputError(f"{self.partial} is open in another program (it holds the file's HDF5 lock); wait "
+                                  "for it or stop it") from None
             damaged = True
         if damaged:
             # A partial file damaged by the interruption holds nothing to trust: start over.

@@ -25,15 +25,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, listed
 from .atomic import atomic_output, check_new_output
 from .hdf5 import (
     ACTIVATIONS_KIND,
     ATTRIBUTIONS_KIND,
     SEARCHLIGHT_SHARD_KIND,
     SEARCHLIGHT_SHARD_NAME,
+    open_error,
     unfinished_message,
 )
+from .locks import holds_outputs
+from .paths import what_is_there
 
 __all__ = ["Shard", "parse_shard", "shard_outputs", "check_shards", "OutputPlan", "plan_output", "merge_rows",
            "merge_activations", "merge_attributions", "MERGERS", "merge_shards", "shards_beside", "dataset_paths"]
@@ -174,10 +177,9 @@ def check_shards(paths: Sequence[Path], kind: str | None = None) -> list[tuple[P
             if unfinished:
                 raise InputError(unfinished)
         except FileNotFoundError:
-            raise InputError(f"{path} does not exist; give the shard files (NAME.shard-I-of-N.EXT) to merge") from None
+            raise InputError(f"{path} {what_is_there(path)}; give the shard files (NAME.shard-I-of-N.EXT) to merge") from None
         except OSError as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise InputError(f"{path} is not a readable HDF5 file ({reason}); rerun that shard") from None
+            raise open_error(path, error, "rerun that shard") from None
         if "shard_index" not in attrs:
             raise InputError(f"{path} is not a shard (no shard_index attribute); only `shard` outputs are merged")
         if kind is not None and attrs.get("kind") != kind:
@@ -200,8 +202,7 @@ def check_shards(paths: Sequence[Path], kind: str | None = None) -> list[tuple[P
         seen[index] = path
     missing = [i for i in range(count) if i not in seen]
     if missing:
-        shown = ", ".join(str(i) for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise InputError(f"shard(s) {shown} of {count} are missing; run them (or wait for them) before merging")
+        raise InputError(f"shard(s) {listed(missing)} of {count} are missing; run them (or wait for them) before merging")
     return sorted(shards, key=lambda item: int(item[1]["shard_index"]))
 
 
@@ -377,6 +378,7 @@ MERGERS = {ACTIVATIONS_KIND: "merge_activations", ATTRIBUTIONS_KIND: "merge_attr
            SEARCHLIGHT_SHARD_KIND: "merge_searchlight"}
 
 
+@holds_outputs
 def merge_shards(
     out: str | Path,
     shards: Sequence[str | Path] | None = None,

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import ModelError, ToolboxError, described, unknown_name
 from ..selection import TOP, parse_selection, select
 from .loading import LoadedModel, load_model
 from .sources import AUTO
 
-__all__ = ["LayerInfo", "first_tensor", "script_outputs", "capture", "run_layers", "probe", "list_layers",
+__all__ = ["LayerInfo", "first_tensor", "script_outputs", "capture", "forward", "run_layers", "probe", "list_layers",
            "select_layers", "top_layers"]
 
 
@@ -84,11 +84,14 @@ def capture(model: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.
 
     Raises
     ------
-    KeyError
+    UnknownNameError
         A name that is not a module of `model`.
     """
     outputs: dict[str, torch.Tensor] = {}
     modules = dict(model.named_modules())
+    for name in names:
+        if name not in modules:
+            raise unknown_name("layer", name, [n for n in modules if n], hint="`list_layers` lists them")
     handles = []
 
     def hook_for(name: str) -> Callable:
@@ -132,18 +135,38 @@ def run_layers(loaded: LoadedModel, batch: torch.Tensor, names: Sequence[str]) -
     Raises
     ------
     ModelError
-        A layer that produced no tensor output.
+        The forward pass fails, or a layer produced no tensor output.
+    UnknownNameError
+        A name that is not a layer of the model.
     """
     with torch.inference_mode():
         if loaded.is_torchscript:
-            outputs = script_outputs(loaded.module(batch))
+            outputs = script_outputs(forward(loaded, batch))
+            for name in names:
+                if name not in outputs:
+                    raise unknown_name("layer", name, outputs, hint="the outputs of a TorchScript model are its layers")
             return {name: outputs[name] for name in names}
         with capture(loaded.module, names) as outputs:
-            loaded.module(batch)
+            forward(loaded, batch)
         missing = [name for name in names if name not in outputs]
         if missing:
             raise ModelError(f"layer {missing[0]} produced no tensor output in this forward pass")
         return {name: outputs[name] for name in names}
+
+
+def forward(loaded: LoadedModel, batch: torch.Tensor) -> object:
+    """`loaded.module(batch)`, any failure of the model's code (the user's own, for a
+    factory or TorchScript file) as one `ModelError` naming the model and the error."""
+    try:
+        return loaded.module(batch)
+    except ToolboxError:
+        raise
+    except torch.OutOfMemoryError:
+        raise ModelError(f"model {loaded.name} ran out of {loaded.device.type} memory on a batch of {len(batch)} "
+                         f"image(s) of {batch.shape[-2]} x {batch.shape[-1]}; lower `batch_size` (or `image_size`)") from None
+    except Exception as error:  # the model's own code: whatever it raises is about the model, not our input
+        raise ModelError(f"model {loaded.name} failed on a batch of {len(batch)} image(s) of {batch.shape[-2]} x "
+                         f"{batch.shape[-1]}: {described(error)}; check the model (and `image_size`)") from None
 
 
 def probe(loaded: LoadedModel) -> dict[str, torch.Tensor]:
@@ -151,26 +174,20 @@ def probe(loaded: LoadedModel) -> dict[str, torch.Tensor]:
     execution order (the order in which modules start)."""
     crop = loaded.preprocessing.crop
     blank = torch.zeros(1, 3, crop, crop, device=loaded.device)
-    try:
-        with torch.inference_mode():
-            if loaded.is_torchscript:
-                return script_outputs(loaded.module(blank))
-            order: list[str] = []
-            handles = [
-                module.register_forward_pre_hook(lambda _m, _i, name=name: order.append(name))
-                for name, module in loaded.module.named_modules() if name
-            ]
-            try:
-                with capture(loaded.module, [n for n, _ in loaded.module.named_modules() if n]) as outputs:
-                    loaded.module(blank)
-            finally:
-                for handle in handles:
-                    handle.remove()
-    except RuntimeError as error:
-        raise ModelError(
-            f"model {loaded.name} failed on a {crop} x {crop} image: {str(error).splitlines()[0]}; "
-            "check `image_size`"
-        ) from None
+    with torch.inference_mode():
+        if loaded.is_torchscript:
+            return script_outputs(forward(loaded, blank))
+        order: list[str] = []
+        handles = [
+            module.register_forward_pre_hook(lambda _m, _i, name=name: order.append(name))
+            for name, module in loaded.module.named_modules() if name
+        ]
+        try:
+            with capture(loaded.module, [n for n, _ in loaded.module.named_modules() if n]) as outputs:
+                forward(loaded, blank)
+        finally:
+            for handle in handles:
+                handle.remove()
     executed = dict.fromkeys(order)  # first start of each module, in order
     return {name: outputs[name] for name in executed if name in outputs}
 

@@ -13,7 +13,8 @@ import torch
 
 from ..checks import check_range
 from ..device import resolve_device
-from ..errors import ConfigError, InputError, ModelError
+from ..errors import ConfigError, InputError, ModelError, ToolboxError, described, reason
+from ..io.paths import what_is_there
 from . import preprocessing as prep
 from .preprocessing import check_overrides
 from .sources import AUTO, SOURCES, find_source
@@ -194,7 +195,7 @@ def _torchscript(path: Path, weights: str) -> torch.nn.Module:
     if path.is_dir():
         raise InputError(f"model file {path} is a folder; give a TorchScript file (or NAME, or module:function)")
     if not path.is_file():
-        raise InputError(f"model file {path} does not exist; give a TorchScript file (or NAME, or module:function)")
+        raise InputError(f"model file {path} {what_is_there(path)}; give a TorchScript file (or NAME, or module:function)")
     if weights not in WEIGHT_CHOICES:
         raise ConfigError(f"`weights` {weights}: a TorchScript file carries its own weights; leave `weights` out")
     if weights == "random":
@@ -205,7 +206,7 @@ def _torchscript(path: Path, weights: str) -> torch.nn.Module:
             return torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError) as error:
         raise ModelError(
-            f"{path} is not a TorchScript model ({str(error).strip().splitlines()[0].split('. ')[0]}); "
+            f"{path} is not a TorchScript model ({reason(error).split('. ')[0]}); "
             "a state-dict file goes to `weights` together with `model` NAME"
         ) from None
 
@@ -218,7 +219,7 @@ def _factory(spec: str) -> torch.nn.Module:
         if module_name.endswith(".py"):
             path = Path(module_name)
             if not path.is_file():
-                raise InputError(f"model factory file {path} does not exist; give `model` as path/to/file.py:function")
+                raise InputError(f"model factory file {path} {what_is_there(path)}; give `model` as path/to/file.py:function")
             spec_ = importlib.util.spec_from_file_location(path.stem, path)
             namespace = importlib.util.module_from_spec(spec_)
             spec_.loader.exec_module(namespace)
@@ -228,15 +229,24 @@ def _factory(spec: str) -> torch.nn.Module:
                 namespace = importlib.import_module(module_name)
             finally:
                 sys.path.remove(str(Path.cwd()))
+    except ToolboxError:
+        raise
     except ImportError as error:
         raise ModelError(f"cannot import {module_name} for model factory {spec!r}: {error}") from None
     except SyntaxError as error:  # the user's file does not parse
         raise ModelError(f"cannot import {module_name} for model factory {spec!r}: {error.msg} at line {error.lineno}; "
                          "fix the Python file") from None
+    except Exception as error:  # the user's module fails as it runs
+        raise ModelError(f"importing {module_name} for model factory {spec!r} raised {described(error)}; "
+                         "fix the Python file") from None
     function = getattr(namespace, function_name, None)
     if not callable(function):
         raise ModelError(f"{module_name} has no function {function_name!r} for model factory {spec!r}")
-    built = function()
+    try:
+        built = function()
+    except Exception as error:  # the user's code: a factory takes no arguments and may fail in any way
+        raise ModelError(f"model factory {spec!r} raised {described(error)}; a factory is called without arguments "
+                         "and returns a torch.nn.Module") from None
     if not isinstance(built, torch.nn.Module):
         raise ModelError(f"model factory {spec!r} returned {type(built).__name__}, not a torch.nn.Module")
     return built

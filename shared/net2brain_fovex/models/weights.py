@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import WeightsError
+from ..errors import WeightsError, reason
+from ..io.paths import what_is_there
 
 __all__ = ["STATE_DICT_SUFFIXES", "offline", "load_state_dict_file", "apply_state_dict", "torchvision_pretrained",
            "timm_pretrained"]
@@ -41,7 +42,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     if path.is_dir():
         raise WeightsError(f"weights file {path} is a folder; give the state-dict file itself as `weights=FILE`")
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist; give a state-dict file, or `weights=pretrained` / random")
+        raise WeightsError(f"weights file {path} {what_is_there(path)}; give a state-dict file, or `weights=pretrained` / random")
     if path.suffix.lower() not in STATE_DICT_SUFFIXES:
         raise WeightsError(
             f"weights file {path} has an unsupported suffix; use {', '.join(STATE_DICT_SUFFIXES)}"
@@ -54,7 +55,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        first_line = str(error).strip().splitlines()[0].split(". ")[0] if str(error).strip() else type(error).__name__
+        first_line = reason(error).split(". ")[0]
         if isinstance(error, pickle.UnpicklingError):  # torch's text proposes an unsafe reload: not offered
             first_line = "it holds pickled Python objects besides tensors, which could run code and are refused"
         raise WeightsError(
@@ -152,9 +153,8 @@ def timm_pretrained(name: str) -> torch.nn.Module:
         hub_id = getattr(cfg, "hf_hub_id", None) if cfg else None
         hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
         source = f"the Hugging Face repository {hub_id}" if hub_id else getattr(cfg, "url", None) or "its weights"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise WeightsError(
-            f"pretrained weights for timm model {name} are not available offline ({reason}): "
+            f"pretrained weights for timm model {name} are not available offline ({reason(error)}): "
             f"on a machine with internet run `python -c \"import timm; timm.create_model('{name}', pretrained=True)\"` "
             f"and copy {hf_home}/hub to this machine (HF_HOME), or download {source} and pass the file "
             "as `weights=PATH`"
