@@ -57,8 +57,8 @@ class Range:
     @property
     def text(self) -> str:
         """The range as the help shows it: `1 to 100000`, `> 0 to 1000`, `0 to 1`."""
-        low = "" if self.low is None else (f"> {self.low:g}" if self.open_low else f"{self.low:g}")
-        high = "" if self.high is None else (f"< {self.high:g}" if self.open_high else f"{self.high:g}")
+        low = "" if self.low is None else (f"> {_shown(self.low)}" if self.open_low else _shown(self.low))
+        high = "" if self.high is None else (f"< {_shown(self.high)}" if self.open_high else _shown(self.high))
         if low and high:
             return f"{low} to {high}"
         return f"at least {low}" if low else (f"at most {high}" if high else "any finite number")
@@ -77,17 +77,22 @@ class Range:
         if not (too_low or too_high):
             return
         if self.interval:
-            raise ConfigError(f"`{self.name}` must be between {self.low:g} and {self.high:g}{unit}, got {value}")
+            raise ConfigError(f"`{self.name}` must be between {_shown(self.low)} and {_shown(self.high)}{unit}, got {value}")
         if too_low:
             if self.open_low and self.low == 0:
                 bound = f"a positive {self.what or 'number'}"
             elif self.low == 0:
                 bound = "0 or more"
             else:
-                bound = f"at least {self.low:g}{unit}"
+                bound = f"at least {_shown(self.low)}{unit}"
         else:
-            bound = f"at most {self.high:g}{unit}"
+            bound = f"at most {_shown(self.high)}{unit}"
         raise ConfigError(f"`{self.name}` must be {bound}, got {value}")
+
+
+def _shown(bound: float) -> str:
+    """A bound as people write it: whole numbers in full (1048576, not 1.04858e+06)."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
 RANGES: Registry[Range] = Registry("option range", [

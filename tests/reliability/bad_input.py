@@ -1,11 +1,17 @@
 """The harness of the bad-input matrices (tests/reliability/test_bad_input_*.py): a case's workspace,
 its argument list, and the check of the command contract (README, "The command
 contract"): exit 2, exactly one line on stderr starting with "PROG: error:" and holding
-the expected fragments, no traceback, and nothing written or removed."""
+the expected fragments (and none of the fragments marked "!"), no traceback, and nothing
+written, changed or removed (every file byte for byte)."""
 from __future__ import annotations
 
+import hashlib
 import os
+import subprocess
+import sys
 import tempfile
+import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,9 +63,22 @@ class Accepted:
         self.fragments, self.check = fragments, check
 
 
-def snapshot(root: Path) -> dict[str, int | None]:
-    """Every file (with its size) and folder below `root`, hidden ones included."""
-    return {str(p.relative_to(root)): (p.stat().st_size if p.is_file() else None) for p in sorted(root.rglob("*"))}
+def snapshot(root: Path) -> dict[str, str | None]:
+    """Every file (with a hash of its bytes) and folder below `root`, hidden ones
+    included; links and special files by what they are, without reading them."""
+    def state(path: Path) -> str | None:
+        if path.is_symlink():
+            return f"link to {os.readlink(path)}"
+        if path.is_dir():
+            return None
+        if not path.is_file():
+            return "special file"
+        try:
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+        except PermissionError:  # an unreadable input of a case: its size stands for it
+            return f"unreadable, {path.stat().st_size} bytes"
+
+    return {str(p.relative_to(root)): state(p) for p in sorted(root.rglob("*"))}
 
 
 def check_case(run, w: Work, expected, prog: str) -> None:
@@ -82,8 +101,11 @@ def check_case(run, w: Work, expected, prog: str) -> None:
     assert len(lines) == 1 and result.err.strip() == lines[0], result
     assert lines[0].startswith(f"{prog}: error:"), result
     for fragment in expected:
-        assert w.fill(fragment) in lines[0], (fragment, lines[0])
-    assert after == before, "the command wrote or removed files"
+        if fragment.startswith("!"):  # what the message must not say (advice that would destroy data)
+            assert w.fill(fragment[1:]) not in lines[0], (fragment, lines[0])
+        else:
+            assert w.fill(fragment) in lines[0], (fragment, lines[0])
+    assert after == before, "the command wrote, changed or removed files"
 
 
 def cut_tail(path: Path, keep: float = 0.5) -> Path:
@@ -123,3 +145,89 @@ def _modes_enforced() -> bool:
 
 
 NOT_AS_ROOT = pytest.mark.skipif(not _modes_enforced(), reason="root reads files whatever their mode")
+
+
+# ------------------------------------------------------------------ the class tables' helpers
+
+
+def command_table(rows):
+    """pytest parameters from (case id, command, break, expected[, marks])."""
+    return [pytest.param(command, brk, expected, id=f"{command}-{case}", marks=list(marks))
+            for case, command, brk, expected, *marks in rows]
+
+
+def link(path: Path, target: Path) -> Path:
+    path.symlink_to(target)
+    return path
+
+
+def hard_link(path: Path, target: Path) -> Path:
+    os.link(target, path)
+    return path
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def the_config_is_the_sidecar(w: Work, sidecar: str) -> None:
+    """--config names the file the run would write its resolved options to."""
+    (w.out / sidecar).write_text("overwrite: true\n")
+    w.add("--config", w.out / sidecar)
+
+
+def held_lock(output: Path):
+    """A second process that holds the run lock of `output`, as a run writing it does."""
+    code = textwrap.dedent(f"""
+        import time
+        from net2brain_fovex.io.locks import holds_outputs, lock_output
+        @holds_outputs
+        def run():
+            lock_output({str(output)!r})
+            print("ready", flush=True)
+            time.sleep(120)
+        run()
+    """)
+    return _background(code)
+
+
+def held_open(path: Path):
+    """A second process that has the HDF5 file `path` open for writing."""
+    code = f"import h5py, time\nfile = h5py.File({str(path)!r}, 'a')\nprint('ready', flush=True)\ntime.sleep(120)\n"
+    return _background(code)
+
+
+@contextmanager
+def _background(code: str):
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+class Held:
+    """A case run while another process holds a file (`held_lock`, `held_open`)."""
+
+    def __init__(self, holder, path, expected) -> None:
+        self.holder, self.path, self.expected = holder, path, expected
+
+
+def link_loop(path: Path) -> Path:
+    """`path` and `path.other`, two links to each other."""
+    os.symlink(path.name + ".other", path)
+    os.symlink(path.name, str(path) + ".other")
+    return path
+
+
+# model factories of user code that fails: (the factory file, what the message says)
+FAILING_FACTORIES = {
+    "needs-arguments": ("def build(depth):\n    pass\n", ["nets.py:build' raised TypeError", "missing 1 required", "without arguments"]),
+    "raises": ("def build():\n    raise RuntimeError('no GPU driver')\n", ["nets.py:build' raised RuntimeError: no GPU driver"]),
+    "module-raises": ("import torch\nsettings['depth']\ndef build():\n    pass\n", ["importing", "raised NameError", "fix the Python file"]),
+    "forward-raises": ("import torch\nclass Net(torch.nn.Module):\n    def forward(self, x):\n        return x.view(3)\n"
+                       "def build():\n    return Net()\n", ["failed on a batch of 1 image(s)", "RuntimeError", "check the model"]),
+}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -311,12 +312,14 @@ def evaluate_to_file(
 
 def _check_targets(loaded: LoadedModel, stimuli: Sequence[Stimulus], sources: Sequence[_MapsSource]) -> None:
     """Refuse class indices the model does not have (one forward pass on one image)."""
-    from ..explain.base import class_probabilities
+    from ..explain.attributions import count_classes
 
-    largest = max(sources, key=lambda source: source.max_target)
-    if largest.max_target < 0 or not stimuli:
+    if not stimuli:
         return
-    classes = class_probabilities(loaded.module, load_images(stimuli[:1], loaded).to(loaded.device)).shape[1]
+    classes = count_classes(loaded, stimuli[0])  # also a failing model, before any work
+    largest = max(sources, key=lambda source: source.max_target)
+    if largest.max_target < 0:
+        return
     if largest.max_target >= classes:
         raise InputError(
             f"{largest.path}: /targets holds class {largest.max_target} but the model has {classes} classes "
@@ -375,9 +378,10 @@ def _open_maps(paths: Sequence[str | Path], stimuli: Sequence[Stimulus], crop: i
     ids = [s.id for s in stimuli]
     sources, given = [], set()
     for path in map(Path, paths):
-        if path.resolve() in given:
+        real = os.path.realpath(path)  # not Path.resolve: it raises on a loop of links, reported by open_h5
+        if real in given:
             raise ConfigError(f"`maps` {path} is given twice; give each attribution file once")
-        given.add(path.resolve())
+        given.add(real)
         if path.is_dir():
             raise InputError(f"`maps` {path} is a folder; give an attribution file (HDF5) written by `explain_to_file`")
         try:

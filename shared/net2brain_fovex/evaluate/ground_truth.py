@@ -26,6 +26,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..extraction.stimuli import IMAGE_EXTENSIONS, Stimulus, pixel_values
+from ..io.paths import what_is_there
 from ..models.preprocessing import Preprocessing
 
 __all__ = ["read_boxes", "read_fixations", "boxes_to_input", "points_to_input", "image_size"]
@@ -164,6 +165,8 @@ def _fixation_maps(folder: Path, stimuli: Sequence[Stimulus]) -> dict[str, np.nd
 def _read_csv(path: str | Path, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
     """(line number, row) pairs of a CSV with at least `columns`."""
     path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} {what_is_there(path)}; give a CSV file with a header line naming {', '.join(columns)}")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel writes a byte-order mark
             reader = csv.DictReader(handle)
@@ -175,8 +178,6 @@ def _read_csv(path: str | Path, columns: tuple[str, ...]) -> list[tuple[int, dic
                     f"{path} lacks the column(s) {', '.join(missing)}; its header must name {', '.join(columns)}"
                 )
             rows = [(number + 2, row) for number, row in enumerate(reader)]
-    except FileNotFoundError:
-        raise InputError(f"{path} does not exist; check the path") from None
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"{path} is not a readable UTF-8 CSV file ({error})") from None
     if not rows:

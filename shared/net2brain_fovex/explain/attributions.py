@@ -31,13 +31,14 @@ from ..io.outputs import Output, check_outputs
 from ..io.provenance import provenance_attr
 from ..io.rows import DatasetSpec, RowWriter, check_partial
 from ..io.shards import Shard, plan_output, plan_shard
+from ..models.layers import forward
 from ..models.loading import LoadedModel, as_loaded, check_model_options, model_files
 from ..models.sources import AUTO
-from .base import Attribution, Context, class_probabilities
+from .base import Attribution, Context, class_probabilities, logits_of
 from .registry import METHODS, PRED, parameters_for
 
 __all__ = ["Explanation", "explain_to_file", "explain_batch", "read_attributions", "load_images", "context_for",
-           "parse_target", "check_images_only", "PRED"]
+           "parse_target", "check_images_only", "count_classes", "check_target", "PRED"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,20 @@ def parse_target(target: str | int) -> int | None:
     if str(target).strip() == PRED:
         return None
     raise ConfigError(f"`target` {target!r} is neither pred nor a class index; give `target=pred` or a whole number >= 0")
+
+
+def count_classes(loaded: LoadedModel, stimulus: Stimulus) -> int:
+    """The number of classes of a model, from one forward pass on one image: run before
+    any output is made, so that a model that fails (the user's own code) or a target it
+    does not have stops the run at once (`ModelError`)."""
+    with torch.no_grad():
+        return logits_of(forward(loaded, load_images([stimulus], loaded).to(loaded.device))).shape[1]
+
+
+def check_target(target: int | None, classes: int) -> None:
+    """`ConfigError` for a class index the model does not have."""
+    if target is not None and target >= classes:
+        raise ConfigError(f"`target` {target} is out of range: the model has {classes} classes (0-{classes - 1})")
 
 
 def context_for(loaded: LoadedModel, seed: int) -> Context:
@@ -102,9 +117,7 @@ def explain_batch(
     """
     parameters = parameters_for(method, parameters)
     probabilities = class_probabilities(model, images)
-    if target is not None and target >= probabilities.shape[1]:
-        raise ConfigError(f"`target` {target} is out of range: the model has {probabilities.shape[1]} classes "
-                          f"(0-{probabilities.shape[1] - 1})")
+    check_target(target, probabilities.shape[1])
     targets = probabilities.argmax(dim=1) if target is None else torch.full((len(images),), target, device=images.device)
     attribution = METHODS[method].load()(model, images, targets, context, parameters=parameters)
     scores = probabilities.gather(1, targets[:, None])[:, 0]
@@ -247,6 +260,8 @@ def explain_to_file(
                             "model": model_files(model, weights)}, overwrite=overwrite)
     loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
                        mean=mean, std=std)
+    if found:
+        check_target(wanted, count_classes(loaded, found[0]))
     size = loaded.preprocessing.crop
     specs = [DatasetSpec("maps", (size, size), "float32"), DatasetSpec("targets", (), "int64"),
              DatasetSpec("scores", (), "float32")]

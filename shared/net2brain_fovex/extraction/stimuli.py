@@ -199,6 +199,8 @@ def pixel_values(path: Path) -> np.ndarray:
             if image.mode in ("I", "F"):
                 return _grey(_deep_pixels(np.asarray(image), image.mode, path))
             return np.asarray(image.convert("RGB"))
+    except InputError:
+        raise
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as error:
         raise InputError(f"cannot decode image {path}: {error}; replace or remove the file") from None
 

@@ -8,6 +8,9 @@ anything is read or written:
 * an output that is one of the inputs: the same path, a symbolic link to it or a hard
   link of it, or a file of an input folder; whatever `overwrite` says (replacing an
   input destroys it);
+* a new file in an input folder of the kind (suffix) of the files it holds: a plot
+  among the stimulus images would be a stimulus of the next run (an output of another
+  kind, as `acts.h5` beside the images, is fine);
 * two outputs of the run on the same file;
 * an existing output that is not a regular file (a folder, a FIFO, a device), even with
   `overwrite`; any other existing output without `overwrite` (unless it is one a run
@@ -116,7 +119,7 @@ def check_outputs(outputs: Iterable[Output], inputs: Mapping[str, Iterable[str |
     config = current_config_file()
     if config is not None:
         given.setdefault("config", []).append(config)
-    known = _identities(given)
+    known, folders = _identities(given)
     seen: dict[str, str] = {}
     for output in outputs:
         path = Path(output.path)
@@ -133,6 +136,11 @@ def check_outputs(outputs: Iterable[Output], inputs: Mapping[str, Iterable[str |
         if matched is not None:
             raise OutputError(f"`{output.parameter}` {path} is an input of this run (`{matched}`): writing it would "
                               "destroy the input; write the output elsewhere")
+        folder, kinds = folders.get(_real(path.parent), (None, set()))
+        if folder is not None and suffix_of(path) in kinds:
+            raise OutputError(f"`{output.parameter}` {path} would add a {suffix_of(path)} file to {path.parent}, a "
+                              f"folder of inputs (`{folder}`): the next run would read it as one; write the output "
+                              "elsewhere")
         _check_existing(output, path, overwrite)
         if not output.folder_made or path.parent.is_dir():  # a folder made later is checked when it exists
             check_output_folder(path)
@@ -169,9 +177,11 @@ def _inode(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def _identities(inputs: Mapping[str, list[Path]]) -> dict:
-    """Every input file's real path and (device, inode), a folder's files with it."""
+def _identities(inputs: Mapping[str, list[Path]]) -> tuple[dict, dict]:
+    """Every input file's real path and (device, inode), a folder's files with it; and
+    every input folder's real path with its parameter and the suffixes of its files."""
     known: dict = {}
+    folders: dict[str, tuple[str, set[str]]] = {}
     for name, paths in inputs.items():
         for path in paths:
             members = [path]
@@ -180,9 +190,10 @@ def _identities(inputs: Mapping[str, list[Path]]) -> dict:
                     members += [child for child in path.iterdir() if not child.name.startswith(".")]
                 except OSError:
                     pass
+                folders[_real(path)] = (name, {suffix_of(member) for member in members[1:]})
             for member in members:
                 known.setdefault(_real(member), name)
                 inode = _inode(member) if member.exists() else None
                 if inode is not None:
                     known.setdefault(inode, name)
-    return known
+    return known, folders

@@ -168,7 +168,9 @@ def check_shards(paths: Sequence[Path], kind: str | None = None) -> list[tuple[P
     for path in map(Path, paths):
         if path.is_dir():
             raise InputError(f"{path} is a folder; give the shard files (NAME.shard-I-of-N.EXT) to merge")
-        if path.is_file() and not os.access(path, os.R_OK):
+        if not path.is_file():
+            raise InputError(f"{path} {what_is_there(path)}; give the shard files (NAME.shard-I-of-N.EXT) to merge")
+        if not os.access(path, os.R_OK):
             raise InputError(f"cannot read {path}: permission denied; make it readable (chmod u+r)")
         try:
             with h5py.File(path, "r") as file:
@@ -176,8 +178,6 @@ def check_shards(paths: Sequence[Path], kind: str | None = None) -> list[tuple[P
                 unfinished = unfinished_message(path, file)
             if unfinished:
                 raise InputError(unfinished)
-        except FileNotFoundError:
-            raise InputError(f"{path} {what_is_there(path)}; give the shard files (NAME.shard-I-of-N.EXT) to merge") from None
         except OSError as error:
             raise open_error(path, error, "rerun that shard") from None
         if "shard_index" not in attrs:
