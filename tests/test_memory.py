@@ -64,3 +64,35 @@ def test_searchlight_estimate_covers_the_sphere_and_grows_with_radius_and_batch(
     assert small >= 64 * sphere * (8 + 20 * 4) + 1000 * 20 * 4
     # a radius of 200 mm on 0.5 mm voxels: a sphere table of (2 * 401 + 1)^3 offsets alone
     assert searchlight_memory((10, 10, 10), np.diag([0.5, 0.5, 0.5, 1]), 200, batch_size=64, **options) > 803**3 * 8
+
+
+def test_runs_are_refused_before_they_allocate(monkeypatch, tmp_path):
+    """Through the core: the searchlight from the volumes' header, extraction and
+    explanation after one probe of the model, RDMs from the stimulus count."""
+    import nibabel as nib
+
+    from net2brain_fovex.brain.rdm_files import rdms_to_file
+    from net2brain_fovex.brain.searchlight import run_searchlight
+    from net2brain_fovex.explain.attributions import explain_to_file
+    from net2brain_fovex.extraction.activations import extract_to_file
+    from tests.conftest import factory, write_images
+
+    rng = np.random.default_rng(0)
+    nib.save(nib.Nifti1Image(rng.normal(size=(4, 4, 4, 5)).astype(np.float32), np.eye(4)), tmp_path / "sub.nii.gz")
+    images = write_images(tmp_path / "images", 3, size=20)
+    extract_to_file(factory("tiny_cnn"), images, tmp_path / "acts.h5", weights="random", image_size=16)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1000)
+    model = {"a": np.ones((5, 5)) - np.eye(5)}
+    with pytest.raises(ConfigError, match=r"a searchlight of radius 3 mm over a 4 x 4 x 4 grid needs about .* but 1 kB "
+                                          r"are available; lower `batch_size` or `radius`"):
+        run_searchlight([tmp_path / "sub.nii.gz"], model, 3)
+    with pytest.raises(ConfigError, match=r"extracting \d+ layer\(s\) of 32 stimuli at a time needs about .* lower "
+                                          r"`batch_size` \(or `image_size`, or keep fewer `layers`\)"):
+        extract_to_file(factory("tiny_cnn"), images, tmp_path / "again.h5", weights="random", image_size=16)
+    with pytest.raises(ConfigError, match=r"gradcam on 8 image\(s\) of 32 x 32 at a time needs about .* lower `batch_size`"):
+        explain_to_file(factory("tiny_cnn"), images, tmp_path / "maps.h5", weights="random", image_size=32,
+                        method="gradcam", batch_size=8)
+    with pytest.raises(ConfigError, match=r"\d+ RDM\(s\) of 3 stimuli needs about .* choose fewer `layers` per run"):
+        rdms_to_file(tmp_path / "rdms.h5", activations=tmp_path / "acts.h5")
+    assert not (tmp_path / "again.h5").exists() and not (tmp_path / "maps.h5").exists()
+    assert not (tmp_path / "rdms.h5").exists()

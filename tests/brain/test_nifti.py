@@ -335,3 +335,11 @@ def test_image_from_header_refuses_other_classes():
     with pytest.raises(InputError, match="a stored reference header is a AnalyzeHeader, not a NIfTI header; write it "
                                          "again"):
         image_from_header("AnalyzeHeader", header, b"", np.eye(4))
+
+
+def test_a_mask_is_inside_only_where_finite_and_non_zero(tmp_path, reference):
+    values = np.full(SHAPE, np.nan, np.float32)  # saved with NaN for "outside", as some tools do
+    values[1, 2, 0], values[3, 4, 2], values[0, 0, 0], values[2, 2, 2] = 1, 0.5, np.inf, 0
+    with pytest.warns(RuntimeWarning, match=rf"holds {values.size - 3} NaN or infinite voxels; they count as outside"):
+        mask = load_mask(write(tmp_path / "V1.nii.gz", values), reference)
+    np.testing.assert_array_equal(np.argwhere(mask), [[1, 2, 0], [3, 4, 2]])

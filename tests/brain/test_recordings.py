@@ -396,9 +396,20 @@ def test_response_rdms_refuses_other_shapes(tmp_path):
     np.save(tmp_path / "a.npy", rng.normal(size=(6, 4)))
     np.save(tmp_path / "b.npy", rng.normal(size=(5, 4)))
     np.save(tmp_path / "c.npy", rng.normal(size=(6, 4, 2)))
-    with pytest.raises(InputError, match=r"b.npy holds responses of shape \(5, 4\); the first subject's had 6 stimuli "
-                                         "and 2 dimensions"):
-        response_rdms([tmp_path / "a.npy", tmp_path / "b.npy"])
-    with pytest.raises(InputError, match=r"c.npy holds responses of shape \(6, 4, 2\); the first subject's had 6 "
-                                         "stimuli and 2 dimensions"):
-        response_rdms([tmp_path / "a.npy", tmp_path / "c.npy"])
+    np.save(tmp_path / "d.npy", rng.normal(size=(6, 4, 3)))
+    np.save(tmp_path / "e.npy", rng.normal(size=(6, 9)))  # other channels: fine
+    np.save(tmp_path / "one.npy", rng.normal(size=(1, 4)))
+    np.save(tmp_path / "empty.npy", np.zeros((6, 0)))
+    for other, shape in (("b", r"\(5, 4\)"), ("c", r"\(6, 4, 2\)")):
+        with pytest.raises(InputError, match=rf"{other}.npy holds responses of shape {shape}; the first subject's "
+                                             r"\(.*a.npy\) had shape \(6, 4\): every subject needs the same stimuli"):
+            response_rdms([tmp_path / "a.npy", tmp_path / f"{other}.npy"])
+    with pytest.raises(InputError, match=r"d.npy holds responses of shape \(6, 4, 3\); the first subject's .* had shape "
+                                         r"\(6, 4, 2\)"):  # other time points
+        response_rdms([tmp_path / "c.npy", tmp_path / "d.npy"])
+    assert response_rdms([tmp_path / "a.npy", tmp_path / "e.npy"]).shape == (2, 6, 6)
+    for name in ("one", "empty"):
+        with pytest.raises(InputError, match=rf"{name}.npy holds responses of shape .*; an RDM needs at least 2 stimuli"):
+            response_rdms([tmp_path / f"{name}.npy"])
+    with pytest.raises(InputError, match="give at least one `responses` file"):
+        response_rdms([])

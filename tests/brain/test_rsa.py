@@ -1,6 +1,9 @@
 """RSA against literal per-subject implementations and scipy; brain RDM formats; alignment."""
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 from scipy.io import savemat
@@ -101,6 +104,14 @@ def test_corrections():
     np.testing.assert_allclose(correct(p, "fdr"), adjusted[np.argsort(np.argsort(p))])
     with pytest.raises(UnknownNameError, match="unknown correction 'holm'"):
         correct(p, "holm")
+
+
+def test_an_undefined_p_is_no_test_for_either_correction():
+    """Columns are time points; a NaN p (a constant RDM) counts for neither Bonferroni nor FDR."""
+    p = np.array([[0.01, 0.02], [np.nan, 0.04], [0.03, 0.5]])
+    np.testing.assert_allclose(correct(p, "bonferroni"), [[0.02, 0.06], [np.nan, 0.12], [0.06, 1.0]])
+    np.testing.assert_allclose(correct(p[:, :1], "fdr"), correct(np.array([[0.01], [0.03]]), "fdr")[[0, 0, 1]] *
+                               np.array([[1], [np.nan], [1]]))
 
 
 def test_single_subject_has_no_lower_ceiling_or_sem():
@@ -288,3 +299,47 @@ def test_ranks_equal_scipy_with_ties():
 
     x = np.round(RNG.normal(size=(3, 4, 50)), 1)  # many ties
     np.testing.assert_array_equal(ranks(x), rankdata(x, axis=-1))
+
+
+
+@pytest.mark.parametrize("n", [3, 4])
+@pytest.mark.parametrize("compare", ["spearman", "pearson", "kendall"])
+def test_bootstrap_over_few_stimuli_leaves_out_undefined_samples(n, compare):
+    """A sample with fewer than 3 pairs of distinct stimuli has no correlation: it is left out
+    (one warning), and the interval is that of the samples that define one (literal loop)."""
+    from net2brain_fovex.brain.comparisons import compare as compare_vectors
+
+    model_rdms = {"a": random_rdm(n), "b": random_rdm(n)}
+    brain = np.stack([random_rdm(n) for _ in range(3)])
+    parameters = RSAParameters(bootstrap=300, seed=1, compare=compare)
+    with pytest.warns(RuntimeWarning, match=rf"of 300 bootstrap samples over {n} stimuli drew too few distinct stimuli"):
+        result = rsa_roi(model_rdms, brain, roi="roi", parameters=parameters)
+    draws = np.random.default_rng(1)
+    scores = []
+    rows, cols = np.triu_indices(n, k=1)
+    for _ in range(300):
+        index = draws.integers(0, n, n)
+        keep = index[rows] != index[cols]
+        a, b = index[rows][keep], index[cols][keep]
+        if len(a) < 3:
+            continue
+        values = []
+        with warnings.catch_warnings():  # a constant resample: NaN, left out below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for name in ("a", "b"):
+                per_subject = [compare_vectors(model_rdms[name][a, b][None], s[a, b][None], compare)[0, 0] for s in brain]
+                values.append(np.mean(np.square(per_subject)))
+        scores.append(values)
+    scores = np.array(scores)
+    scores = scores[np.isfinite(scores).all(axis=1)]
+    np.testing.assert_allclose(result.ci[:, 0], np.percentile(scores, 2.5, axis=0))
+    np.testing.assert_allclose(result.ci[:, 1], np.percentile(scores, 97.5, axis=0))
+
+
+def test_rdm_names_that_cannot_be_datasets_are_refused(tmp_path):
+    from net2brain_fovex.brain.rdm_files import write_rdms
+
+    for name, problem in (("", "is empty or a dot"), (".", "is empty or a dot"), ("V1/left", "holds a /")):
+        with pytest.raises(InputError, match=rf"the name {re.escape(repr(name))} of an RDM \(a layer or ROI\) {problem}"):
+            write_rdms(tmp_path / "r.h5", ["a", "b"], {name: np.zeros((2, 2))}, metric="correlation")
+    assert not (tmp_path / "r.h5").exists()

@@ -94,6 +94,18 @@ def test_precomputed_searchlight_rdms():
                 assert got[s, l, c] == pytest.approx(spearmanr(squareform(rdms[c, s]), squareform(model)).statistic, abs=1e-12)
     with pytest.raises(InputError, match="must be \\(searchlights, subjects, n, n\\)"):
         precomputed_scores(rdms[0], models)
+    with pytest.raises(InputError, match=r"model RDM 'c' has shape \(7, 7\); the searchlight RDMs are for 8 stimuli"):
+        precomputed_scores(rdms, {**models, "c": models["a"][:7, :7]})
+    broken = models["b"].copy()
+    broken[0, 1] = np.nan
+    with pytest.raises(InputError, match=r"model RDM 'b'.*NaN"):
+        precomputed_scores(rdms, {"a": models["a"], "b": broken})
+    with pytest.raises(ConfigError, match="give at least one model RDM"):
+        precomputed_scores(rdms, {})
+    with pytest.raises(ConfigError, match="`batch_size` must be at least 1"):
+        precomputed_scores(rdms, models, batch_size=0)
+    with pytest.raises(InputError, match="are for 2 stimuli; a comparison needs at least 3"):
+        precomputed_scores(rdms[:, :, :2, :2], {"a": models["a"][:2, :2]})
 
 
 # ------------------------------------------------------------------------------ CLI

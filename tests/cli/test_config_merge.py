@@ -26,7 +26,11 @@ def test_keys_are_normalised(tmp_path):
     [
         ("batch-size: [1, 2\n", r"not valid YAML at line \d+"),
         ("- a\n- b\n", "must be a mapping"),
-        ("batch-size: 1\nbatch_size: 2\n", "given twice"),
+        ("batch-size: 1\nbatch_size: 2\n", r"option 'batch_size' \(line 2\) is given twice, also as 'batch-size' "
+                                          r"\(line 1\); keep one"),
+        ("seed: 1\nframes: 2\nseed: 3\n", r"key 'seed' is given twice, on lines 1 and 3; keep one"),
+        ("mean: {r: 1, r: 2}\n", r"key 'r' is given twice, on lines 1 and 1"),
+        ("a:\n  b: 1\n  b: 2\n", r"key 'b' is given twice, on lines 2 and 3"),
         ("!!python/object/apply:os.system ['true']\n", "not valid YAML"),
     ],
 )
@@ -35,6 +39,14 @@ def test_bad_files_are_refused(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_a_byte_order_mark_and_yaml_merge_keys_are_fine(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes("\ufeffbatch-size: 4\n".encode())
+    assert load_config(path) == {"batch_size": 4}
+    path.write_text("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  x: 3\n")  # overriding a merged key is YAML's design
+    assert load_config(path)["use"] == {"x": 3, "y": 2}
 
 
 def test_missing_file(tmp_path):

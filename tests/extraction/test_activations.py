@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
+from net2brain_fovex.errors import ConfigError, ModelError
 from net2brain_fovex.extraction.activations import extract_to_file, iter_activations, plan_extraction
 from net2brain_fovex.extraction.reduction import projection_matrix
 from net2brain_fovex.extraction.stimuli import discover_stimuli
@@ -257,3 +258,26 @@ def test_progress_bar_on_a_terminal(net2brain, tmp_path, images, monkeypatch):
                        "--out", tmp_path / "a.h5", "--image-size", 16)
     assert result.code == 0, result
     assert "extract" in result.err and "7/7" in result.err
+
+
+def test_values_beyond_float16_are_refused_where_they_are_made(tmp_path, images):
+    """float16 ends at 65504: a row that would be stored as infinity stops the run naming the
+    layer, the stimulus and the dtype that avoids it; nothing is written."""
+    (tmp_path / "nets.py").write_text(
+        "import torch\nclass Scale(torch.nn.Module):\n    def forward(self, x):\n        return x.mean(dim=(2, 3)) * 0 + 7e4\n"
+        "class Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.scale = Scale()\n"
+        "    def forward(self, x):\n        return self.scale(x)\ndef build():\n    return Net()\n")
+    with pytest.raises(ConfigError, match=r"layer 'scale' reaches 70000 for stimulus 'img_1.png', beyond the range of "
+                                          r"`dtype` float16 \(it would be stored as infinity\); use `dtype=float32`"):
+        extract_to_file(f"{tmp_path / 'nets.py'}:build", images, tmp_path / "acts.h5", dtype="float16", image_size=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "nets.py"]
+    extract_to_file(f"{tmp_path / 'nets.py'}:build", images, tmp_path / "acts.h5", image_size=16)  # float32 holds it
+
+
+def test_a_model_output_that_is_not_finite_is_refused(tmp_path, images):
+    (tmp_path / "nets.py").write_text(
+        "import torch\nclass Bad(torch.nn.Module):\n    def forward(self, x):\n        return x.mean(dim=(2, 3)) * float('nan')\n"
+        "class Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.bad = Bad()\n"
+        "    def forward(self, x):\n        return self.bad(x)\ndef build():\n    return Net()\n")
+    with pytest.raises(ModelError, match=r"model output of layer 'bad' is NaN or infinite for stimulus 'img_1.png'"):
+        extract_to_file(f"{tmp_path / 'nets.py'}:build", images, tmp_path / "acts.h5", image_size=16)

@@ -82,3 +82,42 @@ def test_rsa_figure_roi_without_scores(tmp_path):
 )
 def test_significance_stars(p, stars):
     assert significance_stars(p) == stars
+
+
+def test_curves_figure_draws_the_labels_that_hold_each_kind(tmp_path):
+    from net2brain_fovex.errors import InputError
+    from net2brain_fovex.figures.curves import curves_figure
+
+    curve = np.linspace(1, 0, 11)[None].repeat(3, axis=0)
+    curve[1, 4] = np.nan  # one image's step: left out of the mean
+    values = {"fovex": {"deletion_curve": curve, "deletion": np.array([0.5, np.nan, 0.4])},
+              "gradcam": {"insertion_curve": curve[::-1], "insertion": np.array([0.6, 0.6, 0.7])}}
+    path = curves_figure(values, tmp_path / "curves.png")
+    assert_png(path, tmp_path)
+    with pytest.raises(InputError, match="no deletion or insertion curves to draw"):
+        curves_figure({"fovex": {"nss": np.ones(3)}}, tmp_path / "none.png")
+
+
+def test_overlays_take_the_map_of_each_image_s_id(tmp_path):
+    """The stimuli given may be any of the file's, in any order: each gets its own map."""
+    from net2brain_fovex.errors import InputError
+    from net2brain_fovex.explain.attributions import explain_to_file
+    from net2brain_fovex.extraction.stimuli import Stimulus, discover_stimuli
+    from net2brain_fovex.figures.overlays import write_overlays
+    from net2brain_fovex.models.loading import load_model
+    from tests.conftest import factory, write_images
+
+    images = write_images(tmp_path / "images", 3, size=32)
+    loaded = load_model(factory("tiny_cnn"), weights="random", image_size=32)
+    explain_to_file(loaded, images, tmp_path / "maps.h5", method="gradcam")
+    stimuli = discover_stimuli(images)
+    folder = tmp_path / "png"
+    folder.mkdir()
+    (single := tmp_path / "single").mkdir()
+    write_overlays(tmp_path / "maps.h5", stimuli[::-1], folder, preprocessing=loaded.preprocessing)
+    for stimulus in stimuli:  # the same picture as an overlay drawn for that image alone
+        write_overlays(tmp_path / "maps.h5", [stimulus], single, preprocessing=loaded.preprocessing, overwrite=True)
+        assert np.array_equal(np.asarray(Image.open(folder / stimulus.id)), np.asarray(Image.open(single / stimulus.id)))
+    with pytest.raises(InputError, match=r"maps.h5 holds no map of other.png; draw the overlays of its own stimuli"):
+        write_overlays(tmp_path / "maps.h5", [Stimulus("other.png", stimuli[0].path)], folder,
+                       preprocessing=loaded.preprocessing, overwrite=True)

@@ -117,6 +117,28 @@ def test_bad_model_specs(spec, error, message):
         load_model(spec, device="cpu")
 
 
+@pytest.mark.parametrize(("source", "message"), [
+    ("def build(depth):\n    pass\n", r"nets.py:build' raised TypeError: build\(\) missing 1 required positional argument: "
+                                     r"'depth'; a factory is called without arguments"),
+    ("def build():\n    raise KeyError('weights')\n", r"nets.py:build' raised KeyError: 'weights'"),
+    ("raise ValueError('bad settings')\n", r"importing .*nets.py for model factory .* raised ValueError: bad settings; fix"),
+])
+def test_factories_that_fail_are_model_errors_naming_the_factory(tmp_path, source, message):
+    (tmp_path / "nets.py").write_text(source)
+    with pytest.raises(ModelError, match=message):
+        load_model(f"{tmp_path / 'nets.py'}:build", device="cpu")
+
+
+def test_a_model_whose_forward_fails_is_a_model_error(tmp_path):
+    from net2brain_fovex.models.layers import list_layers
+
+    (tmp_path / "nets.py").write_text("import torch\nclass Net(torch.nn.Module):\n    def forward(self, x):\n"
+                                      "        raise IndexError('no such head')\ndef build():\n    return Net()\n")
+    with pytest.raises(ModelError, match=r"failed on a batch of 1 image\(s\) of 224 x 224: IndexError: no such head; "
+                                         r"check the model \(and `image_size`\)"):
+        list_layers(f"{tmp_path / 'nets.py'}:build")
+
+
 def test_torchscript_file(tmp_path):
     from tests.toy_models import Features
 

@@ -265,22 +265,30 @@ def response_rdms(
     Raises
     ------
     InputError
-        A file that cannot be read (`load_responses`), or one with another number of
-        stimuli or of dimensions than the first.
+        No file, a file that cannot be read (`load_responses`), fewer than 2 stimuli, or
+        another number of stimuli, dimensions or time points than the first.
     """
     from .rdm import compute_rdms
 
     p = parameters or RDMParameters()
 
-    stacks, shape = [], None
+    if not files:
+        raise InputError("give at least one `responses` file (one per subject)")
+    stacks, first = [], None
     for index, path in enumerate(files):
         responses = load_responses(path, key)
-        if shape is not None and (responses.shape[0], responses.ndim) != shape:
+        if responses.shape[0] < 2 or responses.shape[1] < 1 or (responses.ndim == 3 and responses.shape[2] < 1):
+            raise InputError(f"{path} holds responses of shape {responses.shape}; an RDM needs at least 2 stimuli "
+                             "(rows) and 1 channel (and 1 time point)")
+        # stimuli, dimensions and time points must agree (the channels may differ between subjects)
+        layout = (responses.shape[0], responses.ndim, responses.shape[2] if responses.ndim == 3 else None)
+        if first is not None and layout != first[1]:
             raise InputError(
-                f"{path} holds responses of shape {responses.shape}; the first subject's had {shape[0]} stimuli "
-                f"and {shape[1]} dimensions"
+                f"{path} holds responses of shape {responses.shape}; the first subject's ({first[0]}) had shape "
+                f"{first[2]}: every subject needs the same stimuli (rows) and time points"
             )
-        shape = (responses.shape[0], responses.ndim)
+        if first is None:
+            first = (path, layout, responses.shape)
         batch = responses[None] if responses.ndim == 2 else np.moveaxis(responses, -1, 0)  # (T, n, channels)
         rdms = compute_rdms(np.ascontiguousarray(batch), p.metric, standardize=p.standardize, precision=p.precision,
                             device=device)

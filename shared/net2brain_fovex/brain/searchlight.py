@@ -406,20 +406,30 @@ def precomputed_scores(
     ------
     InputError
         `rdms` not (searchlights, subjects, n, n), not symmetric, not finite or of fewer than
-        3 stimuli, or model RDMs of another number of stimuli.
+        3 stimuli, or model RDMs of another shape, not symmetric or not finite.
+    ConfigError
+        No model RDM, or `batch_size` out of range.
     UnknownNameError
         An unknown `compare`.
     """
     from .rdm_files import validate_rdms
 
     method = COMPARISONS.check(compare)
+    check_range("batch_size", batch_size)
     if rdms.ndim != 4 or rdms.shape[-1] != rdms.shape[-2]:
         raise InputError(f"precomputed searchlight RDMs must be (searchlights, subjects, n, n), got shape {rdms.shape}")
-    validate_rdms(rdms, "the precomputed searchlight RDMs")
-    layers = list(model_rdms)
     n = rdms.shape[-1]
-    if next(iter(model_rdms.values())).shape[0] != n:
-        raise InputError(f"the searchlight RDMs are for {n} stimuli, the model RDMs for {next(iter(model_rdms.values())).shape[0]}")
+    if n < 3:
+        raise InputError(f"the precomputed searchlight RDMs are for {n} stimuli; a comparison needs at least 3")
+    validate_rdms(rdms, "the precomputed searchlight RDMs")
+    if not model_rdms:
+        raise ConfigError("give at least one model RDM")
+    layers = list(model_rdms)
+    for name in layers:
+        matrix = np.asarray(model_rdms[name])
+        if matrix.shape != (n, n):
+            raise InputError(f"model RDM {name!r} has shape {matrix.shape}; the searchlight RDMs are for {n} stimuli")
+        validate_rdms(matrix, f"model RDM {name!r}")
     model = torch.as_tensor(upper_triangle(np.stack([model_rdms[name] for name in layers])), dtype=torch.float64)
     if method != "kendall":
         model = _prepare_rows(model, method)

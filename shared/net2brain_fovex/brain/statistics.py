@@ -67,9 +67,11 @@ def correct(p: np.ndarray, method: str) -> np.ndarray:
     p : array (layers, ...)
         Uncorrected p values; NaN stays NaN.
     method : str
-        A name of `CORRECTIONS`. `bonferroni`: p times the number of layers (NaN entries
-        included in that number), at most 1; `fdr`: Benjamini-Hochberg adjusted p values over
-        the finite entries of each column (`fdr_adjust`); `none`: a copy.
+        A name of `CORRECTIONS`. `bonferroni`: p times the number of tests, at most 1;
+        `fdr`: Benjamini-Hochberg adjusted p values (`fdr_adjust`); `none`: a copy. Both
+        count as tests the finite entries of each column: a NaN p (an undefined score, as
+        of a constant RDM) is no test, and would otherwise make the others stricter under
+        one correction than under the other.
 
     Returns
     -------
@@ -86,7 +88,7 @@ def correct(p: np.ndarray, method: str) -> np.ndarray:
     if method == "none":
         return p.copy()
     if method == "bonferroni":
-        return np.minimum(p * p.shape[0], 1.0)
+        return np.minimum(p * np.isfinite(p).sum(axis=0), 1.0)
     flat = p.reshape(p.shape[0], -1)
     return np.stack([fdr_adjust(flat[:, column]) for column in range(flat.shape[1])], axis=1).reshape(p.shape)
 

@@ -7,12 +7,15 @@ plant ground truth on them (a "brain" region that codes shape, another colour, .
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..checks import check_range
+from ..errors import ConfigError, unknown_name
 from ..io.atomic import atomic_output
 
 __all__ = ["SHAPES", "COLOURS", "POSITIONS", "ShapeStimulus", "shape_stimuli", "write_shape_stimuli",
@@ -143,13 +146,23 @@ def simulate_brain_rdms(
 
     Raises
     ------
-    KeyError
+    UnknownNameError
         A layer of `generators` that is not in `model_rdms`.
+    ConfigError
+        `subjects` below 1, `noise` negative or not finite, or `seed` out of range.
     """
     from scipy.spatial.distance import squareform
 
     from ..brain.rsa import upper_triangle
 
+    for roi, layer in generators.items():
+        if layer not in model_rdms:
+            raise unknown_name(f"layer (the generator of ROI {roi!r})", layer, model_rdms)
+    if isinstance(subjects, bool) or not isinstance(subjects, int) or subjects < 1:
+        raise ConfigError(f"`subjects` must be a whole number of at least 1, got {subjects!r}")
+    if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+        raise ConfigError(f"`noise` must be a finite number of 0 or more, got {noise!r}")
+    check_range("seed", seed)
     rng = np.random.default_rng(seed)
     simulated = {}
     for roi, layer in generators.items():

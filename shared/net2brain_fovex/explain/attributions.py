@@ -31,11 +31,12 @@ from ..io.outputs import Output, check_outputs
 from ..io.provenance import provenance_attr
 from ..io.rows import DatasetSpec, RowWriter, check_partial
 from ..io.shards import Shard, plan_output, plan_shard
-from ..models.layers import forward
+from ..memory import check_memory
+from ..models.layers import forward, image_memory, probe
 from ..models.loading import LoadedModel, as_loaded, check_model_options, model_files
 from ..models.sources import AUTO
 from .base import Attribution, Context, class_probabilities, logits_of
-from .registry import METHODS, PRED, parameters_for
+from .registry import METHODS, PRED, Method, parameters_for
 
 __all__ = ["Explanation", "explain_to_file", "explain_batch", "read_attributions", "load_images", "context_for",
            "parse_target", "check_images_only", "count_classes", "check_target", "PRED"]
@@ -75,6 +76,16 @@ def check_target(target: int | None, classes: int) -> None:
     """`ConfigError` for a class index the model does not have."""
     if target is not None and target >= classes:
         raise ConfigError(f"`target` {target} is out of range: the model has {classes} classes (0-{classes - 1})")
+
+
+def _check_explanation_memory(loaded: LoadedModel, entry: Method, parameters: object, batch_size: int) -> None:
+    """Refuse a run whose forward (and backward) passes cannot fit: the images one pass
+    holds (`Method.pass_size`), each with the memory the model's layers need on it."""
+    images = getattr(parameters, entry.pass_size) if entry.pass_size else batch_size
+    crop = loaded.preprocessing.crop
+    check_memory(images * image_memory(probe(loaded), crop, backward=entry.backward),
+                 what=f"{entry.name} on {images} image(s) of {crop} x {crop} at a time",
+                 lower=f"lower `{entry.pass_size or 'batch_size'}` (or `image_size`)")
 
 
 def context_for(loaded: LoadedModel, seed: int) -> Context:
@@ -262,6 +273,7 @@ def explain_to_file(
                        mean=mean, std=std)
     if found:
         check_target(wanted, count_classes(loaded, found[0]))
+    _check_explanation_memory(loaded, entry, chosen, batch_size)
     size = loaded.preprocessing.crop
     specs = [DatasetSpec("maps", (size, size), "float32"), DatasetSpec("targets", (), "int64"),
              DatasetSpec("scores", (), "float32")]

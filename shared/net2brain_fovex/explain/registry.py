@@ -118,6 +118,11 @@ class Method:
         It reads one layer (`parameters.layer`), chosen once per run when not given.
     fixations : bool
         It returns fixations besides the maps.
+    backward : bool
+        It runs the model backwards (gradients), which keeps every layer's output.
+    pass_size : str or None
+        The parameter that sets how many images one forward pass holds (RISE's
+        `mask_batch`); None: the batch size. Both size the memory estimate.
     """
 
     name: str
@@ -126,6 +131,8 @@ class Method:
     function: str
     layer: bool = False
     fixations: bool = False
+    backward: bool = True
+    pass_size: str | None = None
 
     def load(self) -> Callable:
         """The method's function (its module is imported on first use)."""
@@ -139,9 +146,10 @@ METHODS: Registry[Method] = Registry("method", [
     Method("gradcam", "Grad-CAM (Selvaraju et al. 2017)", CAMParameters, "gradcam:gradcam", layer=True),
     Method("gradcam++", "Grad-CAM++ (Chattopadhay et al. 2018)", CAMParameters,
            "gradcam_plus_plus:gradcam_plus_plus", layer=True),
-    Method("rise", "RISE: randomised input sampling (Petsiuk et al. 2018)", RISEParameters, "rise:rise"),
+    Method("rise", "RISE: randomised input sampling (Petsiuk et al. 2018)", RISEParameters, "rise:rise",
+           backward=False, pass_size="mask_batch"),
     Method("random", "random CAM weights (the FovEx paper's baseline)", CAMParameters, "random_cam:random_cam",
-           layer=True),
+           layer=True, backward=False),
 ])
 
 

@@ -32,7 +32,7 @@ from ..io.provenance import provenance_attr
 from ..io.rows import DatasetSpec, RowWriter, check_partial
 from ..io.shards import Shard, plan_output, plan_shard
 from ..memory import check_memory
-from ..models.layers import probe, run_layers, select_layers
+from ..models.layers import image_memory, probe, run_layers, select_layers
 from ..models.loading import LoadedModel, as_loaded, check_model_options, model_files
 from ..models.sources import AUTO
 from ..selection import ALL, TOP, select
@@ -79,7 +79,7 @@ class ExtractionPlan:
         The stored shape of one stimulus's row per layer (filled by `plan_extraction`).
     image_bytes : int
         Memory one image needs while the model runs on it (filled by `plan_extraction`,
-        `stimulus_memory`).
+        `image_memory`).
     """
 
     layers: list[str]
@@ -168,16 +168,8 @@ def plan_extraction(
         if per_frame:  # a blank "video" shows the shape of a per-frame row
             sample = sample.unsqueeze(1).expand(-1, frames, *sample.shape[1:])
         plan.shapes[name] = tuple(plan.transform(name, sample, loaded.prefix_tokens).shape[1:])
-    plan.image_bytes = _image_memory(outputs, names, loaded.preprocessing.crop)
+    plan.image_bytes = image_memory(outputs, loaded.preprocessing.crop, kept=names)
     return plan
-
-
-def _image_memory(outputs: dict[str, torch.Tensor], kept: list[str], crop: int) -> int:
-    """Bytes one image needs while the model runs: its pixels, the outputs of the layers
-    kept (held until the batch is done) and room for the two largest outputs of any layer
-    (a layer's input and output, alive together)."""
-    sizes = sorted((tensor.numel() * tensor.element_size() for tensor in outputs.values()), reverse=True)
-    return 3 * crop * crop * 4 + sum(outputs[name].numel() * outputs[name].element_size() for name in kept) + sum(sizes[:2])
 
 
 def _check_extraction_memory(plan: ExtractionPlan, stimuli: Sequence[Stimulus], batch_size: int, dtype: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..checks import check_range
 from ..errors import InputError
 from ..io.paths import what_is_there
 
@@ -256,10 +257,14 @@ def load_video_frames(path: Path, count: int) -> list[Image.Image]:
 
     Raises
     ------
+    ConfigError
+        `count` out of range (`RANGES["frames"]`).
     InputError
         No video stream, a file that cannot be decoded, or no decodable frame.
     """
     import av  # PyAV: imported here because only video stimuli need it
+
+    check_range("frames", count)
 
     try:
         with av.open(str(path)) as container:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError, listed
 from ..io.atomic import check_new_output
 from .base import pyplot, save_figure
 
@@ -108,8 +109,7 @@ def write_overlays(attribution_file: Path, stimuli, folder: Path, *, preprocessi
     attribution_file : path
         A file written by `explain_to_file`.
     stimuli : sequence of Stimulus
-        The file's first stimuli, in its order: stimulus i gets map i (the ids are not
-        checked against the file's).
+        Stimuli of the file: each gets the map of its id.
     folder : path
         An existing folder; the overlay of `a/b.jpg` is `folder / "b.png"` (`overlay_path`).
     preprocessing : Preprocessing
@@ -127,7 +127,8 @@ def write_overlays(attribution_file: Path, stimuli, folder: Path, *, preprocessi
     Raises
     ------
     InputError
-        An attribution file or an image that cannot be read.
+        An attribution file or an image that cannot be read, or a stimulus the file holds
+        no map of.
     OutputError
         An overlay exists and `overwrite` is False, or `folder` is missing or not writable.
     """
@@ -136,8 +137,13 @@ def write_overlays(attribution_file: Path, stimuli, folder: Path, *, preprocessi
 
     content = read_attributions(attribution_file)
     method = content["attrs"]["method"]
+    rows = {stimulus_id: row for row, stimulus_id in enumerate(content["stimuli"])}
+    missing = [stimulus.id for stimulus in stimuli if stimulus.id not in rows]
+    if missing:
+        raise InputError(f"{attribution_file} holds no map of {listed(missing)}; draw the overlays of its own stimuli")
     paths = []
-    for index, stimulus in enumerate(stimuli):
+    for stimulus in stimuli:
+        index = rows[stimulus.id]
         path = check_new_output(overlay_path(stimulus, folder), overwrite)
         image = preprocessing.crop_image(load_image(stimulus.path)).permute(1, 2, 0).numpy()
         fixations = content["fixations"][index] if "fixations" in content else None

@@ -16,8 +16,8 @@ __all__ = ["write_csv"]
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
     """Write rows as a CSV file atomically (floats with full precision, NaN as empty).
 
-    Non-finite Python floats (numpy's float64 included) become empty cells; other values
-    are written as `str` gives them (a float32 NaN as `nan`).
+    Non-finite floats (Python's and numpy's of every precision) become empty cells; other
+    values are written as `str` gives them.
 
     Parameters
     ----------
@@ -47,7 +47,7 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequ
 
     with atomic_output(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="raise")
+            writer = csv.DictWriter(handle, fieldnames=list(columns))
             writer.writeheader()
             for row in rows:
                 writer.writerow({key: cell(row.get(key, "")) for key in columns})

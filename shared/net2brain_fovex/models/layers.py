@@ -23,7 +23,8 @@ from ..selection import TOP, parse_selection, select
 from .loading import LoadedModel, load_model
 from .sources import AUTO
 
-__all__ = ["LayerInfo", "first_tensor", "script_outputs", "capture", "forward", "run_layers", "probe", "list_layers",
+__all__ = ["LayerInfo", "first_tensor", "script_outputs", "capture", "forward", "run_layers", "probe", "image_memory",
+           "list_layers",
            "select_layers", "top_layers"]
 
 
@@ -190,6 +191,18 @@ def probe(loaded: LoadedModel) -> dict[str, torch.Tensor]:
                 handle.remove()
     executed = dict.fromkeys(order)  # first start of each module, in order
     return {name: outputs[name] for name in executed if name in outputs}
+
+
+def image_memory(outputs: dict[str, torch.Tensor], crop: int, *, kept: Sequence[str] = (), backward: bool = False) -> int:
+    """Bytes one image needs while the model runs on it, from the outputs of a probe
+    (`probe`): its pixels (float32); the outputs of the layers `kept` (held until the
+    batch is done) and room for the two largest outputs of any layer (a layer's input and
+    output, alive together); with `backward`, every output twice instead (a backward pass
+    keeps them all, and their gradients)."""
+    sizes = {name: tensor.numel() * tensor.element_size() for name, tensor in outputs.items()}
+    if backward:
+        return 3 * crop * crop * 4 * 2 + 2 * sum(sizes.values())
+    return 3 * crop * crop * 4 + sum(sizes[name] for name in kept) + sum(sorted(sizes.values(), reverse=True)[:2])
 
 
 def list_layers(
