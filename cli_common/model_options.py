@@ -7,15 +7,19 @@ import typer
 
 from cli_common.choices import choice, ranged
 from net2brain_fovex.errors import ConfigError
+from net2brain_fovex.models.registry import INTERPOLATIONS, RESIZE_MODES
 from net2brain_fovex.models.sources import AUTO, SOURCES
 
 PANEL = "Model"
 
 Model = Annotated[str, typer.Option(
     "--model", "-m", rich_help_panel=PANEL,
-    help="torchvision or timm model name, module:function or file.py:function (a factory returning "
-    "an nn.Module; runs your own code), or a TorchScript file.",
+    help="A model name of a source (see `net2brain models`: torchvision, timm, cornet, taskonomy, open_clip "
+    "MODEL:TAG, a transformers hub id or saved folder), module:function or file.py:function (a factory "
+    "returning an nn.Module; runs your own code), or a TorchScript file.",
 )]
+PretrainedTag = Annotated[str | None, typer.Option(
+    rich_help_panel=PANEL, help="open_clip: the pretrained tag of --model (the same as --model MODEL:TAG).")]
 SourceName = choice(SOURCES, AUTO)
 Source = Annotated[SourceName, typer.Option(
     rich_help_panel=PANEL,
@@ -31,6 +35,14 @@ Device = Annotated[str, typer.Option(rich_help_panel=PANEL, help="auto, cpu, cud
 ImageSize = Annotated[int | None, typer.Option(
     rich_help_panel=PANEL, help=ranged("Crop size in pixels (the resize keeps the model's crop fraction).", "image_size"),
 )]
+CropPct = Annotated[float | None, typer.Option(
+    rich_help_panel=PANEL, help=ranged("Crop fraction: resize to crop / crop-pct, then crop (1.0: no crop; default: "
+                                       "the model's).", "crop_pct"))]
+Interpolation = Annotated[choice(INTERPOLATIONS) | None, typer.Option(
+    rich_help_panel=PANEL, help="Resize interpolation (default: the model's).")]
+ResizeMode = Annotated[choice(RESIZE_MODES) | None, typer.Option(
+    rich_help_panel=PANEL, help="shorter: resize the shorter side (aspect kept); squash: resize to a square, as "
+    "Net2Brain's 256 x 256 (default: the model's).")]
 Mean = Annotated[str | None, typer.Option(rich_help_panel=PANEL, help="Normalisation mean R,G,B (default: the model's).")]
 Std = Annotated[str | None, typer.Option(rich_help_panel=PANEL, help="Normalisation std R,G,B (default: the model's).")]
 
@@ -46,3 +58,12 @@ def parse_triple(name: str, text: str | None) -> tuple[float, float, float] | No
     if len(values) != 3:
         raise ConfigError(f"--{name} {text!r} must be three numbers R,G,B")
     return values  # type: ignore[return-value]
+
+
+def model_name(model: str | None, pretrained_tag: str | None) -> str | None:
+    """--model M --pretrained-tag T -> M:T (open_clip's naming)."""
+    if pretrained_tag is None or model is None:
+        return model
+    if ":" in model:
+        raise ConfigError(f"--model {model!r} names a tag already; leave out --pretrained-tag {pretrained_tag!r}")
+    return f"{model}:{pretrained_tag}"

@@ -38,11 +38,15 @@ def _option(kind: type, name: str, panel: str, *flags: str):
 def explain_command(
     ctx: typer.Context,
     model: mo.Model = None,
+    pretrained_tag: mo.PretrainedTag = None,
     source: mo.Source = AUTO,
     weights: mo.Weights = "pretrained",
     seed: Annotated[int, typer.Option(help=ranged("Seed of random weights and of the method (restarts, masks).", "seed"))] = 42,
     device: mo.Device = "auto",
     image_size: mo.ImageSize = None,
+    crop_pct: mo.CropPct = None,
+    interpolation: mo.Interpolation = None,
+    resize_mode: mo.ResizeMode = None,
     mean: mo.Mean = None,
     std: mo.Std = None,
     images: Annotated[Path | None, typer.Option(help="Folder of images or a text file listing them.")] = None,
@@ -76,10 +80,12 @@ def explain_command(
 
     options = resolved_options(ctx)
     require(options, "model", "images", "out")
+    model = mo.model_name(model, pretrained_tag)
     _refuse_foreign_options(ctx, method)
     with progress_bar(f"{method} {model}", unit="images") as update:
         result = explain_to_file(
             model, images, out, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
+            crop_pct=crop_pct, interpolation=interpolation, resize_mode=resize_mode,
             mean=mo.parse_triple("mean", mean), std=mo.parse_triple("std", std), method=method,
             parameters={name: options[name] for name in METHOD_OPTIONS[method]}, target=target,
             batch_size=batch_size, png_dir=png_dir, shard=shard, resume=resume, overwrite=overwrite, config=options,
@@ -106,11 +112,15 @@ def _refuse_foreign_options(ctx: typer.Context, method: str) -> None:
 def evaluate_command(
     ctx: typer.Context,
     model: mo.Model = None,
+    pretrained_tag: mo.PretrainedTag = None,
     source: mo.Source = AUTO,
     weights: mo.Weights = "pretrained",
     seed: Annotated[int, typer.Option(help=ranged("Seed of random weights (use the one given to explain).", "seed"))] = 42,
     device: mo.Device = "auto",
     image_size: mo.ImageSize = None,
+    crop_pct: mo.CropPct = None,
+    interpolation: mo.Interpolation = None,
+    resize_mode: mo.ResizeMode = None,
     mean: mo.Mean = None,
     std: mo.Std = None,
     images: Annotated[Path | None, typer.Option(help="Folder of images or a text file listing them (as given to explain).")] = None,
@@ -138,9 +148,11 @@ def evaluate_command(
 
     options = resolved_options(ctx)
     require(options, "model", "images", "maps", "out")
+    model = mo.model_name(model, pretrained_tag)
     with progress_bar(f"evaluate {model}", unit="images") as update:
         result = evaluate_to_file(
             model, images, maps, out, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
+            crop_pct=crop_pct, interpolation=interpolation, resize_mode=resize_mode,
             mean=mo.parse_triple("mean", mean), std=mo.parse_triple("std", std), metrics=metrics, boxes=boxes,
             fixations=fixations, step=step, gaze_sigma=gaze_sigma, batch_size=batch_size, plot=plot, resume=resume,
             overwrite=overwrite, config=options, progress=update,

@@ -17,7 +17,8 @@ from cli_common.runner import make_app, run
 from net2brain_cli.rdm import rdm_command
 from net2brain_cli.rsa import rsa_command
 from net2brain_cli.searchlight import searchlight_command
-from net2brain_fovex.extraction.registry import DTYPES, TOKENS
+from net2brain_fovex.extraction.registry import DTYPES, TIMES, TOKENS
+from net2brain_fovex.models.registry import TASKS
 from net2brain_fovex.models.sources import AUTO, SOURCES
 
 app = make_app("net2brain", "Compare the representations of deep vision networks with brain data.")
@@ -30,19 +31,28 @@ log = logging.getLogger("net2brain")
 def models_command(
     ctx: typer.Context,
     source: Annotated[choice(SOURCES) | None, typer.Option(help="Only this source.")] = None,
+    task: Annotated[choice(TASKS) | None, typer.Option(help=choice_help(TASKS, "Only this task:"))] = None,
     filter: Annotated[str | None, typer.Option("--filter", help="Only names containing this text.")] = None,
     json: Json = False,
     config: ConfigFile = None,
 ) -> None:
-    """List every model the sources offer (source<TAB>name)."""
+    """List every model the sources offer: source, name, task, input (image or video), and
+    whether pretrained weights exist (yes / no)."""
+    from collections import Counter
+
     from net2brain_fovex.models.sources import list_models
 
-    pairs = list_models(source, filter)
+    pairs = list_models(source, filter, task)
     if json:
-        print_json([{"source": s, "name": name} for s, name in pairs])
+        print_json([{"source": s, "name": m.name, "task": m.task, "input": m.input, "pretrained": m.pretrained}
+                    for s, m in pairs])
     else:
-        typer.echo("\n".join(f"{s}\t{name}" for s, name in pairs))
-    log.info("%d models", len(pairs))
+        typer.echo("\n".join(f"{s}\t{m.name}\t{m.task}\t{m.input}\t{'yes' if m.pretrained else 'no'}"
+                              for s, m in pairs))
+    counts = Counter(m.task for _, m in pairs)
+    log.info("%d models: %s", len(pairs), ", ".join(f"{name} {counts[name]}" for name in TASKS if counts[name]))
+    if source in (None, "hf"):
+        log.info("hf: any hub id or saved folder of a supported architecture works, listed or not")
 
 
 @app.command("layers")
@@ -50,6 +60,7 @@ def models_command(
 def layers_command(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model name, module:function, or TorchScript file.")],
+    pretrained_tag: mo.PretrainedTag = None,
     source: mo.Source = AUTO,
     image_size: mo.ImageSize = None,
     device: Device = "cpu",
@@ -59,7 +70,7 @@ def layers_command(
     """List a model's layers in execution order with output shapes; '*' marks the default selection."""
     from net2brain_fovex.models.layers import list_layers
 
-    infos = list_layers(model, source=source, device=device, image_size=image_size)
+    infos = list_layers(mo.model_name(model, pretrained_tag), source=source, device=device, image_size=image_size)
     if json:
         print_json([{"name": i.name, "shape": list(i.shape), "default": bool(i.top)} for i in infos])
         return
@@ -75,11 +86,15 @@ def layers_command(
 def extract_command(
     ctx: typer.Context,
     model: mo.Model = None,
+    pretrained_tag: mo.PretrainedTag = None,
     source: mo.Source = AUTO,
     weights: mo.Weights = "pretrained",
     seed: mo.Seed = 0,
     device: mo.Device = "auto",
     image_size: mo.ImageSize = None,
+    crop_pct: mo.CropPct = None,
+    interpolation: mo.Interpolation = None,
+    resize_mode: mo.ResizeMode = None,
     mean: mo.Mean = None,
     std: mo.Std = None,
     stimuli: Annotated[Path | None, typer.Option(help="Folder of images / videos, or a text file listing them.")] = None,
@@ -89,8 +104,13 @@ def extract_command(
     dtype: Annotated[choice(DTYPES), typer.Option(help=choice_help(DTYPES, "Stored dtype:"))] = DTYPES.default,
     tokens: Annotated[choice(TOKENS), typer.Option(
         help=choice_help(TOKENS, "Transformer outputs (batch, tokens, dim):"))] = TOKENS.default,
-    frames: Annotated[int, typer.Option(help=ranged("Frames sampled evenly from each video.", "frames"))] = 8,
-    per_frame: Annotated[bool, typer.Option("--per-frame", help="Keep each video frame's activations instead of their mean.")] = False,
+    frames: Annotated[int | None, typer.Option(help=ranged(
+        "Image models: frames sampled evenly from each video (default 8); video models: frames per clip (default: "
+        "the model's clip length).", "frames"))] = None,
+    per_frame: Annotated[bool, typer.Option("--per-frame", help="Image models: keep each video frame's activations instead of their mean.")] = False,
+    clips: Annotated[int, typer.Option(help=ranged("Video models: clips per video, evenly spaced, averaged.", "clips"))] = 1,
+    per_clip: Annotated[bool, typer.Option("--per-clip", help="Video models: keep each clip's activations instead of their mean.")] = False,
+    time: Annotated[choice(TIMES), typer.Option(help=choice_help(TIMES, "Layer outputs with a time axis:"))] = "mean",
     reduce: Annotated[str, typer.Option(help="none, or srp:N (seeded sparse random projection to N features per layer).")] = "none",
     shard: ShardSpec = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
@@ -102,12 +122,15 @@ def extract_command(
 
     options = resolved_options(ctx)
     require(options, "model", "stimuli", "out")
+    model = mo.model_name(model, pretrained_tag)
     with progress_bar(f"extract {model}") as update:
         result = extract_to_file(
             model, stimuli, out, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
+            crop_pct=crop_pct, interpolation=interpolation, resize_mode=resize_mode,
             mean=mo.parse_triple("mean", mean), std=mo.parse_triple("std", std), layers=layers, tokens=tokens,
-            frames=frames, per_frame=per_frame, reduce=reduce, batch_size=batch_size, dtype=dtype, shard=shard,
-            resume=resume, overwrite=overwrite, config=options, progress=update,
+            frames=frames, per_frame=per_frame, clips=clips, per_clip=per_clip, time=time, reduce=reduce,
+            batch_size=batch_size, dtype=dtype, shard=shard, resume=resume, overwrite=overwrite, config=options,
+            progress=update,
         )
     if result.model is not None:
         log.info("wrote %s: %d stimuli x %d layers of %s on %s", result.path, result.stimuli, len(result.plan.layers),

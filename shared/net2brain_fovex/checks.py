@@ -100,6 +100,8 @@ RANGES: Registry[Range] = Registry("option range", [
     Range("batch_size", 1, 100_000, integer=True),
     Range("frames", 1, 10_000, integer=True),
     Range("image_size", 8, 4096, integer=True, what="pixels"),
+    Range("crop_pct", 0, 1, open_low=True, interval=True),
+    Range("clips", 1, 1000, integer=True),
     Range("memory", 1, 2**20, integer=True, what="MB"),
     Range("components", 1, 10_000_000, integer=True),
     Range("radius", 0, 200, open_low=True, what="number of millimetres"),

@@ -152,7 +152,7 @@ def write_video(path, frames: int, size: int = 32):
         stream.pix_fmt = "yuv420p"
         for i in range(frames):
             pixels = np.zeros((size, size, 3), dtype=np.uint8)
-            pixels[..., i % 3] = 40 + 20 * i
+            pixels[..., i % 3] = (40 + 20 * i) % 250
             for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():

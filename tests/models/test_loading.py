@@ -10,7 +10,7 @@ import torchvision
 
 from net2brain_fovex.errors import ConfigError, ModelError, UnknownNameError, WeightsError
 from net2brain_fovex.models.loading import load_model
-from net2brain_fovex.models.sources import find_source, list_models
+from net2brain_fovex.models.sources import SOURCES, find_source, list_models
 from net2brain_fovex.models.weights import load_state_dict_file
 from tests.conftest import TOY_MODELS, factory
 
@@ -20,21 +20,23 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
 
 
-def test_listing_covers_both_sources():
-    pairs = list_models()
+def test_listing_covers_every_source():
+    pairs = [(s, entry.name) for s, entry in list_models()]
     names = {name for _, name in pairs}
     assert {"resnet18", "vit_b_16", "alexnet"} <= {n for s, n in pairs if s == "torchvision"}
     assert "vit_tiny_patch16_224" in names and "convnext_atto" in names
-    assert ("torchvision", "fasterrcnn_resnet50_fpn") not in pairs  # detection is not classification
     assert all(s == "timm" for s, _ in list_models("timm"))
-    assert all("vit" in n.lower() for _, n in list_models(contains="ViT"))
+    assert all("vit" in entry.name.lower() for _, entry in list_models(contains="ViT"))
+    assert {s for s, _ in pairs} == set(SOURCES)
 
 
 def test_models_command(net2brain):
     result = net2brain("models", "--source", "torchvision", "--filter", "resnet")
     assert result.code == 0
     lines = result.out.splitlines()
-    assert "torchvision\tresnet18" in lines and all(line.startswith("torchvision\t") for line in lines)
+    assert "torchvision\tresnet18\tclassification\timage\tyes" in lines
+    assert all(line.startswith("torchvision\t") for line in lines)
+    assert "models: classification" in result.err
     assert net2brain("models", "--source", "caffe").code == 2
 
 
@@ -44,7 +46,8 @@ def test_models_and_layers_as_json(net2brain):
     from tests.conftest import factory
 
     listed = json.loads(net2brain("models", "--source", "torchvision", "--filter", "resnet", "--json").out)
-    assert {"source": "torchvision", "name": "resnet18"} in listed
+    assert {"source": "torchvision", "name": "resnet18", "task": "classification", "input": "image",
+            "pretrained": True} in listed
     layers = json.loads(net2brain("layers", factory("tiny_cnn"), "--image-size", 32, "--json").out)
     text = net2brain("layers", factory("tiny_cnn"), "--image-size", 32).out.splitlines()
     assert [entry["name"] for entry in layers] == [line[2:].split()[0] for line in text]

@@ -30,7 +30,7 @@ import torch
 from .. import __version__
 from ..checks import check_range
 from ..errors import ConfigError, InputError, OutputError
-from ..explain.attributions import context_for, load_images
+from ..explain.attributions import check_classifier, context_for, load_images
 from ..extraction.stimuli import Stimulus, as_stimuli, fingerprint
 from ..io.config import options_output, record_options
 from ..io.hdf5 import ATTRIBUTIONS_KIND, EVALUATION_KIND, json_attr, open_h5, read_stimuli
@@ -184,6 +184,9 @@ def evaluate_to_file(
     image_size: int | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    crop_pct: float | None = None,
+    interpolation: str | None = None,
+    resize_mode: str | None = None,
     metrics: str | Sequence[str] | None = None,
     boxes: str | Path | None = None,
     fixations: str | Path | None = None,
@@ -240,7 +243,9 @@ def evaluate_to_file(
         Options, outputs, maps and ground truth are checked before the first image.
     """
     check_range("batch_size", batch_size)
-    check_model_options(source=source, seed=seed, image_size=image_size, mean=mean, std=std)
+    model_options = dict(image_size=image_size, mean=mean, std=std, crop_pct=crop_pct, interpolation=interpolation,
+                         resize_mode=resize_mode)
+    check_model_options(source=source, seed=seed, **model_options)
     if step is not None:
         check_range("step", step)
     if gaze_sigma is not None:
@@ -274,8 +279,8 @@ def evaluate_to_file(
             raise OutputError(f"an interrupted run left {paths['curves']} without {out}: add `resume=True` to finish "
                               "it, or `overwrite=True` to start again")
         raise OutputError(f"output {paths['curves']} exists already; add `overwrite=True` to replace it")
-    loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
-                       mean=mean, std=std)
+    loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, **model_options)
+    check_classifier(loaded)
     crop = loaded.preprocessing.crop
     sigma = crop / 32 if gaze_sigma is None else float(gaze_sigma)
     sources = _open_maps(maps, stimuli, crop)

@@ -22,7 +22,7 @@ import torch
 
 from .. import __version__
 from ..checks import check_range
-from ..errors import ConfigError, InputError, unknown_name
+from ..errors import ConfigError, InputError, ModelError, unknown_name
 from ..extraction.stimuli import Stimulus, as_stimuli, fingerprint, load_image
 from ..io.config import options_output, record_options
 from ..io.hdf5 import ATTRIBUTIONS_KIND, json_attr, open_h5, read_stimuli
@@ -38,7 +38,7 @@ from ..models.sources import AUTO
 from .base import Attribution, Context, class_probabilities, logits_of
 from .registry import METHODS, PRED, Method, parameters_for
 
-__all__ = ["Explanation", "explain_to_file", "explain_batch", "read_attributions", "load_images", "context_for",
+__all__ = ["check_classifier", "Explanation", "explain_to_file", "explain_batch", "read_attributions", "load_images", "context_for",
            "parse_target", "check_images_only", "count_classes", "check_target", "PRED"]
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,18 @@ def parse_target(target: str | int) -> int | None:
     if str(target).strip() == PRED:
         return None
     raise ConfigError(f"`target` {target!r} is neither pred nor a class index; give `target=pred` or a whole number >= 0")
+
+
+def check_classifier(loaded: LoadedModel) -> None:
+    """`ModelError` for a model whose output is not class scores of an image (a
+    segmentation, detection, depth, video, CLIP or Taskonomy model): explanations and
+    their faithfulness explain a class score."""
+    if loaded.class_scores and not loaded.is_video:
+        return
+    kind = f"a {loaded.task} model" if loaded.task else "not an image classifier"
+    raise ModelError(f"model {loaded.name} is {kind} ({loaded.input} input, output not class scores); fovex explains "
+                     "image classifiers: the classification and brain-inspired models of every source, and factories or "
+                     "TorchScript files that return class scores")
 
 
 def count_classes(loaded: LoadedModel, stimulus: Stimulus) -> int:
@@ -197,6 +209,9 @@ def explain_to_file(
     image_size: int | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    crop_pct: float | None = None,
+    interpolation: str | None = None,
+    resize_mode: str | None = None,
     method: str = METHODS.default,
     parameters: Any = None,
     target: str | int = PRED,
@@ -215,7 +230,8 @@ def explain_to_file(
     ----------
     model : str or LoadedModel
         A model as `load_model` takes it (with `source`, `weights`, `seed`, `device`,
-        `image_size`, `mean`, `std`), or a model loaded already.
+        `image_size`, `mean`, `std`, `crop_pct`, `interpolation`, `resize_mode`), or a model
+        loaded already.
     images : path or sequence of Stimulus
         A folder of images or a list file, or the stimuli.
     out : path
@@ -253,7 +269,9 @@ def explain_to_file(
     entry = METHODS[method]
     chosen = parameters_for(method, parameters)
     check_range("batch_size", batch_size)
-    check_model_options(source=source, seed=seed, image_size=image_size, mean=mean, std=std)
+    model_options = dict(image_size=image_size, mean=mean, std=std, crop_pct=crop_pct, interpolation=interpolation,
+                         resize_mode=resize_mode)
+    check_model_options(source=source, seed=seed, **model_options)
     wanted = parse_target(target)
     output = plan_output(out, shard, resume=resume, overwrite=overwrite)
     if output.complete:
@@ -269,8 +287,8 @@ def explain_to_file(
     check_partial(output.path, resume=resume, overwrite=overwrite)
     check_outputs(outputs, {"images": [images if isinstance(images, (str, Path)) else None, *(s.path for s in found)],
                             "model": model_files(model, weights)}, overwrite=overwrite)
-    loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
-                       mean=mean, std=std)
+    loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, **model_options)
+    check_classifier(loaded)
     if found:
         check_target(wanted, count_classes(loaded, found[0]))
     _check_explanation_memory(loaded, entry, chosen, batch_size)

@@ -37,8 +37,8 @@ from ..models.loading import LoadedModel, as_loaded, check_model_options, model_
 from ..models.sources import AUTO
 from ..selection import ALL, TOP, select
 from .reduction import parse_reduce, project, projection_matrix
-from .registry import DTYPES, TOKENS
-from .stimuli import Stimulus, as_stimuli, fingerprint, load_image, load_video_frames
+from .registry import DTYPES, TIMES, TOKENS
+from .stimuli import Stimulus, as_stimuli, fingerprint, load_image, load_video_clips, load_video_frames
 
 __all__ = ["ExtractionPlan", "Extraction", "plan_extraction", "iter_activations", "extract_to_file",
            "read_activations"]
@@ -55,6 +55,9 @@ def _reduce_tokens(tensor: torch.Tensor, mode: str, prefix_tokens: int) -> torch
     return tensor[:, prefix_tokens:].mean(dim=1)
 
 
+IMAGE_MODEL_FRAMES = 8  # frames sampled per video for an image model (their mean is its row)
+
+
 @dataclass
 class ExtractionPlan:
     """What to extract and how each layer's rows are shaped.
@@ -68,56 +71,78 @@ class ExtractionPlan:
         mean of the patch tokens (prefix tokens excluded), or all tokens. `auto` takes
         the class token when the model has one, else the mean.
     frames : int
-        Frames sampled evenly from each video.
+        Image models: frames sampled evenly from each video. Video models: frames per
+        clip.
     per_frame : bool
-        Keep one row per frame (n, frames, ...) instead of the mean over frames.
+        Image models: one row per frame (n, frames, ...) instead of the mean over frames.
     srp_components : int or None
         Sparse random projection of each layer with more features than this.
     seed : int
         Seed of the projection matrices.
+    clips : int
+        Video models: clips per video (`video_clip_indices`), averaged unless `per_clip`.
+    per_clip : bool
+        Video models: one row per clip (n, clips, ...).
+    time : {"mean", "all"}
+        Video models: layer outputs with a time axis averaged over it, or kept.
+    time_axis : int or None
+        Where 5-D outputs of the video model hold time.
     shapes : dict
         The stored shape of one stimulus's row per layer (filled by `plan_extraction`).
     image_bytes : int
-        Memory one image needs while the model runs on it (filled by `plan_extraction`,
-        `image_memory`).
+        Memory one image (one frame of a clip) needs while the model runs on it (filled
+        by `plan_extraction`, `image_memory`).
     """
 
     layers: list[str]
     tokens: str = "auto"
-    frames: int = 8
+    frames: int = IMAGE_MODEL_FRAMES
     per_frame: bool = False
     srp_components: int | None = None
     seed: int = 0
+    clips: int = 1
+    per_clip: bool = False
+    time: str = "mean"
+    time_axis: int | None = None
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     image_bytes: int = 0
     _projections: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def keeps_items(self) -> bool:
+        """Rows keep a second axis of frames or clips."""
+        return self.per_frame or self.per_clip
 
     def settings(self) -> dict:
         return {
             "layers": self.layers, "tokens": self.tokens, "frames": self.frames,
             "per_frame": self.per_frame, "srp_components": self.srp_components, "seed": self.seed,
+            "clips": self.clips, "per_clip": self.per_clip, "time": self.time,
         }
 
     def transform(self, name: str, tensor: torch.Tensor, prefix_tokens: int) -> torch.Tensor:
-        """Rows as stored: tokens reduced, then projected when `srp_components` asks.
-        With `per_frame`, the second axis holds frames and each frame is reduced alone."""
-        if self.per_frame:
-            n, f = tensor.shape[:2]
-            tensor = _reduce_tokens(tensor.flatten(0, 1), self.tokens, prefix_tokens)
-            tensor = tensor.reshape(n, f, *tensor.shape[1:])
-            features = int(np.prod(tensor.shape[2:]))
-        else:
-            tensor = _reduce_tokens(tensor, self.tokens, prefix_tokens)
-            features = int(np.prod(tensor.shape[1:]))
+        """Rows as stored: time averaged (`time`), tokens reduced, then projected when
+        `srp_components` asks. With `keeps_items`, the second axis holds frames or clips
+        and each is reduced alone."""
+        lead = tensor.shape[:2] if self.keeps_items else tensor.shape[:1]
+        tensor = tensor.flatten(0, 1) if self.keeps_items else tensor
+        if self.time == "mean" and self.time_axis is not None and tensor.ndim == 5:
+            tensor = tensor.mean(dim=self.time_axis)
+        tensor = _reduce_tokens(tensor, self.tokens, prefix_tokens)
+        tensor = tensor.reshape(*lead, *tensor.shape[1:])
+        features = int(np.prod(tensor.shape[len(lead):]))
         if self.srp_components is None or features <= self.srp_components:
             return tensor
         matrix = self._projections.get(name)
         if matrix is None:
             matrix = projection_matrix(features, self.srp_components, seed=self.seed, layer=name).to(tensor.device)
             self._projections[name] = matrix
-        lead = tensor.shape[:2] if self.per_frame else tensor.shape[:1]
         flat = tensor.reshape(int(np.prod(lead)), features).float()
         return project(flat, matrix).reshape(*lead, self.srp_components)
+
+    def stimulus_frames(self, video_model: bool) -> int:
+        """Frames one stimulus sends through the model (for the memory estimate)."""
+        return self.frames * self.clips if video_model else self.frames
 
 
 def plan_extraction(
@@ -125,12 +150,16 @@ def plan_extraction(
     layers: str | Sequence[str] = TOP,
     *,
     tokens: str = TOKENS.default,
-    frames: int = 8,
+    frames: int | None = None,
     per_frame: bool = False,
     srp_components: int | None = None,
+    clips: int = 1,
+    per_clip: bool = False,
+    time: str = "mean",
 ) -> ExtractionPlan:
     """Validate the layer selection and options against the model before any work,
-    and work out the stored shape of every layer (one blank image through the model).
+    and work out the stored shape of every layer (one blank image or clip through the
+    model).
 
     Parameters
     ----------
@@ -139,59 +168,97 @@ def plan_extraction(
         `top` (the model's default selection), `all`, or layer names (NAME,NAME).
     tokens : str, default "auto"
         A name of `TOKENS`: how outputs (batch, tokens, dim) are reduced.
-    frames : int, default 8
-        Frames sampled evenly from each video.
+    frames : int, optional
+        Image models: frames sampled evenly from each video (default 8). Video models:
+        frames per clip (default the model's clip length).
     per_frame : bool, default False
-        One row per video frame instead of their mean.
+        Image models: one row per video frame instead of their mean.
     srp_components : int, optional
         Sparse random projection of larger layers to this many features.
+    clips : int, default 1
+        Video models: clips per video, evenly spaced (`video_clip_indices`).
+    per_clip : bool, default False
+        Video models: one row per clip instead of their mean.
+    time : {"mean", "all"}, default "mean"
+        Video models: average layer outputs over their time axis, or keep it.
 
     Raises
     ------
     ConfigError, UnknownNameError
-        An unknown layer or token mode, `tokens=cls` without a class token, or fewer than
-        one frame.
+        An unknown layer or token mode, `tokens=cls` without a class token, frames or
+        clips out of range, a video option with an image model or `per_frame` with a
+        video model.
     """
     TOKENS.check(tokens)
-    check_range("frames", frames)
+    _check_video_options(loaded, frames, per_frame, clips, per_clip, time)
+    frames = frames or ((loaded.clip_frames or 16) if loaded.is_video else IMAGE_MODEL_FRAMES)
     if tokens == "cls" and loaded.prefix_tokens == 0:
         raise ConfigError(f"model {loaded.name} has no class token; use `tokens=mean` or all")
-    outputs = probe(loaded)
+    outputs = probe(loaded, frames)
     names = select_layers(loaded, layers, list(outputs))
     for name in names:  # TorchScript outputs are named by the model's own dict keys
         check_name(name, f"a layer of model {loaded.name}")
     if not names:
         raise ConfigError(f"the layer selection {layers!r} is empty for model {loaded.name}; name layers explicitly")
-    plan = ExtractionPlan(names, tokens, frames, per_frame, srp_components, loaded.seed)
+    plan = ExtractionPlan(names, tokens, frames, per_frame, srp_components, loaded.seed, clips, per_clip, time,
+                          loaded.time_axis)
+    items = clips if per_clip else frames
     for name in names:
         sample = outputs[name]
-        if per_frame:  # a blank "video" shows the shape of a per-frame row
-            sample = sample.unsqueeze(1).expand(-1, frames, *sample.shape[1:])
+        if plan.keeps_items:  # a blank stimulus of several frames or clips shows the shape of its row
+            sample = sample.unsqueeze(1).expand(-1, items, *sample.shape[1:])
         plan.shapes[name] = tuple(plan.transform(name, sample, loaded.prefix_tokens).shape[1:])
-    plan.image_bytes = image_memory(outputs, loaded.preprocessing.crop, kept=names)
+    per_image = image_memory(outputs, loaded.preprocessing.crop, kept=names)
+    plan.image_bytes = per_image // frames if loaded.is_video else per_image
     return plan
 
 
-def _check_extraction_memory(plan: ExtractionPlan, stimuli: Sequence[Stimulus], batch_size: int, dtype: str) -> None:
+def _check_video_options(loaded: LoadedModel, frames: int | None, per_frame: bool, clips: int, per_clip: bool,
+                         time: str) -> None:
+    """Options of one kind of model refused for the other (`ConfigError`), before any work."""
+    if frames is not None:
+        check_range("frames", frames)
+    check_range("clips", clips)
+    TIMES.check(time)
+    if loaded.is_video and per_frame:
+        raise ConfigError(f"model {loaded.name} is a video model: it sees clips, not frames; use `per_clip` "
+                          "(one row per clip) or `time=all` (keep the time axis) instead of `per_frame`")
+    if not loaded.is_video:
+        given = [name for name, value, default in (("clips", clips, 1), ("per_clip", per_clip, False),
+                                                   ("time", time, "mean")) if value != default]
+        if given:
+            raise ConfigError(f"`{given[0]}` applies to video models, and {loaded.name} is an image model "
+                              "(it sees the frames of a video one by one: `frames`, `per_frame`)")
+
+
+def _check_extraction_memory(plan: ExtractionPlan, stimuli: Sequence[Stimulus], batch_size: int, dtype: str,
+                             video_model: bool) -> None:
     """Refuse a batch that cannot fit: the model's working memory for every image of a
-    batch (every frame of a video) and two batches of stored rows (one being written in
-    the background while the next is computed)."""
-    images = batch_size * (plan.frames if any(s.is_video for s in stimuli) else 1)
+    batch (every frame of a video or clip) and two batches of stored rows (one being
+    written in the background while the next is computed)."""
+    frames = plan.stimulus_frames(video_model) if video_model or any(s.is_video for s in stimuli) else 1
     row_bytes = sum(int(np.prod(shape)) for shape in plan.shapes.values()) * np.dtype(dtype).itemsize
-    check_memory(images * plan.image_bytes + 2 * batch_size * row_bytes,
+    check_memory(batch_size * frames * plan.image_bytes + 2 * batch_size * row_bytes,
                  what=f"extracting {len(plan.layers)} layer(s) of {batch_size} stimuli at a time",
                  lower="lower `batch_size` (or `image_size`, or keep fewer `layers`)")
 
 
 def _load_stimulus(stimulus: Stimulus, loaded: LoadedModel, plan: ExtractionPlan) -> torch.Tensor:
-    """uint8 (frames, 3, H, W) for one stimulus, cropped: one frame for an image."""
+    """uint8, cropped: for an image model (frames, 3, H, W), one frame for an image; for a
+    video model (clips, frames, 3, H, W), an image repeated into one clip."""
+    crop = loaded.preprocessing.crop_image
+    if loaded.is_video:
+        if stimulus.is_video:
+            clips = load_video_clips(stimulus.path, plan.frames, plan.clips)
+            return torch.stack([torch.stack([crop(frame) for frame in clip]) for clip in clips])
+        return crop(load_image(stimulus.path)).expand(1, plan.frames, -1, -1, -1).clone()
     if stimulus.is_video:
         images = load_video_frames(stimulus.path, plan.frames)
     else:
         if plan.per_frame:
             raise InputError(f"`per_frame` needs videos, but {stimulus.path} is an image")
         images = [load_image(stimulus.path)]
-    return torch.stack([loaded.preprocessing.crop_image(image) for image in images])
+    return torch.stack([crop(image) for image in images])
 
 
 def iter_activations(
@@ -205,8 +272,9 @@ def iter_activations(
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     """Yield (first row, {layer: rows}) batch by batch from stimulus `start` on.
 
-    A video's row is the mean over its sampled frames of the (token-reduced) layer
-    output, or one row per frame with `plan.per_frame`.
+    For an image model a video's row is the mean over its sampled frames of the
+    (token-reduced) layer output, or one row per frame with `plan.per_frame`; for a video
+    model the mean over its clips, or one row per clip with `plan.per_clip`.
 
     The next batch is decoded and preprocessed in a background thread while the model runs
     on the current one.
@@ -247,8 +315,15 @@ def iter_activations(
     starts = list(range(start, len(stimuli), batch_size))
 
     def load(first: int) -> tuple[torch.Tensor, list[int]]:
-        clips = [_load_stimulus(s, loaded, plan) for s in stimuli[first:first + batch_size]]
-        return loaded.preprocessing.normalise(torch.cat(clips)), [clip.shape[0] for clip in clips]
+        """The batch as the model takes it (images, or clips of frames) and how many of
+        its first-axis items belong to each stimulus (frames, or clips)."""
+        items = [_load_stimulus(s, loaded, plan) for s in stimuli[first:first + batch_size]]
+        joined = torch.cat(items)
+        if loaded.is_video:  # normalise frame by frame, as images
+            normalised = loaded.preprocessing.normalise(joined.flatten(0, 1)).reshape(*joined.shape[:2], *joined.shape[2:])
+        else:
+            normalised = loaded.preprocessing.normalise(joined)
+        return normalised, [item.shape[0] for item in items]
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(load, starts[0]) if starts else None
@@ -286,7 +361,7 @@ def _check_finite(computed: torch.Tensor, stored: torch.Tensor, layer: str, stim
 
 def _per_stimulus(tensor, counts, plan, name, loaded) -> torch.Tensor:
     with torch.inference_mode():
-        if plan.per_frame:
+        if plan.keeps_items:
             return plan.transform(name, tensor.reshape(len(counts), counts[0], *tensor.shape[1:]), loaded.prefix_tokens)
         tensor = plan.transform(name, tensor, loaded.prefix_tokens)
         if all(c == 1 for c in counts):
@@ -335,10 +410,16 @@ def extract_to_file(
     image_size: int | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    crop_pct: float | None = None,
+    interpolation: str | None = None,
+    resize_mode: str | None = None,
     layers: str | Sequence[str] = TOP,
     tokens: str = TOKENS.default,
-    frames: int = 8,
+    frames: int | None = None,
     per_frame: bool = False,
+    clips: int = 1,
+    per_clip: bool = False,
+    time: str = "mean",
     reduce: str | None = None,
     batch_size: int = 32,
     dtype: str = DTYPES.default,
@@ -355,12 +436,13 @@ def extract_to_file(
     ----------
     model : str or LoadedModel
         A model as `load_model` takes it (with `source`, `weights`, `seed`, `device`,
-        `image_size`, `mean`, `std`), or a model loaded already (those are then unused).
+        `image_size`, `mean`, `std`, `crop_pct`, `interpolation`, `resize_mode`), or a
+        model loaded already (those are then unused).
     stimuli : path or sequence of Stimulus
         A folder of images / videos or a list file (`discover_stimuli`), or the stimuli.
     out : path
         The HDF5 file to write.
-    layers, tokens, frames, per_frame
+    layers, tokens, frames, per_frame, clips, per_clip, time
         As `plan_extraction`.
     reduce : str, optional
         `srp:N`: seeded sparse random projection of every layer with more than N
@@ -397,8 +479,12 @@ def extract_to_file(
     DTYPES.check(dtype)
     TOKENS.check(tokens)
     check_range("batch_size", batch_size)
-    check_range("frames", frames)
-    check_model_options(source=source, seed=seed, image_size=image_size, mean=mean, std=std)
+    if frames is not None:
+        check_range("frames", frames)
+    check_range("clips", clips)
+    model_options = dict(image_size=image_size, mean=mean, std=std, crop_pct=crop_pct, interpolation=interpolation,
+                         resize_mode=resize_mode)
+    check_model_options(source=source, seed=seed, **model_options)
     srp_components = parse_reduce(reduce)
     output = plan_output(out, shard, resume=resume, overwrite=overwrite)
     if output.complete:
@@ -411,11 +497,10 @@ def extract_to_file(
     if per_frame and not all(s.is_video for s in found):
         first = next(s for s in found if not s.is_video)
         raise InputError(f"`per_frame` needs videos, but {first.path} is an image")
-    loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
-                       mean=mean, std=std)
+    loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, **model_options)
     plan = plan_extraction(loaded, layers, tokens=tokens, frames=frames, per_frame=per_frame,
-                           srp_components=srp_components)
-    _check_extraction_memory(plan, found, batch_size, dtype)
+                           srp_components=srp_components, clips=clips, per_clip=per_clip, time=time)
+    _check_extraction_memory(plan, found, batch_size, dtype, loaded.is_video)
     job = {
         **loaded.describe(), **plan.settings(), "dtype": dtype, "batch_size": batch_size,
         "device": loaded.device.type, "stimuli_sha256": fingerprint(found),
@@ -450,7 +535,8 @@ def extract_to_file(
             "model": loaded.name, "source": loaded.source, "weights": loaded.weights, "seed": loaded.seed,
             "preprocessing": json_attr(loaded.preprocessing.as_dict()),
             "layers": json_attr(plan.layers), "tokens": plan.tokens, "frames": plan.frames,
-            "per_frame": plan.per_frame, "reduce": f"srp:{plan.srp_components}" if plan.srp_components else "none",
+            "per_frame": plan.per_frame, "clips": plan.clips, "per_clip": plan.per_clip, "time": plan.time,
+            "task": loaded.task or "", "input": loaded.input, "reduce": f"srp:{plan.srp_components}" if plan.srp_components else "none",
             "dtype": dtype, "package_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "stimuli_sha256": job["stimuli_sha256"], "config": json_attr(config or {}), **part.attrs,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..registry import Choice, Registry
 
-__all__ = ["TOKENS", "DTYPES"]
+__all__ = ["TOKENS", "DTYPES", "TIMES"]
 
 TOKENS: Registry[Choice] = Registry("token mode", [
     Choice("auto", "cls when the model has a class token, else mean"),
@@ -17,4 +17,8 @@ TOKENS: Registry[Choice] = Registry("token mode", [
 DTYPES: Registry[Choice] = Registry("dtype", [
     Choice("float32", "single precision"),
     Choice("float16", "half precision (half the file size)"),
+])
+TIMES: Registry[Choice] = Registry("time mode", [
+    Choice("mean", "video models: layer outputs averaged over their time axis"),
+    Choice("all", "video models: the time axis kept"),
 ])

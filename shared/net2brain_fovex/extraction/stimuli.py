@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +25,9 @@ from ..checks import check_range
 from ..errors import InputError
 from ..io.paths import what_is_there
 
-__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Stimulus", "natural_key", "discover_stimuli", "as_stimuli", "fingerprint",
-           "load_image", "pixel_values", "video_frame_indices", "load_video_frames"]
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Stimulus", "natural_key", "discover_stimuli", "as_stimuli",
+           "fingerprint", "load_image", "pixel_values", "video_frame_indices", "video_clip_indices",
+           "load_video_frames", "load_video_clips"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm")
@@ -235,6 +236,19 @@ def video_frame_indices(total: int, count: int) -> np.ndarray:
     return np.rint(np.linspace(0, total - 1, count)).astype(int)
 
 
+def video_clip_indices(total: int, frames: int, clips: int) -> np.ndarray:
+    """The frames of `clips` clips of `frames` frames over a video of `total` frames, as a
+    (clips, frames) index array: the video is cut into `clips` equal segments and each
+    clip takes `frames` evenly spaced frames of its segment, its first and last included.
+
+    Raises `ValueError` when the video is shorter than the clips need (`clips * frames`
+    frames); the caller names the file."""
+    if total < clips * frames:
+        raise ValueError(f"{clips} clip(s) of {frames} frames need {clips * frames} frames")
+    bounds = [k * total // clips for k in range(clips + 1)]  # segment k holds frames bounds[k] .. bounds[k + 1] - 1
+    return np.stack([np.rint(np.linspace(bounds[k], bounds[k + 1] - 1, frames)).astype(int) for k in range(clips)])
+
+
 def load_video_frames(path: Path, count: int) -> list[Image.Image]:
     """Decode `count` evenly spaced frames of a video as RGB images (two passes: one
     counts the frames, one decodes only the chosen ones, so memory holds `count` frames).
@@ -262,18 +276,59 @@ def load_video_frames(path: Path, count: int) -> list[Image.Image]:
     InputError
         No video stream, a file that cannot be decoded, or no decodable frame.
     """
-    import av  # PyAV: imported here because only video stimuli need it
-
     check_range("frames", count)
+    return _read_frames(path, lambda total: video_frame_indices(total, count))
+
+
+def load_video_clips(path: Path, frames: int, clips: int = 1) -> list[list[Image.Image]]:
+    """Decode `clips` clips of `frames` frames each (`video_clip_indices`) as RGB images,
+    for a video model: its clips are never padded by repeating frames.
+
+    Parameters
+    ----------
+    path : path
+        A video file.
+    frames, clips : int
+        Frames per clip and clips per video.
+
+    Returns
+    -------
+    list of list of PIL.Image.Image
+        `clips` lists of `frames` frames, in time order.
+
+    Raises
+    ------
+    ConfigError
+        `frames` or `clips` out of range.
+    InputError
+        A video shorter than `clips * frames` frames, or one that cannot be decoded.
+    """
+    check_range("frames", frames)
+    check_range("clips", clips)
+
+    def choose(total: int) -> np.ndarray:
+        try:
+            return video_clip_indices(total, frames, clips).ravel()
+        except ValueError as error:
+            raise InputError(f"video {path} has {total} frames, but {error}; lower `frames` or `clips` "
+                             "(or give a longer video)") from None
+
+    chosen = _read_frames(path, choose)
+    return [chosen[k * frames:(k + 1) * frames] for k in range(clips)]
+
+
+def _read_frames(path: Path, choose: Callable[[int], np.ndarray]) -> list[Image.Image]:
+    """The frames at the indices `choose(total frames)` of a video, in that order."""
+    import av  # PyAV: imported here because only video stimuli need it
 
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise InputError(f"{path} has no video stream; replace or remove the file")
             total = container.streams.video[0].frames or sum(1 for p in container.demux(video=0) if p.size)
-        frames, decoded = _decode_frames(path, video_frame_indices(total, count)) if total else ({}, 0)
+        frames, decoded = _decode_frames(path, choose(total)) if total else ({}, 0)
         if 0 < decoded < total:  # the container promised more frames than it holds
-            frames, decoded = _decode_frames(path, video_frame_indices(decoded, count))
+            frames, decoded = _decode_frames(path, choose(decoded))
     except InputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as error:

@@ -4,15 +4,14 @@ Layer names are the dotted module paths of `named_modules()` (`layer4.1.conv2`,
 `blocks.11`). Outputs are captured with forward hooks, removed when the capture ends.
 A module that runs several times in one forward pass (torchvision's ResNet blocks reuse
 their ReLU) yields the output of its last call. A module that returns a tuple or list
-yields its first tensor. A TorchScript model cannot take hooks: its layers are its
+yields its first tensor, a dict (or a transformers model output) its first tensor value. A TorchScript model cannot take hooks: its layers are its
 outputs (`output`, `output.0`, ... or the keys of a returned dict), so export the
 feature extractor you need (for example torchvision's `create_feature_extractor`).
 """
 from __future__ import annotations
 
 import contextlib
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,7 +24,7 @@ from .sources import AUTO
 
 __all__ = ["LayerInfo", "first_tensor", "script_outputs", "capture", "forward", "run_layers", "probe", "image_memory",
            "list_layers",
-           "select_layers", "top_layers"]
+           "select_layers", "top_layers", "children_opened", "blank_input"]
 
 
 @dataclass(frozen=True)
@@ -39,9 +38,14 @@ class LayerInfo:
 
 
 def first_tensor(output: object) -> torch.Tensor | None:
-    """The tensor a module returned, or the first tensor of a returned tuple / list."""
+    """The tensor a module returned, or the first tensor of a returned tuple / list, or
+    the first tensor value of a returned dict (torchvision's segmentation `out`, a
+    backbone's first feature level, a transformers output's `last_hidden_state` or
+    `logits`: their model-output objects are ordered dicts)."""
     if isinstance(output, torch.Tensor):
         return output
+    if isinstance(output, Mapping):
+        output = list(output.values())
     if isinstance(output, (tuple, list)):
         for item in output:
             if isinstance(item, torch.Tensor):
@@ -152,6 +156,10 @@ def run_layers(loaded: LoadedModel, batch: torch.Tensor, names: Sequence[str]) -
         missing = [name for name in names if name not in outputs]
         if missing:
             raise ModelError(f"layer {missing[0]} produced no tensor output in this forward pass")
+        uneven = [name for name in names if outputs[name].shape[0] != len(batch)]
+        if uneven:
+            raise ModelError(f"layer {uneven[0]} gave {outputs[uneven[0]].shape[0]} rows for a batch of {len(batch)} "
+                             "stimuli: it is not a layer of each stimulus; choose another layer")
         return {name: outputs[name] for name in names}
 
 
@@ -159,25 +167,39 @@ def forward(loaded: LoadedModel, batch: torch.Tensor) -> object:
     """`loaded.module(batch)`, any failure of the model's code (the user's own, for a
     factory or TorchScript file) as one `ModelError` naming the model and the error."""
     try:
-        return loaded.module(batch)
+        return loaded.call(loaded.module, batch) if loaded.call else loaded.module(batch)
     except ToolboxError:
         raise
     except torch.OutOfMemoryError:
-        raise ModelError(f"model {loaded.name} ran out of {loaded.device.type} memory on a batch of {len(batch)} "
-                         f"image(s) of {batch.shape[-2]} x {batch.shape[-1]}; lower `batch_size` (or `image_size`)") from None
+        raise ModelError(f"model {loaded.name} ran out of {loaded.device.type} memory on a batch of {_shown(batch)}; "
+                         "lower `batch_size` (or `image_size`)") from None
     except Exception as error:  # the model's own code: whatever it raises is about the model, not our input
-        raise ModelError(f"model {loaded.name} failed on a batch of {len(batch)} image(s) of {batch.shape[-2]} x "
-                         f"{batch.shape[-1]}: {described(error)}; check the model (and `image_size`)") from None
+        raise ModelError(f"model {loaded.name} failed on a batch of {_shown(batch)}: {described(error)}; "
+                         "check the model (and `image_size`)") from None
 
 
-def probe(loaded: LoadedModel) -> dict[str, torch.Tensor]:
-    """Run one blank image through the model and return every layer's output, in
-    execution order (the order in which modules start)."""
+def _shown(batch: torch.Tensor) -> str:
+    what = f"clip(s) of {batch.shape[1]} frames" if batch.ndim == 5 else "image(s)"
+    return f"{len(batch)} {what} of {batch.shape[-2]} x {batch.shape[-1]}"
+
+
+def blank_input(loaded: LoadedModel, frames: int | None = None) -> torch.Tensor:
+    """A zero batch of one stimulus as the model takes it: (1, 3, crop, crop), or
+    (1, frames, 3, crop, crop) for a video model."""
     crop = loaded.preprocessing.crop
-    blank = torch.zeros(1, 3, crop, crop, device=loaded.device)
+    if loaded.is_video:
+        return torch.zeros(1, frames or loaded.clip_frames or 1, 3, crop, crop, device=loaded.device)
+    return torch.zeros(1, 3, crop, crop, device=loaded.device)
+
+
+def probe(loaded: LoadedModel, frames: int | None = None) -> dict[str, torch.Tensor]:
+    """Run one blank image (a blank clip of `frames` frames for a video model, default
+    its own clip length) through the model and return every layer's output, in execution
+    order (the order in which modules start)."""
+    blank = blank_input(loaded, frames)
     with torch.inference_mode():
         if loaded.is_torchscript:
-            return script_outputs(forward(loaded, blank))
+            return _per_stimulus(script_outputs(forward(loaded, blank)))
         order: list[str] = []
         handles = [
             module.register_forward_pre_hook(lambda _m, _i, name=name: order.append(name))
@@ -190,7 +212,14 @@ def probe(loaded: LoadedModel) -> dict[str, torch.Tensor]:
             for handle in handles:
                 handle.remove()
     executed = dict.fromkeys(order)  # first start of each module, in order
-    return {name: outputs[name] for name in executed if name in outputs}
+    return _per_stimulus({name: outputs[name] for name in executed if name in outputs})
+
+
+def _per_stimulus(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The outputs with one row per stimulus of a batch of one: a detector's region
+    features (one row per proposal of the whole batch) and anchors are not layers of a
+    stimulus."""
+    return {name: tensor for name, tensor in outputs.items() if tensor.ndim >= 1 and tensor.shape[0] == 1}
 
 
 def image_memory(outputs: dict[str, torch.Tensor], crop: int, *, kept: Sequence[str] = (), backward: bool = False) -> int:
@@ -267,17 +296,11 @@ _PASS_THROUGH = (nn.Dropout, nn.Identity, nn.Flatten)
 
 
 def top_layers(loaded: LoadedModel, available: Sequence[str]) -> list[str]:
-    """The default selection: the main stages / blocks of the model and its classifier.
-
-    * timm models: the stages of timm's `feature_info` and the classifier head;
-    * torchvision families: ResNet / ResNeXt / Wide ResNet `layer1`..`layer4`,
-      `avgpool`, `fc`; AlexNet the ReLUs of conv1-5 and fc6-7 and fc8; VGG the five
-      max-pools and fc6 (ReLU), fc7 (ReLU), fc8; ViT the encoder blocks and the head;
-    * anything else (other torchvision models, factories): the model's children, with
-      containers (Sequential, ModuleList, ModuleDict) opened one level and Dropout,
-      Identity and Flatten left out, so EfficientNet, MobileNet, ConvNeXt, Swin and
-      DenseNet give their `features.N` stages, avgpool and classifier layers;
-    * TorchScript models: all their outputs.
+    """The default selection: the main stages / blocks of the model and its head, as its
+    source defines them (`Built.top`; README, "net2brain layers": a table per family);
+    for factories the model's children, containers (Sequential, ModuleList, ModuleDict)
+    opened one level and Dropout, Identity and Flatten left out (`children_opened`);
+    for TorchScript models all their outputs.
 
     Parameters
     ----------
@@ -292,39 +315,15 @@ def top_layers(loaded: LoadedModel, available: Sequence[str]) -> list[str]:
     """
     if loaded.is_torchscript:
         return list(available)
-    model = loaded.module
-    if getattr(model, "feature_info", None) and loaded.source == "timm":
-        names = [info["module"] for info in model.feature_info] + _classifier_names(model)
-    else:
-        names = _family_layers(loaded.name, model) if loaded.source == "torchvision" else None
-        if names is None:
-            names = _children_opened(model)
+    names = loaded.top(loaded.module, available) if loaded.top else children_opened(loaded.module)
     chosen = set(names)
     return [name for name in available if name in chosen]
 
 
-def _classifier_names(model: nn.Module) -> list[str]:
-    heads = model.get_classifier() if hasattr(model, "get_classifier") else None
-    heads = heads if isinstance(heads, (tuple, list)) else [heads]
-    by_identity = {id(module): name for name, module in model.named_modules()}
-    return [by_identity[id(h)] for h in heads if isinstance(h, nn.Module) and not isinstance(h, nn.Identity) and id(h) in by_identity]
-
-
-def _family_layers(name: str, model: nn.Module) -> list[str] | None:
-    if re.match(r"(resnet|resnext|wide_resnet)\d", name):
-        return ["layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
-    if name == "alexnet":
-        return [f"features.{i}" for i in (1, 4, 7, 9, 11)] + ["classifier.2", "classifier.5", "classifier.6"]
-    if name.startswith("vgg"):
-        pools = [f"features.{i}" for i, m in enumerate(model.features) if isinstance(m, nn.MaxPool2d)]
-        return pools + ["classifier.1", "classifier.4", "classifier.6"]
-    if name.startswith("vit_"):
-        blocks = [f"encoder.layers.{child}" for child, _ in model.encoder.layers.named_children()]
-        return blocks + ["heads.head"]
-    return None
-
-
-def _children_opened(model: nn.Module) -> list[str]:
+def children_opened(model: nn.Module) -> list[str]:
+    """The model's children, containers opened one level, pass-through modules left out:
+    EfficientNet, MobileNet, ConvNeXt, Swin and DenseNet give their `features.N` stages,
+    avgpool and classifier layers."""
     names = []
     for child_name, child in model.named_children():
         if isinstance(child, _PASS_THROUGH):

@@ -5,7 +5,7 @@ import importlib
 import importlib.util
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +16,9 @@ from ..device import resolve_device
 from ..errors import ConfigError, InputError, ModelError, ToolboxError, described, reason
 from ..io.paths import what_is_there
 from . import preprocessing as prep
+from .built import Built
 from .preprocessing import check_overrides
-from .sources import AUTO, SOURCES, find_source
+from .sources import AUTO, SOURCES, find_source, installed_sources
 from .weights import STATE_DICT_SUFFIXES, apply_state_dict, load_state_dict_file
 
 __all__ = ["WEIGHT_CHOICES", "TORCHSCRIPT_SUFFIXES", "LoadedModel", "load_model", "as_loaded", "model_files", "check_model_options"]
@@ -35,11 +36,23 @@ class LoadedModel:
     module : torch.nn.Module
         In eval mode, on `device`.
     name, source, weights : str
-        As resolved: source is torchvision, timm, factory or torchscript; weights is
+        As resolved: source is a name of `SOURCES`, factory or torchscript; weights is
         pretrained, random (with the seed) or the weights file.
     preprocessing : Preprocessing
     prefix_tokens : int
         Class / distillation tokens in front of a transformer's patch tokens.
+    task : str or None
+        A name of `TASKS` (None for factories and TorchScript files).
+    input : str
+        `image` or `video` (clips (B, T, 3, H, W)).
+    call : callable (module, batch) -> output, optional
+        How a batch goes in (`Built.call`); None: `module(batch)`.
+    top : callable (module, available) -> list of str, optional
+        The source's default layer selection (`Built.top`).
+    clip_frames, time_axis : int or None
+        A video model's clip length and the time axis of its 5-D layer outputs.
+    class_scores : bool
+        Whether the output is class scores.
     """
 
     module: torch.nn.Module
@@ -50,10 +63,21 @@ class LoadedModel:
     device: torch.device
     prefix_tokens: int = 0
     seed: int = 0
+    task: str | None = None
+    input: str = "image"
+    call: Callable[[torch.nn.Module, torch.Tensor], object] | None = None
+    top: Callable[[torch.nn.Module, Sequence[str]], list[str]] | None = None
+    clip_frames: int | None = None
+    time_axis: int | None = None
+    class_scores: bool = True
 
     @property
     def is_torchscript(self) -> bool:
         return self.source == "torchscript"
+
+    @property
+    def is_video(self) -> bool:
+        return self.input == "video"
 
     def describe(self) -> dict:
         return {
@@ -61,6 +85,8 @@ class LoadedModel:
             "source": self.source,
             "weights": self.weights,
             "seed": self.seed,
+            "task": self.task,
+            "input": self.input,
             "preprocessing": self.preprocessing.as_dict(),
         }
 
@@ -75,18 +101,22 @@ def load_model(
     image_size: int | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    crop_pct: float | None = None,
+    interpolation: str | None = None,
+    resize_mode: str | None = None,
 ) -> LoadedModel:
     """Build and prepare a model.
 
     Parameters
     ----------
     model : str
-        A torchvision or timm model name, `module:function` or `path/to/file.py:function`
-        (a factory returning an nn.Module: this runs the user's own code), or a
-        TorchScript file.
+        A model name of a source (`resnet18`, `cornet_s`, `ViT-B-32:laion2b_s34b_b79k`,
+        a hub id or a folder saved by transformers), `module:function` or
+        `path/to/file.py:function` (a factory returning an nn.Module: this runs the
+        user's own code), or a TorchScript file.
     source : str, default "auto"
-        Where to look up a model name: a name of `SOURCES`, or auto (each source in
-        turn).
+        Where to look up a model name: a name of `SOURCES`, or auto (each installed
+        source in turn).
     weights : str or None
         "pretrained" (from the local caches), "random" (initialised after seeding torch
         with `seed`), or a state-dict file (.pth, .pt, .bin, .safetensors). None asks
@@ -94,8 +124,8 @@ def load_model(
         zoo models, its own for a TorchScript file): enough to list layers.
     seed : int, default 0
     device : str, default "auto"
-    image_size, mean, std
-        Overrides of the model's own preprocessing.
+    image_size, mean, std, crop_pct, interpolation, resize_mode
+        Overrides of the model's own preprocessing (`Preprocessing.with_overrides`).
 
     Returns
     -------
@@ -110,7 +140,9 @@ def load_model(
         not fit.
     """
     target = resolve_device(device)
-    check_model_options(source=source, seed=seed, image_size=image_size, mean=mean, std=std)
+    overrides = dict(image_size=image_size, mean=mean, std=std, crop_pct=crop_pct, interpolation=interpolation,
+                     resize_mode=resize_mode)
+    check_model_options(source=source, seed=seed, **overrides)
     if weights is None:
         weights = "pretrained" if _looks_like_file(model) else "random"
     if weights not in WEIGHT_CHOICES and Path(weights).suffix.lower() not in STATE_DICT_SUFFIXES:
@@ -121,36 +153,46 @@ def load_model(
     weights_label = weights if weights in WEIGHT_CHOICES else str(Path(weights))
     torch.manual_seed(seed)
     if _looks_like_file(model):
-        module, source, preprocessing = _torchscript(Path(model), weights), "torchscript", prep.Preprocessing()
-    elif ":" in model:
-        module, source, preprocessing = _factory(model), "factory", prep.Preprocessing()
+        source, built = "torchscript", Built(_torchscript(Path(model), weights), prep.Preprocessing(), task=None)
+    elif _is_factory(model, source):
+        source, built = "factory", Built(_factory(model), prep.Preprocessing(), task=None)
     else:
         source = find_source(model, source)
-        module, preprocessing = SOURCES[source].build(model, weights == "pretrained")
+        built = SOURCES[source].build(model, weights == "pretrained")
     if weights not in WEIGHT_CHOICES and source != "torchscript":
-        apply_state_dict(module, load_state_dict_file(weights), weights)
-    prefix_tokens = _prefix_tokens(module)
-    module.eval().to(target)
+        state = load_state_dict_file(weights)
+        apply_state_dict(built.module, built.adapt_state(state) if built.adapt_state else state, weights)
+    prefix_tokens = built.prefix_tokens if built.prefix_tokens is not None else _prefix_tokens(built.module)
+    built.module.eval().to(target)
     return LoadedModel(
-        module=module,
+        module=built.module,
         name=model,
         source=source,
         weights=weights_label,
-        preprocessing=preprocessing.with_overrides(image_size=image_size, mean=mean, std=std),
+        preprocessing=built.preprocessing.with_overrides(**overrides),
         device=target,
         prefix_tokens=prefix_tokens,
         seed=seed,
+        task=built.task,
+        input=built.input,
+        call=built.call,
+        top=built.top,
+        clip_frames=built.clip_frames,
+        time_axis=built.time_axis,
+        class_scores=built.class_scores,
     )
 
 
 def check_model_options(*, source: str = AUTO, seed: int = 0, image_size: int | None = None,
-                        mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
+                        mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                        crop_pct: float | None = None, interpolation: str | None = None,
+                        resize_mode: str | None = None) -> None:
     """The checks of `load_model`'s options, which entry points run at their top, before
     any input is read: a known source, the seed's range, the preprocessing overrides."""
     if source != AUTO:
         SOURCES.check(source)
     check_range("seed", seed)
-    check_overrides(image_size, mean, std)
+    check_overrides(image_size, mean, std, crop_pct, interpolation, resize_mode)
 
 
 def as_loaded(model: str | LoadedModel, **options) -> LoadedModel:
@@ -184,6 +226,14 @@ def model_files(model: str | LoadedModel, weights: str | None = None) -> list[Pa
     if weights not in (None, *WEIGHT_CHOICES):
         files.append(Path(weights))
     return files
+
+
+def _is_factory(spec: str, source: str) -> bool:
+    """`module:function` or `file.py:function`, unless a source offers the name (open_clip
+    names read MODEL:TAG): with `source` given, the name is that source's."""
+    if ":" not in spec or source != AUTO:
+        return False
+    return spec.rpartition(":")[0].endswith(".py") or not any(entry.offers(spec) for entry in installed_sources())
 
 
 def _looks_like_file(spec: str) -> bool:

@@ -1,29 +1,33 @@
 """Model sources: the libraries users name models from (`SOURCES`).
 
-Each source lists the models it offers, tells whether it offers a name, and builds a
-model with pretrained or random weights together with its own preprocessing. `auto`
-looks a plain name up in the sources in registration order. Models given as a factory
-(`module:function`) or a TorchScript file are not looked up here
-(`net2brain_fovex.models.loading`).
+Each source is one module of `net2brain_fovex.models.zoo` with its catalogue, its name
+lookup and its builder (`Built`: the model, its preprocessing, default layers and how a
+batch goes in). `auto` looks a plain name up in the installed sources in registration
+order. Models given as a factory (`module:function`) or a TorchScript file are not
+looked up here (`net2brain_fovex.models.loading`).
+
+Sources whose library is an optional extra (open_clip, transformers) say which pip
+command installs it when they are used without it.
 
 This module imports no torch, torchvision or timm until a source is used.
 """
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
+import importlib
+import importlib.util
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import unknown_name
+from ..errors import ConfigError, unknown_name
 from ..registry import Registry
+from .built import ModelEntry
+from .registry import TASKS
 
 if TYPE_CHECKING:
-    import torch
+    from .built import Built
 
-    from .preprocessing import Preprocessing
-
-__all__ = ["ModelSource", "SOURCES", "AUTO", "list_models", "find_source"]
+__all__ = ["ModelSource", "SOURCES", "AUTO", "list_models", "find_source", "installed_sources"]
 
 AUTO = "auto"
 
@@ -35,98 +39,105 @@ class ModelSource:
     Attributes
     ----------
     name, summary : str
-    names : callable () -> tuple of str
-        Every model name the source offers.
-    offers : callable (name) -> bool
-        Whether the source offers a model name (may accept names `names` leaves out).
-    build : callable (name, pretrained) -> (torch.nn.Module, Preprocessing)
-        The model with pretrained weights (from the local caches) or random ones, and the
-        preprocessing of its pretrained weights.
+    module : str
+        Its module in `net2brain_fovex.models.zoo`.
+    library : str or None
+        The import name of the optional library it needs (None: a core dependency).
+    extra : str or None
+        The pip extra of this distribution that installs `library`.
     """
 
     name: str
     summary: str
-    names: Callable[[], tuple[str, ...]]
-    offers: Callable[[str], bool]
-    build: Callable[[str, bool], tuple[torch.nn.Module, Preprocessing]]
+    module: str
+    library: str | None = None
+    extra: str | None = None
 
+    @property
+    def installed(self) -> bool:
+        return self.library is None or importlib.util.find_spec(self.library) is not None
 
-@functools.cache
-def _torchvision_names() -> tuple[str, ...]:
-    import torchvision
+    def zoo(self):
+        """The source's module; `ConfigError` with the pip command when its library is missing."""
+        if not self.installed:
+            raise ConfigError(f"model source {self.name} needs the {self.library} library, which is not installed: "
+                              f"pip install 'net2brain-fovex[{self.extra}]'")
+        return importlib.import_module(f"{__package__}.zoo.{self.module}")
 
-    return tuple(torchvision.models.list_models(module=torchvision.models))
+    def entries(self) -> tuple[ModelEntry, ...]:
+        return self.zoo().entries()
 
+    def offers(self, name: str) -> bool:
+        return self.zoo().offers(name)
 
-def _torchvision_build(name: str, pretrained: bool):
-    from torchvision.models import get_model
-
-    from .preprocessing import from_torchvision
-    from .weights import torchvision_pretrained
-
-    module = torchvision_pretrained(name) if pretrained else get_model(name, weights=None)
-    return module, from_torchvision(name)
-
-
-@functools.cache
-def _timm_names() -> tuple[str, ...]:
-    import timm
-
-    return tuple(timm.list_models())
-
-
-def _timm_offers(name: str) -> bool:
-    import timm
-
-    return timm.is_model(name)
-
-
-def _timm_build(name: str, pretrained: bool):
-    import timm
-
-    from .preprocessing import from_timm
-    from .weights import timm_pretrained
-
-    module = timm_pretrained(name) if pretrained else timm.create_model(name, pretrained=False)
-    return module, from_timm(module)
+    def build(self, name: str, pretrained: bool) -> Built:
+        return self.zoo().build(name, pretrained)
 
 
 SOURCES: Registry[ModelSource] = Registry("model source", [
-    ModelSource("torchvision", "torchvision's image-classification models",
-                _torchvision_names, lambda name: name in _torchvision_names(), _torchvision_build),
-    ModelSource("timm", "every timm architecture", _timm_names, _timm_offers, _timm_build),
+    ModelSource("torchvision", "torchvision: classification, segmentation, detection and video models",
+                "torchvision"),
+    ModelSource("timm", "every timm architecture", "timm"),
+    ModelSource("cornet", "CORnet-Z, -R, -RT and -S (Kubilius et al. 2019)", "cornet"),
+    ModelSource("taskonomy", "the encoders of the 25 Taskonomy tasks (Zamir et al. 2018)", "taskonomy"),
+    ModelSource("open_clip", "CLIP-family image towers of open_clip, as MODEL:TAG", "open_clip",
+                library="open_clip", extra="clip"),
+    ModelSource("hf", "vision models of transformers, by hub id or saved folder", "hf",
+                library="transformers", extra="hf"),
 ], hint="`list_models` lists the models of every source")
 
 
-def list_models(source: str | None = None, contains: str | None = None) -> list[tuple[str, str]]:
-    """(source, name) pairs of every model on offer.
+def installed_sources(source: str | None = None) -> list[ModelSource]:
+    """The sources to search: `source` alone (its library must be installed), or for None
+    / `auto` every source whose library is installed."""
+    if source not in (None, AUTO):
+        entry = SOURCES[source]
+        entry.zoo()  # the pip command when its library is missing
+        return [entry]
+    return [entry for entry in SOURCES.values() if entry.installed]
+
+
+def list_models(source: str | None = None, contains: str | None = None,
+                task: str | None = None) -> list[tuple[str, ModelEntry]]:
+    """(source, entry) pairs of every model on offer.
 
     Parameters
     ----------
     source : str, optional
-        Only this source (a name of `SOURCES`).
+        Only this source (a name of `SOURCES`); otherwise every installed source (a
+        warning names the ones whose library is missing, with the pip command).
     contains : str, optional
         Only names containing this text (case-insensitive).
+    task : str, optional
+        Only models of this task (a name of `TASKS`).
     """
-    chosen = list(SOURCES.values()) if source is None else [SOURCES[source]]
-    pairs = [(entry.name, name) for entry in chosen for name in entry.names()]
+    if task is not None:
+        TASKS.check(task)
+    chosen = installed_sources(source)
+    if source is None:
+        missing = [entry for entry in SOURCES.values() if not entry.installed]
+        if missing:
+            warnings.warn("sources not installed: " + "; ".join(
+                f"{entry.name} (pip install 'net2brain-fovex[{entry.extra}]')" for entry in missing),
+                RuntimeWarning, stacklevel=2)
+    pairs = [(entry.name, model) for entry in chosen for model in entry.entries()]
     if contains:
-        pairs = [(s, name) for s, name in pairs if contains.lower() in name.lower()]
+        pairs = [(s, model) for s, model in pairs if contains.lower() in model.name.lower()]
+    if task:
+        pairs = [(s, model) for s, model in pairs if model.task == task]
     return pairs
 
 
 def find_source(name: str, source: str = AUTO) -> str:
-    """The source that offers model `name`: the first that does for `auto`.
-
-    Raises `UnknownNameError` with the closest names of the sources searched.
+    """The source that offers model `name`: the first installed one that does for `auto`.
 
     Parameters
     ----------
     name : str
         A model name, as `resnet18`.
     source : str, default "auto"
-        A name of `SOURCES`, or `auto` to ask them in registration order (torchvision,
-        then timm).
+        A name of `SOURCES`, or `auto` to ask the installed ones in registration order
+        (torchvision, timm, cornet, taskonomy, open_clip, hf).
 
     Returns
     -------
@@ -137,12 +148,14 @@ def find_source(name: str, source: str = AUTO) -> str:
     ------
     UnknownNameError
         No source searched offers `name`, or `source` is unknown.
+    ConfigError
+        `source` names a source whose library is not installed.
     """
-    searched = list(SOURCES.values()) if source == AUTO else [SOURCES[source]]
+    searched = installed_sources(source)
     for entry in searched:
         if entry.offers(name):
             return entry.name
-    choices = list(dict.fromkeys(n for entry in searched for n in entry.names()))
+    choices = list(dict.fromkeys(model.name for entry in searched for model in entry.entries()))
     raise unknown_name(
         "model", name, choices,
         hint="`list_models` lists them; a factory is given as module:function, a TorchScript model as a file",

@@ -21,7 +21,7 @@ from ..errors import WeightsError, reason
 from ..io.paths import what_is_there
 
 __all__ = ["STATE_DICT_SUFFIXES", "offline", "load_state_dict_file", "apply_state_dict", "torchvision_pretrained",
-           "timm_pretrained"]
+           "timm_pretrained", "hub_checkpoint"]
 
 STATE_DICT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
@@ -114,6 +114,28 @@ def apply_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
             parts.append(f"{key} has shape {tuple(state[key].shape)}, the model {tuple(own[key].shape)}")
         raise WeightsError(f"weights in {origin} do not fit the model: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
+
+
+def hub_checkpoint(name: str, file_name: str, url: str) -> Path:
+    """An official weight file in the torch hub cache (`$TORCH_HOME/hub/checkpoints`), for
+    sources whose files are on no hub the toolbox downloads from (CORnet, Taskonomy): a
+    missing file is an error online or not, saying where to get it and where to put it.
+
+    Parameters
+    ----------
+    name : str
+        The model, for the message.
+    file_name, url : str
+        The official file name and where it is published.
+    """
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / file_name
+    if not cached.is_file():
+        raise WeightsError(
+            f"pretrained weights for {name} are not in the cache ({cached} is missing): download {url} on a machine "
+            f"with internet and place it at {cached} (set TORCH_HOME to choose the cache folder), or pass the file "
+            "as `weights=PATH`"
+        )
+    return cached
 
 
 def torchvision_pretrained(name: str) -> torch.nn.Module:
