@@ -65,5 +65,7 @@ def model_name(model: str | None, pretrained_tag: str | None) -> str | None:
     if pretrained_tag is None or model is None:
         return model
     if ":" in model:
-        raise ConfigError(f"--model {model!r} names a tag already; leave out --pretrained-tag {pretrained_tag!r}")
+        what = ("is a factory (file.py:function)" if model.rpartition(":")[0].endswith(".py")
+                else "names a tag already (MODEL:TAG), or a factory (module:function)")
+        raise ConfigError(f"--model {model!r} {what}; leave out --pretrained-tag {pretrained_tag!r}")
     return f"{model}:{pretrained_tag}"

@@ -125,6 +125,13 @@ EXPLAIN = [
     ("config-wrong-type",          lambda w: config(w, "masks: many\n"),                             ["options.yaml", "'masks'", "whole number"]),
     ("config-invalid-yaml",        lambda w: config(w, "batch-size: [4\n"),                          ["options.yaml", "not valid YAML", "line"]),
     ("config-a-list",              lambda w: config(w, "- batch-size\n- 4\n"),                       ["options.yaml", "must be a mapping", "not a list"]),
+    ("model-without-class-scores-taskonomy", lambda w: w.set("--model", "taskonomy_normal"),         ["model taskonomy_normal is a taskonomy model (image input, output not class scores)", "fovex explains image classifiers"]),
+    ("model-without-class-scores-video", lambda w: w.set("--model", "r3d_18"),                       ["model r3d_18 is a video model (video input, output not class scores)", "fovex explains image classifiers"]),
+    ("model-without-class-scores-segmentation", lambda w: w.set("--model", "lraspp_mobilenet_v3_large"), ["lraspp_mobilenet_v3_large is a segmentation model", "fovex explains image classifiers"]),
+    ("crop-pct-zero",              lambda w: w.add("--crop-pct", 0),                                 ["--crop-pct", "between 0 and 1", "got 0.0"]),
+    ("interpolation-unknown",      lambda w: w.add("--interpolation", "lanczos"),                    ["'--interpolation'", "'lanczos'", "fovex explain --help"]),
+    ("resize-mode-unknown",        lambda w: w.add("--resize-mode", "longest"),                      ["'--resize-mode'", "'longest'", "fovex explain --help"]),
+    ("pretrained-tag-with-a-factory", lambda w: w.add("--pretrained-tag", "openai"),                 ["toy_models.py:tiny_cnn' is a factory (file.py:function)", "leave out --pretrained-tag"]),
 ]
 
 
@@ -236,6 +243,13 @@ EVALUATE = [
     ("plot-exists",                lambda w: (w.out / "curves.png").write_bytes(b"old"),              ["{out}/curves.png", "exists already", "--overwrite"]),
     ("config-wrong-type",          lambda w: config(w, "gaze-sigma: wide\n"),                        ["options.yaml", "'gaze-sigma'", "expects a number"]),
     ("config-wrong-type-overruled", lambda w: config(w, "step: 2.5\n"),                              ["options.yaml", "'step'", "whole number"]),
+    ("model-without-class-scores-taskonomy", lambda w: w.set("--model", "taskonomy_normal"),         ["model taskonomy_normal is a taskonomy model (image input, output not class scores)", "fovex explains image classifiers"]),
+    ("model-without-class-scores-video", lambda w: w.set("--model", "r3d_18"),                       ["model r3d_18 is a video model (video input, output not class scores)", "fovex explains image classifiers"]),
+    ("model-without-class-scores-segmentation", lambda w: w.set("--model", "lraspp_mobilenet_v3_large"), ["lraspp_mobilenet_v3_large is a segmentation model", "fovex explains image classifiers"]),
+    ("crop-pct-zero",              lambda w: w.add("--crop-pct", 0),                                 ["--crop-pct", "between 0 and 1", "got 0.0"]),
+    ("interpolation-unknown",      lambda w: w.add("--interpolation", "lanczos"),                    ["'--interpolation'", "'lanczos'", "fovex evaluate --help"]),
+    ("resize-mode-unknown",        lambda w: w.add("--resize-mode", "longest"),                      ["'--resize-mode'", "'longest'", "fovex evaluate --help"]),
+    ("pretrained-tag-with-a-tag",  lambda w: (w.set("--model", "ViT-B-32:openai"), w.add("--pretrained-tag", "openai")), ["--model 'ViT-B-32:openai' names a tag already", "leave out --pretrained-tag 'openai'"]),
 ]
 
 

@@ -32,6 +32,7 @@ run as root without CAP_DAC_OVERRIDE (`setpriv --bounding-set=-all -- python -m 
 """
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -43,6 +44,7 @@ import pytest
 from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.rdm_files import write_rdms
 from tests.conftest import factory, write_images
+from tests.extraction.test_activations import write_video
 from tests.reliability.bad_input import NOT_AS_ROOT, Accepted, Work, config, cut_tail, table, unreadable
 from tests.reliability.bad_input import check_case as _check
 
@@ -134,6 +136,14 @@ def npz(path: Path, *arrays, **named) -> Path:
     return path
 
 
+def without_library(w: Work, library: str) -> None:
+    """The optional `library` not installed, as the model sources ask `importlib.util.find_spec`
+    (the commands run in this process: the workspace's monkeypatch undoes it)."""
+    find_spec = importlib.util.find_spec
+    w.monkeypatch.setattr(importlib.util, "find_spec",
+                          lambda name, *args, **kwargs: None if name == library else find_spec(name, *args, **kwargs))
+
+
 # ------------------------------------------------------------------ net2brain models
 
 
@@ -149,14 +159,18 @@ MODELS = [
     ("config-invalid-yaml",        lambda w: config(w, "filter: [vit\n"),                            ["{inputs}/options.yaml", "not valid YAML", "line"]),
     ("config-a-list",              lambda w: config(w, "- vit\n"),                                   ["{inputs}/options.yaml", "must be a mapping", "not a list"]),
     ("config-binary",              lambda w: w.add("--config", w.file("options.yaml", b"\xff\xfe\x00bad")), ["{inputs}/options.yaml", "cannot read", "UTF-8"]),
+    ("task-unknown",               lambda w: w.add("--task", "cooking"),                             ["--task", "'cooking'", "net2brain models --help"]),
+    ("source-library-missing",     lambda w: (without_library(w, "transformers"), w.add("--source", "hf")), ["model source hf needs the transformers library", "pip install 'net2brain-fovex[hf]'"]),
 ]
 
 
 @pytest.fixture
-def models_work(tmp_path) -> Work:
+def models_work(tmp_path, monkeypatch) -> Work:
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
-    return Work(tmp_path, ["models", "--filter", "resnet1"])
+    w = Work(tmp_path, ["models", "--filter", "resnet1"])
+    w.monkeypatch = monkeypatch
+    return w
 
 
 @pytest.mark.parametrize(("brk", "expected"), table(MODELS))
@@ -195,14 +209,22 @@ LAYERS = [
     ("config-wrong-type",          lambda w: config(w, "image-size: 16.5\n"),                        ["{inputs}/options.yaml", "'image-size'", "whole number"]),
     ("config-invalid-yaml",        lambda w: config(w, "image-size: : 16\n"),                        ["{inputs}/options.yaml", "not valid YAML", "line 1"]),
     ("config-a-string",            lambda w: config(w, "resnet18\n"),                                ["{inputs}/options.yaml", "must be a mapping", "not a str"]),
+    ("hub-id-not-cached",          lambda w: model_spec(w, "nobody/not-cached"),                    ["the config of nobody/not-cached is not available", "AutoModel.from_pretrained('nobody/not-cached')", "save_pretrained"]),
+    ("source-library-missing",     lambda w: (without_library(w, "transformers"), model_spec(w, "nobody/not-cached"), w.add("--source", "hf")),
+     ["model source hf needs the transformers library", "pip install 'net2brain-fovex[hf]'"]),
+    ("hub-id-library-missing",     lambda w: (without_library(w, "transformers"), model_spec(w, "nobody/not-cached")),
+     ["unknown model 'nobody/not-cached'", "sources not installed, so not searched: hf (pip install 'net2brain-fovex[hf]')"]),
+    ("pretrained-tag-with-a-tag",  lambda w: (model_spec(w, "RN50:openai"), w.add("--pretrained-tag", "yfcc15m")), ["--model 'RN50:openai' names a tag already", "leave out --pretrained-tag 'yfcc15m'"]),
 ]
 
 
 @pytest.fixture
-def layers_work(tmp_path) -> Work:
+def layers_work(tmp_path, monkeypatch) -> Work:
     (tmp_path / "in").mkdir()
     (tmp_path / "out").mkdir()
-    return Work(tmp_path, ["layers", factory("tiny_cnn"), "--image-size", 16])
+    w = Work(tmp_path, ["layers", factory("tiny_cnn"), "--image-size", 16])
+    w.monkeypatch = monkeypatch
+    return w
 
 
 @pytest.mark.parametrize(("brk", "expected"), table(LAYERS))
@@ -220,6 +242,35 @@ def list_file(w: Work, *lines: str) -> None:
 
 def stimulus(w: Work, name: str, data: bytes) -> None:
     (w.inputs / "stim" / name).write_bytes(data)
+
+
+def video_model(w: Work, *extra) -> None:
+    """r3d_18 (random weights, 32 px, its fc layer) on two videos of 10 and 12 frames."""
+    folder = w.inputs / "videos"
+    folder.mkdir()
+    write_video(folder / "a.mp4", 10)
+    write_video(folder / "b.mp4", 12)
+    w.set("--model", "r3d_18")
+    w.set("--image-size", 32)
+    w.set("--stimuli", folder)
+    w.add("--layers", "fc", *extra)
+
+
+def zoo_model(w: Work, name: str, *extra) -> None:
+    """A model of a source with its pretrained weights (none are in the tests' caches)."""
+    w.set("--model", name)
+    w.set("--weights", "pretrained")
+    w.add(*extra)
+
+
+def text_model_folder(w: Work) -> None:
+    """A transformers folder (save_pretrained) of a tiny BERT: a text model."""
+    import transformers
+
+    config = transformers.BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                     vocab_size=64)
+    transformers.BertModel(config).save_pretrained(w.inputs / "bert")
+    w.set("--model", w.inputs / "bert")
 
 
 EXTRACT = [
@@ -260,6 +311,28 @@ EXTRACT = [
     ("config-wrong-type",          lambda w: config(w, "frames: eight\n"),                           ["{inputs}/options.yaml", "'frames'", "whole number"]),
     ("config-invalid-yaml",        lambda w: config(w, "layers: [fc\n"),                             ["{inputs}/options.yaml", "not valid YAML", "line"]),
     ("config-a-list",              lambda w: config(w, "- batch-size\n- 4\n"),                       ["{inputs}/options.yaml", "must be a mapping", "not a list"]),
+    ("clips-zero",                 lambda w: w.add("--clips", 0),                                    ["--clips", "at least 1"]),
+    ("clips-not-a-number",         lambda w: w.add("--clips", "x"),                                  ["'--clips'", "(got 'x')", "net2brain extract --help"]),
+    ("time-unknown",               lambda w: w.add("--time", "sometimes"),                           ["'--time'", "'sometimes'", "net2brain extract --help"]),
+    ("per-clip-with-an-image-model", lambda w: w.add("--per-clip"),                                  ["--per-clip applies to video models", "is an image model", "--frames, --per-frame"]),
+    ("clips-with-an-image-model",  lambda w: w.add("--clips", 2),                                    ["--clips applies to video models", "is an image model"]),
+    ("per-frame-with-a-video-model", lambda w: video_model(w, "--per-frame"),                        ["model r3d_18 is a video model", "clips, not frames", "use --per-clip"]),
+    ("clip-longer-than-a-video",   lambda w: video_model(w, "--frames", 11),                        ["{inputs}/videos/a.mp4 has 10 frames", "1 clip(s) of 11 frames need 11 frames", "lower --frames or --clips"]),
+    ("model-clip-longer-than-a-video", lambda w: video_model(w),                                    ["{inputs}/videos/a.mp4 has 10 frames", "of 16 frames need 16 frames", "lower --frames"]),
+    ("crop-pct-zero",              lambda w: w.add("--crop-pct", 0),                                 ["--crop-pct", "between 0 and 1", "got 0.0"]),
+    ("interpolation-unknown",      lambda w: w.add("--interpolation", "lanczos"),                    ["'--interpolation'", "'lanczos'", "net2brain extract --help"]),
+    ("resize-mode-unknown",        lambda w: w.add("--resize-mode", "longest"),                      ["'--resize-mode'", "'longest'", "net2brain extract --help"]),
+    ("pretrained-tag-with-a-tag",  lambda w: (w.set("--model", "ViT-B-32:openai"), w.add("--pretrained-tag", "openai")), ["--model 'ViT-B-32:openai' names a tag already", "leave out --pretrained-tag 'openai'"]),
+    ("pretrained-tag-with-a-factory", lambda w: w.add("--pretrained-tag", "openai"),                 ["toy_models.py:tiny_cnn' is a factory (file.py:function)", "leave out --pretrained-tag"]),
+    ("pretrained-tag-of-a-torchvision-model", lambda w: (w.set("--model", "resnet18"), w.add("--pretrained-tag", "openai")), ["unknown model 'resnet18:openai'", "closest: resnet18", "!cannot import"]),
+    ("open-clip-tag-unknown",      lambda w: w.set("--model", "ViT-B-32:opena"),                    ["unknown model 'ViT-B-32:opena'", "closest: ViT-B-32:openai", "!cannot import"]),
+    ("hf-hub-id-not-cached",       lambda w: zoo_model(w, "nobody/not-cached", "--source", "hf"),   ["the config of nobody/not-cached is not available", "AutoModel.from_pretrained('nobody/not-cached')", "pass the folder as --model"]),
+    ("hf-folder-of-a-text-model",  text_model_folder,                                               ["{inputs}/bert (model type bert) is not a vision model", "it takes image classification"]),
+    ("open-clip-weights-missing",  lambda w: zoo_model(w, "ViT-B-32:openai", "--source", "open_clip"), ["open_clip model ViT-B-32:openai are not in the Hugging Face cache", "open_clip_pytorch_model.bin", "--weights PATH"]),
+    ("cornet-weights-missing",     lambda w: zoo_model(w, "cornet_z", "--source", "cornet"),        ["hub/checkpoints/cornet_z-5c427c9c.pth is missing", "https://s3.amazonaws.com/cornet-models/cornet_z-5c427c9c.pth", "--weights PATH"]),
+    ("taskonomy-weights-missing",  lambda w: zoo_model(w, "taskonomy_normal", "--source", "taskonomy"), ["hub/checkpoints/normal_encoder-", "is missing", "visual-prior/raw/networks/assets/pytorch/normal_encoder-", "--weights PATH"]),
+    ("detector-layer-not-per-stimulus", lambda w: (w.set("--model", "ssdlite320_mobilenet_v3_large"), w.set("--image-size", 64), w.add("--layers", "anchor_generator")),
+     ["unknown layer 'anchor_generator'", "(3234, 4) for one stimulus, is not one row per stimulus", "net2brain layers MODEL", "!does not run"]),
 ]
 
 

@@ -286,8 +286,28 @@ def select_layers(loaded: LoadedModel, spec: str | Sequence[str], available: Seq
     unknown = [name for name in chosen if name not in set(available)] if isinstance(chosen, list) else []
     hint = "`list_layers` lists them"
     if unknown and not loaded.is_torchscript and unknown[0] in dict(loaded.module.named_modules()):
-        hint = "this module does not run in the model's forward pass; " + hint
+        hint = _why_not_a_layer(loaded, unknown[0]) + "; " + hint
     return select(chosen, available, top=top, hint=hint)
+
+
+def _why_not_a_layer(loaded: LoadedModel, name: str) -> str:
+    """Why module `name` is not among the layers of a probe (`probe`): it does not run,
+    returns no tensor, or not one row per stimulus (a detector's anchors, proposals,
+    region features)."""
+    calls: list[torch.Tensor | None] = []
+    handle = dict(loaded.module.named_modules())[name].register_forward_hook(
+        lambda _module, _inputs, output: calls.append(first_tensor(output)))
+    try:
+        with torch.inference_mode():
+            forward(loaded, blank_input(loaded))
+    finally:
+        handle.remove()
+    if not calls:
+        return "this module does not run in the model's forward pass"
+    if calls[-1] is None:
+        return "this module's output is not a tensor, nor a tuple, list or dict of tensors"
+    return (f"this module's output, {tuple(calls[-1].shape)} for one stimulus, is not one row per stimulus "
+            "(a detector's anchors, proposals or region features)")
 
 
 # ------------------------------------------------------------------ the "top" selection

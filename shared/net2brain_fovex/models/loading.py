@@ -230,10 +230,29 @@ def model_files(model: str | LoadedModel, weights: str | None = None) -> list[Pa
 
 def _is_factory(spec: str, source: str) -> bool:
     """`module:function` or `file.py:function`, unless a source offers the name (open_clip
-    names read MODEL:TAG): with `source` given, the name is that source's."""
+    names read MODEL:TAG): with `source` given, the name is that source's. A source's model
+    with a tag it does not offer (`ViT-B-32:opena`, `resnet18:openai`) is that source's
+    too, unless a module of that name can be imported: its message names the closest."""
     if ":" not in spec or source != AUTO:
         return False
-    return spec.rpartition(":")[0].endswith(".py") or not any(entry.offers(spec) for entry in installed_sources())
+    module = spec.rpartition(":")[0]
+    if module.endswith(".py"):
+        return True
+    sources = installed_sources()
+    if any(entry.offers(spec) for entry in sources):
+        return False
+    return not any(entry.offers(module) for entry in sources) or _importable(module)
+
+
+def _importable(module: str) -> bool:
+    """Whether `module` can be imported as a factory's module is (the working folder first)."""
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+    finally:
+        sys.path.remove(str(Path.cwd()))
 
 
 def _looks_like_file(spec: str) -> bool:

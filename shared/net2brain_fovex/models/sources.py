@@ -156,7 +156,9 @@ def find_source(name: str, source: str = AUTO) -> str:
         if entry.offers(name):
             return entry.name
     choices = list(dict.fromkeys(model.name for entry in searched for model in entry.entries()))
-    raise unknown_name(
-        "model", name, choices,
-        hint="`list_models` lists them; a factory is given as module:function, a TorchScript model as a file",
-    )
+    hint = "`list_models` lists them; a factory is given as module:function, a TorchScript model as a file"
+    missing = [entry for entry in SOURCES.values() if not entry.installed] if source == AUTO else []
+    if missing:  # a name of theirs (a hub id without transformers) was not looked up
+        hint += "; sources not installed, so not searched: " + ", ".join(
+            f"{entry.name} (pip install 'net2brain-fovex[{entry.extra}]')" for entry in missing)
+    raise unknown_name("model", name, choices, hint=hint)

@@ -9,12 +9,13 @@ from ..built import Built, ModelEntry
 
 __all__ = ["entries", "offers", "build", "preprocessing", "top"]
 
-# timm architectures trained without labels; everything else timm offers is a classifier
-_SELF_SUPERVISED = ("dino", "mae", "beit", "eva02", "simclr", "ibot", "mocov3")
-
-
 def _task(name: str) -> str:
-    return "self-supervised" if any(tag in name for tag in _SELF_SUPERVISED) else "classification"
+    """timm's architectures by how they were trained: DINOv2 / DINOv3 without labels,
+    the `_clip` ViTs as CLIP image towers, every other one (BEiT and EVA-02 included:
+    their timm weights are fine-tuned on labels) a classifier."""
+    if "dino" in name:
+        return "self-supervised"
+    return "vision-language" if "_clip" in name else "classification"
 
 
 @functools.cache

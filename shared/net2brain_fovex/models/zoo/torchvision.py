@@ -60,6 +60,8 @@ import re
 
 from ..built import Built, ModelEntry
 
+__all__ = ["entries", "offers", "build", "preprocessing"]
+
 # the modules of torchvision.models whose builders are offered, with their task
 _MODULES = {
     "": "classification",
