@@ -1,6 +1,7 @@
 """The model options shared by `net2brain extract` and `fovex explain` / `evaluate`."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -64,8 +65,9 @@ def model_name(model: str | None, pretrained_tag: str | None) -> str | None:
     """--model M --pretrained-tag T -> M:T (open_clip's naming)."""
     if pretrained_tag is None or model is None:
         return model
-    if ":" in model:
+    if ":" in model or Path(model).exists():
         what = ("is a factory (file.py:function)" if model.rpartition(":")[0].endswith(".py")
-                else "names a tag already (MODEL:TAG), or a factory (module:function)")
+                else "names a tag already (MODEL:TAG), or a factory (module:function)" if ":" in model
+                else "is a file or folder, not an open_clip model name")
         raise ConfigError(f"--model {model!r} {what}; leave out --pretrained-tag {pretrained_tag!r}")
     return f"{model}:{pretrained_tag}"

@@ -165,8 +165,11 @@ def test_call_and_default_layers(name):
 
 
 def test_default_layers_per_family():
-    assert random_model("lraspp_mobilenet_v3_large").top(random_model("lraspp_mobilenet_v3_large").module, []) == [
-        *(f"backbone.{i}" for i in range(17)), "classifier"]
+    # a MobileNet's stage ends: the last block of each resolution (the next one strides), and the last block
+    lraspp = random_model("lraspp_mobilenet_v3_large")
+    assert lraspp.top(lraspp.module, []) == ["backbone.1", "backbone.3", "backbone.6", "backbone.16", "classifier"]
+    detector = random_model("fasterrcnn_mobilenet_v3_large_fpn")
+    assert detector.top(detector.module, [])[:5] == [f"backbone.body.{i}" for i in (1, 3, 6, 12, 16)]
     ssdlite = random_model("ssdlite320_mobilenet_v3_large")
     assert ssdlite.top(ssdlite.module, []) == [
         "backbone.features.0", "backbone.features.1", *(f"backbone.extra.{i}" for i in range(4))]

@@ -325,6 +325,8 @@ EXTRACT = [
     ("pretrained-tag-with-a-tag",  lambda w: (w.set("--model", "ViT-B-32:openai"), w.add("--pretrained-tag", "openai")), ["--model 'ViT-B-32:openai' names a tag already", "leave out --pretrained-tag 'openai'"]),
     ("pretrained-tag-with-a-factory", lambda w: w.add("--pretrained-tag", "openai"),                 ["toy_models.py:tiny_cnn' is a factory (file.py:function)", "leave out --pretrained-tag"]),
     ("pretrained-tag-of-a-torchvision-model", lambda w: (w.set("--model", "resnet18"), w.add("--pretrained-tag", "openai")), ["unknown model 'resnet18:openai'", "closest: resnet18", "!cannot import"]),
+    ("pretrained-tag-with-a-file", lambda w: (w.set("--model", w.file("net.pt", b"PK\x03\x04 a model")), w.add("--pretrained-tag", "openai")),
+     ["--model '{inputs}/net.pt' is a file or folder, not an open_clip model name", "leave out --pretrained-tag", "!cannot import"]),
     ("open-clip-tag-unknown",      lambda w: w.set("--model", "ViT-B-32:opena"),                    ["unknown model 'ViT-B-32:opena'", "closest: ViT-B-32:openai", "!cannot import"]),
     ("hf-hub-id-not-cached",       lambda w: zoo_model(w, "nobody/not-cached", "--source", "hf"),   ["the config of nobody/not-cached is not available", "AutoModel.from_pretrained('nobody/not-cached')", "pass the folder as --model"]),
     ("hf-folder-of-a-text-model",  text_model_folder,                                               ["{inputs}/bert (model type bert) is not a vision model", "it takes image classification"]),

@@ -268,10 +268,18 @@ def _classifier_top(name: str, module, available) -> list[str]:
 
 
 def _stages(body, prefix: str) -> list[str]:
-    """A ResNet's `layer1`..`layer4`, or every block of a MobileNet's feature sequence."""
+    """A ResNet's `layer1`..`layer4`, or the stage ends of a MobileNet's feature sequence:
+    each block after which the next one strides (the last of each resolution), and the
+    last block. Every block of a 520 px MobileNet would store 22 MB per image."""
+    from torch import nn
+
     if hasattr(body, "layer1"):
         return [f"{prefix}.layer{i}" for i in range(1, 5)]
-    return [f"{prefix}.{child}" for child, _ in body.named_children()]
+    blocks = list(body.named_children())
+    strides = [max((max(m.stride) for m in block.modules() if isinstance(m, nn.Conv2d)), default=1)
+               for _, block in blocks]
+    ends = [blocks[i - 1][0] for i in range(1, len(blocks)) if strides[i] > 1] + [blocks[-1][0]]
+    return [f"{prefix}.{child}" for child in ends]
 
 
 def _segmentation_top(module, available) -> list[str]:
