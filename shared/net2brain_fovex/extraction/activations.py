@@ -56,6 +56,7 @@ def _reduce_tokens(tensor: torch.Tensor, mode: str, prefix_tokens: int) -> torch
 
 
 IMAGE_MODEL_FRAMES = 8  # frames sampled per video for an image model (their mean is its row)
+VIDEO_MODEL_FRAMES = 16  # a clip's frames for a video model that does not say (the common Kinetics length)
 
 
 @dataclass
@@ -191,7 +192,7 @@ def plan_extraction(
     """
     TOKENS.check(tokens)
     _check_video_options(loaded, frames, per_frame, clips, per_clip, time)
-    frames = frames or ((loaded.clip_frames or 16) if loaded.is_video else IMAGE_MODEL_FRAMES)
+    frames = frames or ((loaded.clip_frames or VIDEO_MODEL_FRAMES) if loaded.is_video else IMAGE_MODEL_FRAMES)
     if tokens == "cls" and loaded.prefix_tokens == 0:
         raise ConfigError(f"model {loaded.name} has no class token; use `tokens=mean` or all")
     outputs = probe(loaded, frames)

@@ -4,9 +4,11 @@ Layer names are the dotted module paths of `named_modules()` (`layer4.1.conv2`,
 `blocks.11`). Outputs are captured with forward hooks, removed when the capture ends.
 A module that runs several times in one forward pass (torchvision's ResNet blocks reuse
 their ReLU) yields the output of its last call. A module that returns a tuple or list
-yields its first tensor, a dict (or a transformers model output) its first tensor value. A TorchScript model cannot take hooks: its layers are its
-outputs (`output`, `output.0`, ... or the keys of a returned dict), so export the
-feature extractor you need (for example torchvision's `create_feature_extractor`).
+yields its first tensor, a dict (or a transformers model output) its first tensor value;
+outputs that are not one row per stimulus (a detector's anchors and region features)
+are not layers. A TorchScript model cannot take hooks: its layers are its outputs
+(`output`, `output.0`, ... or the keys of a returned dict), so export the feature
+extractor you need (for example torchvision's `create_feature_extractor`).
 """
 from __future__ import annotations
 
