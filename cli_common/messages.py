@@ -21,6 +21,8 @@ COMMANDS = {
     "extract_to_file": "net2brain extract",
     "rdms_to_file": "net2brain rdm",
     "rsa_to_file": "net2brain rsa",
+    "cka_to_file": "net2brain cka",
+    "encode_to_file": "net2brain encode",
     "searchlight_to_file": "net2brain searchlight",
     "merge_activations": "net2brain merge",
     "merge_searchlight": "net2brain merge",

@@ -14,6 +14,8 @@ from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run
+from net2brain_cli.cka import cka_command
+from net2brain_cli.encode import encode_command
 from net2brain_cli.rdm import rdm_command
 from net2brain_cli.rsa import rsa_command
 from net2brain_cli.searchlight import searchlight_command
@@ -139,7 +141,9 @@ def extract_command(
 
 app.command("rdm")(rdm_command)
 app.command("rsa")(rsa_command)
+app.command("cka")(cka_command)
 app.command("searchlight")(searchlight_command)
+app.command("encode")(encode_command)
 
 
 @app.command("merge")

@@ -13,9 +13,13 @@ import pytest
 from cli_common.config_merge import convert
 from fovex_cli import app as fovex_app
 from net2brain_cli import app as net2brain_app
+from net2brain_cli.cka import cka_command
+from net2brain_cli.encode import encode_command
 from net2brain_cli.rdm import rdm_command
 from net2brain_cli.rsa import rsa_command
 from net2brain_cli.searchlight import searchlight_command
+from net2brain_fovex.brain.cka import cka_to_file
+from net2brain_fovex.brain.encoding_files import encode_to_file
 from net2brain_fovex.brain.rdm_files import rdms_to_file
 from net2brain_fovex.brain.rsa import rsa_to_file
 from net2brain_fovex.brain.searchlight_files import searchlight_to_file
@@ -34,7 +38,9 @@ PAIRS = {  # command -> its core entry point
     "layers": (net2brain_app.layers_command, list_layers),
     "rdm": (rdm_command, rdms_to_file),
     "rsa": (rsa_command, rsa_to_file),
+    "cka": (cka_command, cka_to_file),
     "searchlight": (searchlight_command, searchlight_to_file),
+    "encode": (encode_command, encode_to_file),
     "demo": (net2brain_app.demo_command, run_net2brain_demo),
     "explain": (fovex_app.explain_command, explain_to_file),
     "evaluate": (fovex_app.evaluate_command, evaluate_to_file),
@@ -46,6 +52,12 @@ DIFFERENT = {
     ("rdm", "layers"): "the same selection, spelled as the command line takes it",
     ("rsa", "layers"): "the same selection, spelled as the command line takes it",
     ("searchlight", "layers"): "the same selection, spelled as the command line takes it",
+    ("encode", "layers"): "the same selection, spelled as the command line takes it",
+    ("cka", "layers"): "the same selection, spelled as the command line takes it",
+    ("cka", "against_layers"): "the same selection, spelled as the command line takes it",
+    ("cka", "betas"): "an empty list on the command line is None",
+    ("cka", "mask"): "an empty list on the command line is None",
+    ("cka", "responses"): "an empty list on the command line is None",
     ("rdm", "betas"): "an empty list on the command line is None",
     ("rdm", "mask"): "an empty list on the command line is None",
     ("rdm", "responses"): "an empty list on the command line is None",
@@ -94,6 +106,8 @@ def test_choices_are_the_registries_names():
     from net2brain_fovex.brain.registry import (
         COMPARISONS,
         CORRECTIONS,
+        ENCODING_MODELS,
+        ESTIMATORS,
         FITS,
         PRECISIONS,
         RDM_METRICS,
@@ -105,8 +119,9 @@ def test_choices_are_the_registries_names():
     expected = {
         (rdm_command, "metric"): RDM_METRICS.names, (rdm_command, "precision"): PRECISIONS.names,
         (rsa_command, "compare"): COMPARISONS.names, (rsa_command, "correction"): CORRECTIONS.names,
-        (rsa_command, "fit"): FITS.names, (searchlight_command, "metric"): SEARCHLIGHT_METRICS.names,
+        (rsa_command, "fit"): FITS.names, (cka_command, "estimator"): ESTIMATORS.names, (searchlight_command, "metric"): SEARCHLIGHT_METRICS.names,
         (searchlight_command, "compare"): COMPARISONS.names, (searchlight_command, "precision"): PRECISIONS.names,
+        (encode_command, "model"): ENCODING_MODELS.names,
         (net2brain_app.extract_command, "dtype"): DTYPES.names, (net2brain_app.extract_command, "tokens"): TOKENS.names,
         (net2brain_app.extract_command, "source"): (AUTO, *SOURCES.names),
         (net2brain_app.models_command, "source"): SOURCES.names,
@@ -118,7 +133,7 @@ def test_choices_are_the_registries_names():
 
 COMMANDS = {
     "extract": net2brain_app.extract_command, "rdm": rdm_command, "rsa": rsa_command, "searchlight": searchlight_command,
-    "explain": fovex_app.explain_command, "evaluate": fovex_app.evaluate_command,
+    "cka": cka_command, "encode": encode_command, "explain": fovex_app.explain_command, "evaluate": fovex_app.evaluate_command,
 }
 
 

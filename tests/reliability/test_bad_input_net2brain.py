@@ -1,6 +1,6 @@
 """Bad input to every `net2brain` command: exit 2, one line on stderr, nothing written.
 
-One parametrised test per command (models, layers, extract, rdm, rsa, searchlight, merge,
+One parametrised test per command (models, layers, extract, rdm, rsa, cka, searchlight, encode, merge,
 info, demo). Its cases are the table at the top of the command's section: the case id,
 how the input is broken (a function of the workspace `w`: `w.set(option, value)`,
 `w.drop(option)`, `w.add(...)` or a helper defined above the table), and fragments the
@@ -45,7 +45,7 @@ from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.rdm_files import write_rdms
 from tests.conftest import factory, write_images
 from tests.extraction.test_activations import write_video
-from tests.reliability.bad_input import NOT_AS_ROOT, Accepted, Work, config, cut_tail, table, unreadable
+from tests.reliability.bad_input import NOT_AS_ROOT, Accepted, Work, config, cut_tail, link, table, unreadable
 from tests.reliability.bad_input import check_case as _check
 
 MODEL = ["--model", factory("tiny_cnn"), "--weights", "random", "--image-size", 16]
@@ -541,6 +541,79 @@ def test_rsa_refuses_bad_input(net2brain, rsa_work, brk, expected):
     check_case(net2brain, rsa_work, expected)
 
 
+# ------------------------------------------------------------------ net2brain cka
+
+
+def against_file(w: Work, path: Path) -> None:
+    w.set("--against", path)
+
+
+def against_brain(w: Work, *args) -> None:
+    """Model vs brain: --betas / --mask / --responses ... instead of --against."""
+    w.drop("--against")
+    w.add(*[w.inputs / a if isinstance(a, str) and not a.startswith("--") else a for a in args])
+
+
+CKA = [
+    # case id                      how the input is broken                                          the message says
+    ("against-ids-mismatch",       lambda w: against_file(w, write_activations(w.inputs / "other.h5", stimuli=[f"x{i}" for i in range(N)])),
+     ["stimulus ids differ", "{inputs}/other.h5", "missing from the --against file: img_1.png", "x0"]),
+    ("against-other-count",        lambda w: against_file(w, write_activations(w.inputs / "five.h5", {"fc": RNG.normal(size=(5, 5))}, IDS[:5])),
+     ["stimulus ids differ", "{inputs}/five.h5", "img_6.png"]),
+    ("debiased-three-stimuli",     lambda w: activations(w, write_activations(w.inputs / "three.h5", {"fc": RNG.normal(size=(3, 5))}, IDS[:3])),
+     ["{inputs}/three.h5", "3 stimuli", "at least 4", "--estimator biased"]),
+    ("activations-nan",            acts_edit(set_value("layers/conv", (2, 1, 0, 0), np.nan)),        ["{inputs}/acts.h5", "'conv'", "NaN", "remove or impute"]),
+    ("against-inf",                lambda w: edit_h5(w.inputs / "b.h5", set_value("layers/fc", (1, 3), np.inf)), ["{inputs}/b.h5", "'fc'", "infinite"]),
+    ("layer-unknown",              lambda w: w.add("--layers", "fc,pool"),                           ["unknown layer 'pool'", "{inputs}/acts.h5 holds 2 layers"]),
+    ("against-layer-unknown",      lambda w: w.add("--against-layers", "head,pool"),                 ["unknown layer 'pool'", "{inputs}/b.h5 holds 2 layers"]),
+    ("activations-missing",        lambda w: activations(w, w.inputs / "gone.h5"),                  ["{inputs}/gone.h5", "does not exist", "net2brain extract"]),
+    ("against-are-rdms",           lambda w: against_file(w, model_rdms(w.inputs / "rdms.h5")),     ["{inputs}/rdms.h5", "holds rdms, expected activations"]),
+    ("estimator-unknown",          lambda w: w.add("--estimator", "unbiased"),                       ["--estimator", "'unbiased'", "net2brain cka --help"]),
+    ("permutations-negative",      lambda w: w.add("--permutations", -1),                            ["--permutations", "-1", "0 or more"]),
+    ("permutations-beyond-range",  lambda w: w.add("--permutations", 10**7),                         ["--permutations", "at most 1000000"]),
+    ("seed-negative",              lambda w: w.add("--seed", -2),                                    ["--seed", "0 or more"]),
+    ("no-second-side",             lambda w: w.drop("--against"),                                   ["exactly one of --against", "--betas", "--responses"]),
+    ("against-and-responses",      lambda w: w.add("--responses", w.inputs / "sub-1.npy"),          ["exactly one of --against"]),
+    ("responses-other-count",      lambda w: against_brain(w, "--responses", "sub-1.npy", "--responses", "sub-5.npy"), ["{inputs}/sub-5.npy", "5 stimuli", "{inputs}/acts.h5 6"]),
+    ("responses-nan",              lambda w: (np.save(w.inputs / "nan.npy", np.where(np.eye(N, 4) > 0, np.nan, 1.0)), against_brain(w, "--responses", "nan.npy")),
+     ["{inputs}/nan.npy", "NaN", "remove or impute"]),
+    ("betas-other-count",          lambda w: against_brain(w, "--betas", "sub-5.nii.gz", "--mask", "V1.nii.gz"), ["{inputs}/sub-5.nii.gz", "5 stimuli", "6"]),
+    ("betas-without-mask",         lambda w: against_brain(w, "--betas", "sub-1.nii.gz"),           ["--betas", "--mask"]),
+    ("stimuli-ids-mismatch",       lambda w: against_brain(w, "--betas", "sub-1.nii.gz", "--mask", "V1.nii.gz", "--stimuli", "other_stim"),
+     ["stimulus ids differ", "{inputs}/other_stim", "pic_1.png"]),
+    ("out-exists",                 lambda w: (w.out / "cka.csv").write_text("old"),                 ["{out}/cka.csv", "exists already", "--overwrite"]),
+    ("out-is-the-activations",     lambda w: (w.set("--out", link(w.out / "cka.csv", w.inputs / "acts.h5")), w.add("--overwrite")),
+     ["--out {out}/cka.csv is an input of this run (--activations)"]),
+    ("plot-folder-missing",        lambda w: w.add("--plot", w.out / "figs" / "cka.png"),            ["{out}/figs", "does not exist", "create it"]),
+    ("config-unknown-key",         lambda w: config(w, "estimater: biased\n"),                      ["{inputs}/options.yaml", "unknown option 'estimater'", "closest: estimator"]),
+    ("config-wrong-type",          lambda w: config(w, "permutations: many\n"),                     ["{inputs}/options.yaml", "'permutations'", "whole number"]),
+]
+
+
+@pytest.fixture
+def cka_work(tmp_path) -> Work:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_activations(inputs / "acts.h5")
+    write_activations(inputs / "b.h5", {"fc": RNG.normal(size=(N, 5)), "head": RNG.normal(size=(N, 3))},
+                      stimuli=IDS[::-1])
+    volume(inputs / "sub-1.nii.gz")
+    volume(inputs / "sub-5.nii.gz", n=5, seed=5)
+    mask(inputs / "V1.nii.gz")
+    np.save(inputs / "sub-1.npy", RNG.normal(size=(N, 4)))
+    np.save(inputs / "sub-5.npy", RNG.normal(size=(5, 4)))
+    write_images(inputs / "other_stim", N, size=8, names=[f"pic_{i}.png" for i in range(1, N + 1)])
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["cka", "--activations", inputs / "acts.h5", "--against", inputs / "b.h5",
+                           "--out", tmp_path / "out" / "cka.csv"])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(CKA))
+def test_cka_refuses_bad_input(net2brain, cka_work, brk, expected):
+    brk(cka_work)
+    check_case(net2brain, cka_work, expected)
+
+
 # ------------------------------------------------------------------ net2brain searchlight
 
 GRID = (5, 5, 4)
@@ -640,6 +713,113 @@ def searchlight_work(tmp_path) -> Work:
 def test_searchlight_refuses_bad_input(net2brain, searchlight_work, brk, expected):
     brk(searchlight_work)
     check_case(net2brain, searchlight_work, expected)
+
+
+# ------------------------------------------------------------------ net2brain encode
+
+NE = 16  # stimuli of the encoding inputs: 3 folds leave 10 to train, as the inner folds need
+IDS_E = [f"img_{i}.png" for i in range(1, NE + 1)]
+GRID_E = (4, 4, 3)
+
+
+def encode_from_responses(w: Work, array) -> None:
+    """--responses FILE instead of --betas and --mask."""
+    w.drop("--betas", "--mask")
+    np.save(w.inputs / "meg.npy", np.asarray(array))
+    w.add("--responses", w.inputs / "meg.npy")
+
+
+def voxel_of_sub_2(w: Work, value) -> None:
+    """Voxel (1, 2, 0) of sub-2: `value` for every stimulus, or NaN for the first."""
+    data = nib.load(w.inputs / "sub-2.nii.gz").get_fdata(dtype=np.float32)
+    if np.isnan(value):
+        data[1, 2, 0, 0] = value
+    else:
+        data[1, 2, 0] = value
+    nifti(w.inputs / "sub-2.nii.gz", data)
+
+
+def encode_layers(w: Work, **layers) -> None:
+    """Activations with these layers, and `--layers` naming them."""
+    write_activations(w.inputs / "acts.h5", layers, stimuli=IDS_E)
+    w.set("--layers", ",".join(layers))
+
+
+def encoded(w: Work) -> None:
+    assert (w.out / "enc" / "summary.csv").is_file() and (w.out / "enc" / "sub-1_one_r.nii.gz").is_file()
+
+
+ENCODE = [
+    # case id                      how the input is broken                                          the message says
+    ("activations-missing",        lambda w: w.set("--activations", w.inputs / "gone.h5"),          ["{inputs}/gone.h5", "does not exist"]),
+    ("activations-are-rdms",       lambda w: w.set("--activations", model_rdms(w.inputs / "model.h5")), ["{inputs}/model.h5", "holds rdms, expected activations"]),
+    ("layer-unknown",              lambda w: w.add("--layers", "c"),                                 ["unknown layer 'c'", "{inputs}/acts.h5 holds 2 layers"]),
+    ("layer-nan",                  lambda w: encode_layers(w, conv=np.full((NE, 3), np.nan, np.float32)), ["{inputs}/acts.h5", "'conv'", "NaN activations"]),
+    ("layer-constant",             lambda w: encode_layers(w, flat=np.ones((NE, 4), np.float32)),   ["{inputs}/acts.h5", "'flat'", "does not vary", "--layers"]),
+    ("layer-of-one-feature",       lambda w: encode_layers(w, one=RNG.normal(size=(NE, 1)).astype(np.float32)), Accepted(["best layer for mask: one"], encoded)),
+    ("stimuli-ids-mismatch",       lambda w: w.add("--stimuli", w.inputs / "other_stim"),           ["{inputs}/other_stim", "stimulus ids differ", "pic_1.png"]),
+    ("stimuli-other-count",        lambda w: w.add("--stimuli", w.inputs / "six_stim"),             ["{inputs}/six_stim", "lists 6 stimuli", "holds 16"]),
+    ("too-few-stimuli-for-folds",  lambda w: w.set("--folds", 20),                                  ["16 stimuli are too few for --folds 20", "fewer folds"]),
+    ("too-few-to-train-the-alphas", lambda w: w.set("--folds", 2),                                  ["8 training stimuli of 16", "5 inner folds needs 10", "--folds"]),
+    ("test-stimuli-unknown-id",    lambda w: w.add("--test-stimuli", w.file("test.txt", "img_1.png\nnope.png\n")), ["nope.png"]),
+    ("test-stimuli-missing",       lambda w: w.add("--test-stimuli", w.inputs / "gone.txt"),        ["--test-stimuli", "{inputs}/gone.txt", "does not exist"]),
+    ("betas-other-stimulus-count", lambda w: betas(w, "sub-1.nii.gz", "five.nii.gz"),               ["{inputs}/five.nii.gz", "holds 5 stimuli", "{inputs}/acts.h5 16"]),
+    ("betas-other-grid",           lambda w: betas(w, "sub-1.nii.gz", "small.nii.gz"),              ["{inputs}/small.nii.gz", "(3, 3, 3)", "one grid"]),
+    ("betas-same-name-twice",      lambda w: betas(w, "sub-1.nii.gz", "sub-1.nii.gz"),              ["--betas", "same name", "rename one"]),
+    ("voxel-constant",             lambda w: voxel_of_sub_2(w, 3.0),                                 ["{inputs}/sub-2.nii.gz", "voxel (1, 2, 0)", "constant", "--mask"]),
+    ("voxel-nan",                  lambda w: voxel_of_sub_2(w, np.nan),                              ["{inputs}/sub-2.nii.gz", "voxel (1, 2, 0)", "NaN or infinite"]),
+    ("mask-of-another-grid",       lambda w: w.set("--mask", w.inputs / "small_mask.nii.gz"),       ["{inputs}/small_mask.nii.gz", "(3, 3, 3)", "one grid"]),
+    ("mask-empty",                 lambda w: w.set("--mask", mask(w.inputs / "none.nii.gz", GRID_E, np.s_[0:0])), ["{inputs}/none.nii.gz", "empty"]),
+    ("roi-outside-the-mask",       lambda w: (w.set("--mask", w.inputs / "corner.nii.gz"), w.add("--rois", w.inputs / "V1.nii.gz")), ["ROI 'V1'", "no voxel of the mask"]),
+    ("roi-named-mask",             lambda w: w.add("--rois", w.inputs / "mask.nii.gz"),             ["--rois", "{inputs}/mask.nii.gz", "rename it"]),
+    ("responses-nan",              lambda w: encode_from_responses(w, np.full((NE, 3), np.nan)),    ["{inputs}/meg.npy", "NaN"]),
+    ("responses-constant-channel", lambda w: encode_from_responses(w, np.c_[RNG.normal(size=NE), np.ones(NE)]), ["{inputs}/meg.npy", "channel 1", "constant"]),
+    ("responses-other-count",      lambda w: encode_from_responses(w, RNG.normal(size=(NE - 1, 3))), ["{inputs}/meg.npy", "holds 15 stimuli"]),
+    ("repetitions-of-one",         lambda w: (encode_from_responses(w, RNG.normal(size=(NE, 3, 1))), w.add("--repetitions")), ["--repetitions", "at least 2 repetitions"]),
+    ("betas-and-responses",        lambda w: w.add("--responses", w.inputs / "sub-1.nii.gz"),        ["--betas", "--responses", "not both"]),
+    ("neither-betas-nor-responses", lambda w: w.drop("--betas", "--mask"),                           ["--betas", "--responses", "neither"]),
+    ("mask-with-responses",        lambda w: (encode_from_responses(w, RNG.normal(size=(NE, 3))), w.add("--mask", w.inputs / "mask.nii.gz")), ["--mask", "--rois", "--betas"]),
+    ("repetitions-with-betas",     lambda w: w.add("--repetitions"),                                 ["--repetitions", "--responses"]),
+    ("alphas-not-positive",        lambda w: w.add("--alphas", "0,1,10"),                            ["--alphas", "positive finite numbers"]),
+    ("alphas-not-numbers",         lambda w: w.add("--alphas", "1,ten"),                             ["--alphas", "numbers separated by commas"]),
+    ("reduce-malformed",           lambda w: w.add("--reduce", "pca"),                               ["--reduce", "'pca' is not understood", "pca:N"]),
+    ("model-unknown",              lambda w: w.add("--model", "lasso"),                              ["--model", "'lasso'", "net2brain encode --help"]),
+    ("folds-one",                  lambda w: w.set("--folds", 1),                                    ["--folds", "at least 2"]),
+    ("resume-with-overwrite",      lambda w: w.add("--resume", "--overwrite"),                       ["--resume", "--overwrite", "give one"]),
+    ("out-dir-is-a-file",          lambda w: w.set("--out-dir", w.file("maps", "a file")),          ["{inputs}/maps", "is a file", "give a folder"]),
+    ("summary-exists",             lambda w: ((w.out / "enc").mkdir(), (w.out / "enc" / "summary.csv").write_text("old")), ["{out}/enc/", "exists already", "--overwrite"]),
+    ("config-unknown-key",         lambda w: config(w, "fold: 4\n"),                                 ["{inputs}/options.yaml", "unknown option 'fold'", "closest: folds"]),
+]
+
+
+@pytest.fixture
+def encode_work(tmp_path) -> Work:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rng = np.random.default_rng(5)
+    write_activations(inputs / "acts.h5", {"conv": rng.normal(size=(NE, 2, 2, 2)).astype(np.float32),
+                                           "fc": rng.normal(size=(NE, 5)).astype(np.float32)}, stimuli=IDS_E)
+    volume(inputs / "sub-1.nii.gz", GRID_E, n=NE, seed=1)
+    volume(inputs / "sub-2.nii.gz", GRID_E, n=NE, seed=2)
+    volume(inputs / "five.nii.gz", GRID_E, n=5, seed=3)
+    volume(inputs / "small.nii.gz", (3, 3, 3), n=NE, seed=4)
+    mask(inputs / "mask.nii.gz", GRID_E, np.s_[:, :, :])
+    mask(inputs / "corner.nii.gz", GRID_E, np.s_[0:2, 0:2, 0:1])
+    mask(inputs / "V1.nii.gz", GRID_E, np.s_[2:4, 2:4, 2:3])
+    mask(inputs / "small_mask.nii.gz", (3, 3, 3), np.s_[:, :, :])
+    write_images(inputs / "stim", NE, size=8)
+    write_images(inputs / "other_stim", NE, size=8, names=[f"pic_{i}.png" for i in range(1, NE + 1)])
+    write_images(inputs / "six_stim", 6, size=8)
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["encode", "--activations", inputs / "acts.h5", "--betas", inputs / "sub-1.nii.gz",
+                           "--betas", inputs / "sub-2.nii.gz", "--mask", inputs / "mask.nii.gz", "--folds", 3,
+                           "--device", "cpu", "--out-dir", tmp_path / "out" / "enc"])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(ENCODE))
+def test_encode_refuses_bad_input(net2brain, encode_work, brk, expected):
+    brk(encode_work)
+    check_case(net2brain, encode_work, expected)
 
 
 # ------------------------------------------------------------------ net2brain merge

@@ -47,6 +47,7 @@ from tests.reliability.test_bad_input_net2brain import (  # noqa: F401  (the wor
     N,
     brain_rdms,
     check_case,
+    cka_work,
     demo_work,
     extract_work,
     factory_file,
@@ -140,6 +141,14 @@ A = [
      [f"--out {{inputs}}/{SHARD_1} is an input of this run (--shards)"]),
     ("sidecar-exists",                 "merge",       lambda w: (merge_args(w, SHARD_0, SHARD_1), (w.out / "acts.config.yaml").write_text("old")),
      ["{out}/acts.config.yaml exists already", "--overwrite"]),
+    ("out-is-the-against-file",        "cka",         lambda w: (w.set("--out", link(w.out / "cka.csv", w.inputs / "b.h5")), w.add("--overwrite")),
+     ["--out {out}/cka.csv is an input of this run (--against)", "!--overwrite to"]),
+    ("plot-is-the-out",                "cka",         lambda w: w.add("--plot", w.out / "cka.csv"),
+     ["--plot {out}/cka.csv"]),
+    ("plot-exists",                    "cka",         lambda w: ((w.out / "cka.png").write_bytes(b"old"), w.add("--plot", w.out / "cka.png")),
+     ["{out}/cka.png exists already", "--overwrite"]),
+    ("sidecar-is-the-config",          "cka",         lambda w: (the_config_is_the_sidecar(w, "cka.config.yaml"), w.add("--overwrite")),
+     ["{out}/cka.config.yaml is an input of this run (--config)", "!--overwrite to"]),
 ]
 
 
@@ -155,7 +164,7 @@ def test_plot_suffix_names_the_format_it_is_written_in(net2brain, rsa_work):  # 
     assert (rsa_work.out / "rsa.pdf").read_bytes().startswith(b"%PDF")
 
 
-@pytest.mark.parametrize(("command", "out"), [("rdm", "rdms.h5"), ("rsa", "rsa.csv")])
+@pytest.mark.parametrize(("command", "out"), [("rdm", "rdms.h5"), ("rsa", "rsa.csv"), ("cka", "cka.csv")])
 def test_a_second_run_is_refused_while_the_first_writes(request, net2brain, command, out):
     """Two real processes on one output: the second is told that another run holds it."""
     run_held(request, net2brain, command, lambda w: None, Held(held_lock, lambda w: w.out / out,
@@ -450,6 +459,8 @@ D = [
     ("shard-a-link-loop",              "merge",       lambda w: merge_args(w, SHARD_0, link_loop(w.inputs / "loop.h5").name), ["{inputs}/loop.h5 is a loop of links"]),
     ("file-a-fifo",                    "info",        lambda w: w.args.insert(1, str(fifo(w.inputs / "pipe.h5"))),     ["{inputs}/pipe.h5 is a FIFO"]),
     ("config-a-fifo",                  "rsa",         lambda w: w.add("--config", fifo(w.inputs / "options.yaml")),    ["{inputs}/options.yaml is a FIFO"]),
+    ("against-a-link-loop",            "cka",         lambda w: w.set("--against", link_loop(w.inputs / "loop.h5")),  ["{inputs}/loop.h5 is a loop of links"]),
+    ("responses-a-fifo",               "cka",         lambda w: (w.drop("--against"), w.add("--responses", fifo(w.inputs / "pipe.npy"))), ["{inputs}/pipe.npy is a FIFO"]),
 ]
 
 
@@ -466,6 +477,7 @@ HELD = [
     ("out-held-by-another-run",        "extract",     Held(held_lock, lambda w: w.out / "acts.h5", ["another run holds {out}/acts.h5", "!--resume"])),
     ("out-held-by-another-run",        "searchlight", Held(held_lock, lambda w: w.out / "sl", ["another run holds {out}/sl"])),
     ("out-held-by-another-run",        "merge",       Held(held_lock, lambda w: w.out / "acts.h5", ["another run holds {out}/acts.h5"])),
+    ("against-being-written",          "cka",         Held(held_open, lambda w: w.inputs / "b.h5", ["{inputs}/b.h5 is open for writing in another program"])),
 ]
 
 

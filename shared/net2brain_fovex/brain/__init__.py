@@ -1,5 +1,5 @@
 """Brain analyses: RDMs, their files, comparisons, RSA with noise ceilings and statistics,
-weighted RSA, searchlight, brain recordings and NIfTI files."""
+weighted RSA, linear CKA, encoding models, searchlight, brain recordings and NIfTI files."""
 from .._exports import lazy_exports
 
 _EXPORTS = {
@@ -33,6 +33,21 @@ _EXPORTS = {
     "ROIResult": "rsa",
     "rsa_roi": "rsa",
     "rsa_to_file": "rsa",
+    "ESTIMATORS": "registry",
+    "CKAParameters": "parameters",
+    "linear_cka": "cka",
+    "cka_to_file": "cka",
+    "ENCODING_MODELS": "registry",
+    "EncodingParameters": "encoding",
+    "EncodingResult": "encoding",
+    "PartitionResult": "encoding",
+    "outer_folds": "encoding",
+    "fixed_split": "encoding",
+    "fit_encoding": "encoding",
+    "partition_variance": "encoding",
+    "save_models": "encoding",
+    "predict": "encoding",
+    "encode_to_file": "encoding_files",
     "SphereIndex": "searchlight",
     "searchlight_scores": "searchlight",
     "run_searchlight": "searchlight",

@@ -1,6 +1,6 @@
 """The options of the brain analyses, each a frozen dataclass validated once, when it is
 made, at the top of its entry point (`rdms_to_file`, `rsa_to_file`,
-`searchlight_to_file`), and passed down as one object.
+`searchlight_to_file`, `cka_to_file`), and passed down as one object.
 
 Their defaults are the entry points' defaults and the command line's. Light (no
 torch): the command line reads them at start-up.
@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import check_range
-from .registry import COMPARISONS, CORRECTIONS, FITS, PRECISIONS, RDM_METRICS, SEARCHLIGHT_METRICS
+from .registry import COMPARISONS, CORRECTIONS, ESTIMATORS, FITS, PRECISIONS, RDM_METRICS, SEARCHLIGHT_METRICS
 
-__all__ = ["RDMParameters", "RSAParameters", "SearchlightParameters"]
+__all__ = ["RDMParameters", "RSAParameters", "SearchlightParameters", "CKAParameters"]
 
 
 @dataclass(frozen=True)
@@ -138,3 +138,31 @@ class SearchlightParameters:
             check_range("fdr", self.fdr)
         check_range("threshold", self.threshold)
         check_range("alpha", self.alpha)
+
+
+@dataclass(frozen=True)
+class CKAParameters:
+    """How linear CKA is computed and tested (`cka_to_file`).
+
+    Attributes
+    ----------
+    estimator : str
+        A name of `ESTIMATORS`: the HSIC estimator.
+    permutations : int
+        Permutations of the stimuli for p-values (0: none).
+    seed : int
+        Seed of the permutations.
+    memory : int
+        Megabytes of features per streamed chunk.
+    """
+
+    estimator: str = ESTIMATORS.default
+    permutations: int = 0
+    seed: int = 0
+    memory: int = 2048
+
+    def __post_init__(self) -> None:
+        ESTIMATORS.check(self.estimator)
+        check_range("permutations", self.permutations)
+        check_range("seed", self.seed)
+        check_range("memory", self.memory)

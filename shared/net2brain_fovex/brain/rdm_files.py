@@ -237,9 +237,11 @@ def align_to_model(model: RDMSet, brain: RDMSet) -> dict[str, np.ndarray]:
     return {roi: stack[..., order[:, None], order[None, :]] for roi, stack in brain.rdms.items()}
 
 
-def reorder_index(wanted: Sequence[str], given: Sequence[str], *, wanted_source: str, given_source: str) -> np.ndarray:
+def reorder_index(wanted: Sequence[str], given: Sequence[str], *, wanted_source: str, given_source: str,
+                  wanted_name: str = "the model RDMs", given_name: str = "the brain data") -> np.ndarray:
     """Indices that put the `given` stimulus ids into the `wanted` order; `InputError`
-    naming the first ids missing on either side, or an id listed twice."""
+    naming the first ids missing on either side (the sides called `wanted_name` and
+    `given_name`), or an id listed twice."""
     if len(set(given)) != len(given):
         raise InputError(f"{given_source} lists a stimulus id twice")
     missing = [s for s in wanted if s not in set(given)]
@@ -247,8 +249,8 @@ def reorder_index(wanted: Sequence[str], given: Sequence[str], *, wanted_source:
     if missing or extra:
         raise InputError(
             f"stimulus ids differ between {wanted_source} and {given_source}: "
-            f"missing from the brain data: {', '.join(missing[:3]) or 'none'}; "
-            f"not in the model RDMs: {', '.join(extra[:3]) or 'none'}"
+            f"missing from {given_name}: {', '.join(missing[:3]) or 'none'}; "
+            f"not in {wanted_name}: {', '.join(extra[:3]) or 'none'}"
         )
     position = {s: i for i, s in enumerate(given)}
     return np.array([position[s] for s in wanted])

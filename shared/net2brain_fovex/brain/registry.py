@@ -1,5 +1,5 @@
 """What brain analyses let users choose by name: RDM metrics, RDM comparisons, p-value
-corrections, weighted-RSA fits and arithmetic precisions.
+corrections, weighted-RSA fits, arithmetic precisions, HSIC estimators (CKA) and encoding models.
 
 Light (no torch): the command line reads these tables at start-up.
 """
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..registry import Choice, Registry
 
-__all__ = ["RDMMetric", "RDM_METRICS", "SEARCHLIGHT_METRICS", "COMPARISONS", "CORRECTIONS", "FITS", "PRECISIONS"]
+__all__ = ["RDMMetric", "RDM_METRICS", "SEARCHLIGHT_METRICS", "COMPARISONS", "CORRECTIONS", "FITS", "PRECISIONS", "ESTIMATORS", "ENCODING_MODELS"]
 
 
 @dataclass(frozen=True)
@@ -66,4 +66,14 @@ FITS: Registry[Choice] = Registry("fit", [
 PRECISIONS: Registry[Choice] = Registry("precision", [
     Choice("single", "float32 arithmetic"),
     Choice("double", "float64 arithmetic"),
+])
+
+ESTIMATORS: Registry[Choice] = Registry("estimator", [
+    Choice("debiased", "the unbiased HSIC estimator of Song et al. 2012 (needs 4 stimuli)"),
+    Choice("biased", "HSIC = tr(K H L H) / (n-1)^2, H the centring matrix (Kornblith et al. 2019)"),
+])
+
+ENCODING_MODELS: Registry[Choice] = Registry("encoding model", [
+    Choice("ridge", "ridge regression, one alpha per target chosen by an inner cross-validation"),
+    Choice("linear", "ordinary least squares (the minimum-norm solution)"),
 ])

@@ -1,10 +1,11 @@
-"""Figures: RDM heat maps, the RSA figure, attribution overlays and deletion / insertion
+"""Figures: RDM heat maps, the RSA figure, CKA heat maps, attribution overlays and deletion / insertion
 curves."""
 from .._exports import lazy_exports
 
 _EXPORTS = {
     "rdm_heatmap": "rdm",
     "rsa_figure": "rsa",
+    "cka_heatmap": "cka",
     "overlay": "overlays",
     "write_overlays": "overlays",
     "curves_figure": "curves",

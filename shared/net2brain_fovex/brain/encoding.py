@@ -1,0 +1,724 @@
+"""Voxel-wise encoding models: cross-validated ridge (or OLS) from a layer's features to
+brain responses, split-half noise ceilings, variance partitioning over feature spaces,
+and fitted models saved for predicting new stimuli.
+
+The protocol of `fit_encoding`, per outer fold (`outer_folds`, or one `fixed_split`),
+everything fitted on the fold's training stimuli only, so that nothing of the held-out
+stimuli leaks into the model:
+
+1. features z-scored with the training mean and standard deviation (features constant
+   on the training stimuli dropped); responses centred on the training mean (the
+   intercept);
+2. the optional reduction (`reduce`): `pca:N`, the first N principal axes of the
+   standardised training features (torch SVD), or `srp:N`, the seeded sparse random
+   projection of `extraction/reduction.py` (it depends on no data);
+3. `ridge`: himalaya's `RidgeCV`, one alpha per target chosen from `alphas` by an inner
+   `inner_folds`-fold CV on the training stimuli (scikit-learn `KFold`, shuffled, seeded
+   by `seed` and the fold), scored by the mean squared error, then refitted on all
+   training stimuli; `linear`: the minimum-norm least-squares solution (numpy's
+   `lstsq`);
+4. predictions of the held-out stimuli.
+
+Scores: `fold_r` is the Pearson r of every target's held-out predictions with its
+responses within each fold, and `r` their mean over the folds. (Not one r over all
+held-out stimuli pooled: each fold's predictions are offset by its training mean, which is
+anti-correlated with its test responses, so that a pooled r of unrelated data is biased
+below 0, by -0.12 to -0.17 for 100 stimuli in 5 folds.) `r2` is 1 - SS_res / SS_tot over
+all held-out stimuli together (each predicted by the fold that left it out; SS_tot about
+their mean), `fold_r2` the same within each fold.
+
+Deviations from the helpers' contract: `r` is the mean of the folds' r (see above, not
+pooled); `noise_ceiling` splits the repetitions at random (seeded), not odd / even;
+`fit_encoding` and `save_models` take `layer` (messages, the projection's seed);
+`save_models(path, features, responses, parameters, result)`; `noise_ceiling` is not a lazy
+export of `net2brain_fovex.brain` (RSA's `noise_ceiling` has the name).
+
+Light at import (numpy only): torch and himalaya load when a model is fitted.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..checks import check_range
+from ..errors import ConfigError, InputError
+from .registry import ENCODING_MODELS
+
+__all__ = ["check_solvers", "DEFAULT_ALPHAS", "EDGE_WARNING", "ENCODING_MODEL_KIND", "EncodingParameters", "EncodingResult",
+           "PartitionResult", "outer_folds", "fixed_split", "fit_encoding", "noise_ceiling", "partition_variance",
+           "save_models", "predict"]
+
+# wide, so that a chosen alpha rarely sits at an edge of the grid
+DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-3, 9, 25))
+EDGE_WARNING = 0.05  # warn when more than this share of targets chose an edge of the grid
+ENCODING_MODEL_KIND = "encoding-model"
+BANDED_ITERATIONS = 20  # himalaya's random search over the simplex of feature-space weights
+_REDUCE = re.compile(r"\s*(pca|srp)\s*:\s*(\d+)\s*")
+
+
+@dataclass(frozen=True)
+class EncodingParameters:
+    """How encoding models are fitted (`fit_encoding`).
+
+    Attributes
+    ----------
+    model : str
+        A name of `ENCODING_MODELS`: `ridge` or `linear`.
+    folds : int
+        Outer cross-validation folds (`outer_folds`).
+    alphas : tuple of float
+        The ridge penalties to choose from, per target (positive, finite).
+    inner_folds : int
+        Folds of the inner cross-validation that chooses each target's alpha.
+    reduce : str or None
+        `pca:N` or `srp:N` (N components), fitted on each fold's training stimuli; None keeps
+        every feature.
+    seed : int
+        Seeds the folds, the inner folds and the random projection.
+    chunk : int
+        Targets solved at once (memory).
+    """
+
+    model: str = ENCODING_MODELS.default
+    folds: int = 5
+    alphas: tuple[float, ...] = DEFAULT_ALPHAS
+    inner_folds: int = 5
+    reduce: str | None = None
+    seed: int = 0
+    chunk: int = 20_000
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alphas", tuple(float(a) for a in np.atleast_1d(np.asarray(self.alphas, float))))
+        self.validate()
+
+    def validate(self) -> None:
+        """`ConfigError` naming the first bad option."""
+        ENCODING_MODELS.check(self.model)
+        check_range("folds", self.folds)
+        check_range("inner_folds", self.inner_folds)
+        check_range("seed", self.seed)
+        check_range("chunk", self.chunk)
+        alphas = np.asarray(self.alphas, float)
+        if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
+            raise ConfigError(f"`alphas` must be positive finite numbers, got {list(self.alphas)}")
+        self.components()
+
+    def components(self) -> tuple[str, int] | None:
+        """(`pca` or `srp`, N) from `reduce`, or None."""
+        if self.reduce is None or self.reduce.strip().lower() in ("", "none"):
+            return None
+        match = _REDUCE.fullmatch(self.reduce.lower())
+        if not match:
+            raise ConfigError(f"`reduce` {self.reduce!r} is not understood; use pca:N or srp:N with N >= 1 "
+                              "components, or none")
+        return match.group(1), int(check_range("components", int(match.group(2))))
+
+
+@dataclass
+class EncodingResult:
+    """The cross-validated scores of one layer's encoding model (`fit_encoding`).
+
+    Attributes
+    ----------
+    r : ndarray (targets,)
+        Held-out Pearson r, the mean of `fold_r` over the folds.
+    r2 : ndarray (targets,)
+        Held-out R^2 over all held-out stimuli together.
+    fold_r, fold_r2 : ndarray (folds, targets)
+        The same within each outer fold.
+    alphas : ndarray (folds, targets)
+        The alpha each target chose in each fold (NaN for `linear`).
+    predictions : ndarray (stimuli, targets) float32
+        Each stimulus predicted by the fold that held it out (NaN for stimuli held out by none).
+    edge_share : float
+        Share of targets whose alpha is the smallest or largest of the grid in any fold (0 for
+        a grid of one alpha, or `linear`).
+    test_sets : list of ndarray
+        The held-out stimuli of each fold.
+    """
+
+    r: np.ndarray
+    r2: np.ndarray
+    fold_r: np.ndarray
+    fold_r2: np.ndarray
+    alphas: np.ndarray
+    predictions: np.ndarray
+    edge_share: float
+    test_sets: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class PartitionResult:
+    """Variance partitioning over feature spaces (`partition_variance`).
+
+    Attributes
+    ----------
+    spaces : list of str
+    subsets : dict of tuple of str to ndarray (targets,)
+        Held-out R^2 of every non-empty subset of the spaces, fitted jointly.
+    unique : dict of str to ndarray (targets,)
+        R^2 of all spaces minus R^2 of all but that one.
+    shared : dict of tuple of str to ndarray (targets,)
+        For every subset T of 2 or more spaces, the variance explained by all of T and by
+        none of the other spaces (a region of the Venn diagram, by inclusion-exclusion).
+    """
+
+    spaces: list[str]
+    subsets: dict[tuple[str, ...], np.ndarray]
+    unique: dict[str, np.ndarray]
+    shared: dict[tuple[str, ...], np.ndarray]
+
+
+# ------------------------------------------------------------------ folds
+
+
+def outer_folds(n: int, folds: int, seed: int) -> list[np.ndarray]:
+    """The held-out stimuli of each outer fold: a seeded shuffle cut into `folds` parts.
+
+    Parameters
+    ----------
+    n : int
+        Stimuli.
+    folds : int
+    seed : int
+
+    Returns
+    -------
+    list of ndarray (int64, sorted)
+        Disjoint, together every stimulus once; sizes differ by at most 1.
+
+    Raises
+    ------
+    ConfigError
+        `folds` or `seed` out of range.
+    InputError
+        Fewer stimuli than folds, or training sets of fewer than 2 stimuli.
+    """
+    check_range("folds", folds)
+    check_range("seed", seed)
+    if n < folds or n - math.ceil(n / folds) < 2:
+        raise InputError(f"{n} stimuli are too few for `folds` {folds}: every fold needs a held-out stimulus and "
+                         "2 or more training stimuli; use fewer folds")
+    order = np.random.default_rng(seed).permutation(n)
+    return [np.sort(part).astype(np.int64) for part in np.array_split(order, folds)]
+
+
+def fixed_split(ids: Sequence[str], test_ids: Sequence[str]) -> list[np.ndarray]:
+    """One fold: the positions of `test_ids` in `ids` held out, the rest for training.
+
+    Parameters
+    ----------
+    ids : sequence of str
+        Every stimulus, in the order of the rows.
+    test_ids : sequence of str
+        The held-out stimuli.
+
+    Returns
+    -------
+    list of one ndarray (int64, sorted)
+
+    Raises
+    ------
+    InputError
+        An id of `test_ids` not in `ids` (or given twice), no test stimulus, or no training stimulus.
+    """
+    position = {name: i for i, name in enumerate(ids)}
+    unknown = [name for name in test_ids if name not in position]
+    if unknown:
+        raise InputError(f"test stimulus {unknown[0]!r} is not a stimulus of the activations "
+                         f"({len(unknown)} unknown); give ids of the activations' stimuli")
+    test = np.array(sorted({position[name] for name in test_ids}), dtype=np.int64)
+    if len(test) != len(test_ids):
+        raise InputError("the test stimuli name a stimulus twice; give each once")
+    if len(test) == 0 or len(ids) - len(test) < 2:
+        raise InputError(f"the test stimuli are {len(test)} of {len(ids)}: give at least one, and leave 2 or more "
+                         "for training")
+    return [test]
+
+
+def _check_test_sets(test_sets: list[np.ndarray], n: int) -> list[np.ndarray]:
+    sets = [np.asarray(t, dtype=np.int64).ravel() for t in test_sets]
+    if not sets or any(len(t) == 0 for t in sets):
+        raise InputError("every fold needs one or more test stimuli")
+    joined = np.concatenate(sets)
+    if joined.min() < 0 or joined.max() >= n:
+        raise InputError(f"test stimuli must be positions 0 to {n - 1}, got {joined.min()} to {joined.max()}")
+    if len(np.unique(joined)) != len(joined):
+        raise InputError("the folds' test stimuli overlap; give disjoint test sets")
+    return sets
+
+
+# ------------------------------------------------------------------ checks
+
+
+def _checked_responses(responses: np.ndarray, n: int) -> np.ndarray:
+    y = np.asarray(responses)
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2 or y.shape[0] != n:
+        raise InputError(f"responses must be (stimuli, targets) with {n} stimuli, got shape {np.shape(responses)}")
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    bad = ~np.isfinite(y).all(axis=0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise InputError(f"response column {first} holds NaN or infinite values ({int(bad.sum())} such columns); "
+                         "remove those targets or fill them")
+    constant = np.ptp(y, axis=0) == 0
+    if constant.any():
+        first = int(np.flatnonzero(constant)[0])
+        raise InputError(f"response column {first} is constant across stimuli ({int(constant.sum())} such columns); "
+                         "remove those targets, they cannot be predicted")
+    return y
+
+
+def _checked_features(features: np.ndarray, what: str = "features") -> np.ndarray:
+    x = np.asarray(features)
+    if x.ndim != 2:
+        raise InputError(f"{what} must be (stimuli, features), got shape {x.shape}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise InputError(f"{what} hold NaN or infinite values; extract them again or drop those stimuli")
+    return x
+
+
+# ------------------------------------------------------------------ backend and per-fold transforms
+
+
+def check_solvers() -> None:
+    """`ConfigError` with the pip command when the solvers' libraries (himalaya,
+    scikit-learn: the `encoding` extra) are not installed; entry points call it first."""
+    import importlib.util
+
+    missing = [name for name, module in (("himalaya", "himalaya"), ("scikit-learn", "sklearn"))
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ConfigError(f"encoding models need {' and '.join(missing)}, which is not installed: "
+                          "pip install 'net2brain-fovex[encoding]'")
+
+
+@contextmanager
+def _himalaya(device: str) -> Iterator[object]:
+    """himalaya's torch backend for `device`, restoring the previous one after (himalaya's is global)."""
+    check_solvers()
+    from himalaya.backend import get_backend, set_backend
+
+    previous = get_backend()
+    backend = set_backend("torch_cuda" if str(device).startswith("cuda") else "torch", on_error="raise")
+    try:
+        yield backend
+    finally:
+        set_backend(previous, on_error="raise")
+
+
+@dataclass
+class _Transform:
+    """A fold's fitted standardisation and reduction: z = ((x[:, keep] - mean) / std) @ projection."""
+
+    keep: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    projection: np.ndarray | None
+
+    def __call__(self, x: np.ndarray):
+        import torch
+
+        z = (torch.from_numpy(x[:, self.keep]) - torch.from_numpy(self.mean)) / torch.from_numpy(self.std)
+        return z if self.projection is None else z @ torch.from_numpy(self.projection)
+
+
+def _fit_transform(x_train: np.ndarray, parameters: EncodingParameters, layer: str) -> _Transform:
+    """The standardisation and reduction fitted on `x_train` alone."""
+    import torch
+
+    mean = x_train.mean(axis=0, dtype=np.float64)
+    std = x_train.std(axis=0, dtype=np.float64)
+    keep = np.flatnonzero(std > 1e-12 * np.maximum(1.0, np.abs(mean)))
+    if len(keep) == 0:
+        raise InputError(f"{layer}: every feature is constant on a fold's training stimuli; nothing to fit")
+    transform = _Transform(keep, mean[keep].astype(np.float32), std[keep].astype(np.float32), None)
+    reduction = parameters.components()
+    if reduction is None:
+        return transform
+    method, k = reduction
+    if method == "pca":
+        z = transform(x_train).double()
+        _, _, vh = torch.linalg.svd(z, full_matrices=False)
+        if k > vh.shape[0]:
+            raise InputError(f"`reduce` pca:{k} asks for more components than a fold's {x_train.shape[0]} training "
+                             f"stimuli and {len(keep)} features allow; use pca:{vh.shape[0]} or fewer")
+        transform.projection = np.ascontiguousarray(vh[:k].T.float().numpy())
+    else:
+        from ..extraction.reduction import projection_matrix
+
+        transform.projection = np.ascontiguousarray(
+            projection_matrix(len(keep), k, seed=parameters.seed, layer=layer).to_dense().T.numpy())
+    return transform
+
+
+# ------------------------------------------------------------------ solvers
+
+
+def _ridge_cv(z_train, y_train, parameters: EncodingParameters, fold: int):
+    """(weights (features, targets), alphas (targets,)) by himalaya's RidgeCV on centred data."""
+    from himalaya.ridge import RidgeCV
+    from sklearn.model_selection import KFold
+
+    inner = KFold(parameters.inner_folds, shuffle=True, random_state=(parameters.seed + fold) % 2**32)
+    model = RidgeCV(alphas=np.asarray(parameters.alphas, dtype=np.float32), cv=inner, fit_intercept=False,
+                    solver_params={"n_targets_batch": parameters.chunk, "n_targets_batch_refit": parameters.chunk,
+                                   "warn": False})
+    model.fit(z_train, y_train)
+    return model.coef_, model.best_alphas_
+
+
+def _lstsq(z_train, y_train, chunk: int):
+    """The minimum-norm least-squares weights, as numpy's `lstsq` (singular values below
+    eps * max(n, f) * s_max ignored); an SVD rather than `torch.linalg.lstsq`, whose CUDA
+    driver needs full-rank tall matrices."""
+    import torch
+
+    u, s, vh = torch.linalg.svd(z_train, full_matrices=False)
+    cutoff = torch.finfo(s.dtype).eps * max(z_train.shape) * s.max()
+    inverse = torch.where(s > cutoff, 1.0 / s, torch.zeros_like(s))
+    weights = torch.empty((z_train.shape[1], y_train.shape[1]), dtype=z_train.dtype, device=z_train.device)
+    for start in range(0, y_train.shape[1], chunk):
+        block = slice(start, start + chunk)
+        weights[:, block] = vh.T @ (inverse[:, None] * (u.T @ y_train[:, block]))
+    return weights
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
+
+
+def _r2(observed: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    total = ((observed - observed.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1.0 - ((observed - predicted) ** 2).sum(axis=0) / total
+
+
+def _scores(y: np.ndarray, predictions: np.ndarray, test_sets: list[np.ndarray]):
+    held = np.concatenate(test_sets)
+    observed, predicted = y[held].astype(np.float64), predictions[held].astype(np.float64)
+    fold_r = np.stack([_pearson(y[t].astype(np.float64), predictions[t].astype(np.float64)) for t in test_sets])
+    fold_r2 = np.stack([_r2(y[t].astype(np.float64), predictions[t].astype(np.float64)) for t in test_sets])
+    return fold_r.mean(axis=0), _r2(observed, predicted), fold_r, fold_r2
+
+
+# ------------------------------------------------------------------ fitting
+
+
+def fit_encoding(features: np.ndarray, responses: np.ndarray, parameters: EncodingParameters, *,
+                 test_sets: list[np.ndarray] | None = None, device: str = "cpu",
+                 progress: Callable[[int, int], None] | None = None, layer: str = "features") -> EncodingResult:
+    """Cross-validated encoding model of every target from `features` (the module docstring).
+
+    Parameters
+    ----------
+    features : ndarray (stimuli, features)
+    responses : ndarray (stimuli, targets)
+    parameters : EncodingParameters
+    test_sets : list of ndarray, optional
+        The held-out stimuli of each fold (disjoint); by default `outer_folds(stimuli,
+        parameters.folds, parameters.seed)`.
+    device : str
+        `cpu`, `cuda` or `cuda:N`.
+    progress : callable (done, total), optional
+        Called after each fold.
+    layer : str
+        Names the features in messages, and seeds the random projection (as extraction does).
+
+    Returns
+    -------
+    EncodingResult
+
+    Raises
+    ------
+    InputError
+        Shapes that do not match, non-finite features, constant or non-finite response
+        columns (naming the first), folds with too few training stimuli.
+
+    Warns
+    -----
+    RuntimeWarning
+        More than 5 % of the targets chose an alpha at an edge of the grid.
+    """
+    import torch
+
+    x = _checked_features(features)
+    y = _checked_responses(responses, x.shape[0])
+    n = x.shape[0]
+    tests = _check_test_sets(test_sets, n) if test_sets is not None else outer_folds(n, parameters.folds,
+                                                                                     parameters.seed)
+    ridge = parameters.model == "ridge"
+    target = torch.device(device)
+    predictions = np.full(y.shape, np.nan, dtype=np.float32)
+    chosen = np.full((len(tests), y.shape[1]), np.nan)
+    with _himalaya(device):
+        for fold, test in enumerate(tests):
+            train = np.setdiff1d(np.arange(n), test)
+            needed = 2 * parameters.inner_folds if ridge else 2
+            if len(train) < needed:
+                raise InputError(f"a fold has {len(train)} training stimuli; ridge with `inner_folds` "
+                                 f"{parameters.inner_folds} needs {needed}: use fewer folds or inner folds")
+            transform = _fit_transform(x[train], parameters, layer)
+            z_train, z_test = transform(x[train]).to(target), transform(x[test]).to(target)
+            y_mean = y[train].mean(axis=0)
+            y_train = torch.from_numpy(y[train] - y_mean).to(target)
+            if ridge:
+                weights, alphas = _ridge_cv(z_train, y_train, parameters, fold)
+                chosen[fold] = _on_grid(torch.as_tensor(alphas).cpu().numpy(), parameters.alphas)
+            else:
+                weights = _lstsq(z_train, y_train, parameters.chunk)
+            weights = torch.as_tensor(weights, device=target)
+            for start in range(0, y.shape[1], parameters.chunk):
+                block = slice(start, start + parameters.chunk)
+                predictions[test, block] = (z_test @ weights[:, block]).cpu().numpy() + y_mean[block]
+            if progress:
+                progress(fold + 1, len(tests))
+    r, r2, fold_r, fold_r2 = _scores(y, predictions, tests)
+    edge_share = _edge_share(chosen, parameters.alphas) if ridge else 0.0
+    if edge_share > EDGE_WARNING:
+        warnings.warn(f"{layer}: {edge_share:.0%} of the targets chose an alpha at an edge of `alphas` "
+                      f"({min(parameters.alphas):g} to {max(parameters.alphas):g}) in some fold; widen the grid",
+                      RuntimeWarning, stacklevel=2)
+    return EncodingResult(r=r, r2=r2, fold_r=fold_r, fold_r2=fold_r2, alphas=chosen, predictions=predictions,
+                          edge_share=edge_share, test_sets=tests)
+
+
+def _on_grid(found: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
+    """The grid's alphas that himalaya chose: it returns exp(-log(alpha)) in float32, a few ulps off."""
+    grid = np.asarray(alphas, dtype=np.float64)
+    nearest = np.abs(np.log(found.astype(np.float64))[:, None] - np.log(grid)[None, :]).argmin(axis=1)
+    return grid[nearest]
+
+
+def _edge_share(chosen: np.ndarray, alphas: Sequence[float]) -> float:
+    if len(alphas) < 2:
+        return 0.0  # one alpha: nothing was chosen
+    edge = (chosen == min(alphas)) | (chosen == max(alphas))
+    return float(edge.any(axis=0).mean())
+
+
+# ------------------------------------------------------------------ noise ceiling
+
+
+def noise_ceiling(repeated: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The ceiling on a model's Pearson r with the mean of the repetitions, per target.
+
+    The repetitions are split at random (seeded) into two halves of equal size (a count that is
+    odd leaves one out); r_half is the Pearson r over stimuli of the two halves' means, the
+    Spearman-Brown reliability of the mean of all repetitions is rho = 2 r_half / (1 + r_half),
+    and the ceiling is sqrt(rho), 0 when rho <= 0.
+
+    Parameters
+    ----------
+    repeated : ndarray (stimuli, targets, repetitions)
+    seed : int
+        Seeds the split of the repetitions.
+
+    Returns
+    -------
+    ndarray (targets,) float64
+        NaN where a half's mean is constant across stimuli or not finite.
+    """
+    check_range("seed", seed)
+    data = np.asarray(repeated, dtype=np.float64)
+    if data.ndim != 3 or data.shape[2] < 2 or data.shape[0] < 3:
+        raise InputError(f"repeated responses must be (stimuli >= 3, targets, repetitions >= 2), got shape "
+                         f"{data.shape}")
+    order = np.random.default_rng(seed).permutation(data.shape[2])
+    half = data.shape[2] // 2
+    r = _pearson(data[:, :, order[:half]].mean(axis=2), data[:, :, order[half:2 * half]].mean(axis=2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reliability = np.where(r > 0, 2 * r / (1 + r), 0.0)
+    return np.where(np.isfinite(r), np.sqrt(reliability), np.nan)
+
+
+# ------------------------------------------------------------------ variance partitioning
+
+
+def partition_variance(spaces: dict[str, np.ndarray], responses: np.ndarray, parameters: EncodingParameters, *,
+                       test_sets: list[np.ndarray] | None = None, device: str = "cpu") -> PartitionResult:
+    """Held-out R^2 of every subset of feature spaces, and its unique and shared parts.
+
+    Each space is standardised and reduced on its own, as in `fit_encoding`, on each fold's
+    training stimuli; a single space is fitted by `fit_encoding`, a subset of several by
+    himalaya's `BandedRidgeCV` (one alpha per space and target, a random search of
+    `BANDED_ITERATIONS` space weights times `alphas`, the same inner folds), both on the
+    same outer folds. R^2 is over all held-out stimuli together.
+
+    Parameters
+    ----------
+    spaces : dict of str to ndarray (stimuli, features_i)
+        Two or more named feature spaces.
+    responses : ndarray (stimuli, targets)
+    parameters : EncodingParameters
+        `model` must be `ridge`.
+    test_sets : list of ndarray, optional
+    device : str
+
+    Returns
+    -------
+    PartitionResult
+    """
+    import torch
+
+    if len(spaces) < 2:
+        raise ConfigError(f"`spaces` needs two or more feature spaces to partition, got {len(spaces)}")
+    if parameters.model != "ridge":
+        raise ConfigError("variance partitioning fits banded ridge; use `model` 'ridge'")
+    names = list(spaces)
+    xs = {name: _checked_features(spaces[name], f"features of {name!r}") for name in names}
+    n = xs[names[0]].shape[0]
+    if any(x.shape[0] != n for x in xs.values()):
+        raise InputError("the feature spaces must have the same stimuli (rows)")
+    y = _checked_responses(responses, n)
+    tests = _check_test_sets(test_sets, n) if test_sets is not None else outer_folds(n, parameters.folds,
+                                                                                     parameters.seed)
+    subsets = [combo for size in range(1, len(names) + 1) for combo in itertools.combinations(names, size)]
+    r2 = {(name,): fit_encoding(xs[name], y, parameters, test_sets=tests, device=device, layer=name).r2
+          for name in names}
+    held = np.concatenate(tests)
+    target = torch.device(device)
+    joint = {combo: np.full(y.shape, np.nan, dtype=np.float32) for combo in subsets if len(combo) > 1}
+    with _himalaya(device):
+        from himalaya.ridge import BandedRidgeCV
+        from sklearn.model_selection import KFold
+
+        for fold, test in enumerate(tests):
+            train = np.setdiff1d(np.arange(n), test)
+            transforms = {name: _fit_transform(xs[name][train], parameters, name) for name in names}
+            y_mean = y[train].mean(axis=0)
+            y_train = torch.from_numpy(y[train] - y_mean).to(target)
+            for combo, predictions in joint.items():
+                inner = KFold(parameters.inner_folds, shuffle=True, random_state=(parameters.seed + fold) % 2**32)
+                model = BandedRidgeCV(groups="input", cv=inner, random_state=parameters.seed, solver_params={
+                    "alphas": np.asarray(parameters.alphas, dtype=np.float32), "n_iter": BANDED_ITERATIONS,
+                    "n_targets_batch": parameters.chunk, "n_targets_batch_refit": parameters.chunk,
+                    "progress_bar": False})
+                model.fit([transforms[s](xs[s][train]).to(target) for s in combo], y_train)
+                predicted = model.predict([transforms[s](xs[s][test]).to(target) for s in combo])
+                predictions[test] = torch.as_tensor(predicted).cpu().numpy() + y_mean
+    for combo, predictions in joint.items():
+        r2[combo] = _r2(y[held].astype(np.float64), predictions[held].astype(np.float64))
+    return PartitionResult(spaces=names, subsets=r2, unique={name: _region(r2, names, (name,)) for name in names},
+                           shared={combo: _region(r2, names, combo) for combo in subsets if len(combo) > 1})
+
+
+def _region(r2: dict[tuple[str, ...], np.ndarray], names: list[str], inside: tuple[str, ...]) -> np.ndarray:
+    """The variance explained by every space of `inside` and by no other: the sum over non-empty
+    W of `inside` of (-1)^(|W|+1) (R^2(W + outside) - R^2(outside))."""
+    outside = tuple(name for name in names if name not in inside)
+
+    def joint(members: set[str]) -> np.ndarray | float:
+        return r2[tuple(name for name in names if name in members)] if members else 0.0
+
+    total = 0.0
+    for size in range(1, len(inside) + 1):
+        for chosen in itertools.combinations(inside, size):
+            total = total + (-1) ** (size + 1) * (joint(set(chosen) | set(outside)) - joint(set(outside)))
+    return np.asarray(total, dtype=np.float64)
+
+
+# ------------------------------------------------------------------ saved models
+
+
+def save_models(path: str | Path, features: np.ndarray, responses: np.ndarray, parameters: EncodingParameters,
+                result: EncodingResult, *, device: str = "cpu", layer: str = "features") -> Path:
+    """Refit on all stimuli and write the model to HDF5 (`kind` `encoding-model`) for `predict`.
+
+    The standardisation and reduction are fitted on all stimuli; each target's ridge alpha is
+    the geometric median of the alphas it chose in the folds of `result` (no new search).
+
+    Parameters
+    ----------
+    path : path
+        The file to write (replaced atomically).
+    features, responses : ndarray
+        As given to `fit_encoding`.
+    parameters : EncodingParameters
+    result : EncodingResult
+        `fit_encoding`'s result on the same data.
+    device : str
+    layer : str
+
+    Returns
+    -------
+    Path
+    """
+    import h5py
+    import torch
+
+    from ..io.atomic import atomic_output
+
+    x = _checked_features(features)
+    y = _checked_responses(responses, x.shape[0])
+    transform = _fit_transform(x, parameters, layer)
+    target = torch.device(device)
+    z = transform(x).to(target)
+    y_mean = y.mean(axis=0)
+    y_centred = torch.from_numpy(y - y_mean).to(target)
+    if parameters.model == "ridge":
+        from himalaya.ridge import solve_ridge_svd
+
+        alphas = np.exp(np.median(np.log(result.alphas), axis=0)).astype(np.float32)
+        with _himalaya(device):
+            weights = solve_ridge_svd(z, y_centred, alpha=torch.from_numpy(alphas).to(target),
+                                      n_targets_batch=parameters.chunk)
+    else:
+        alphas = np.full(y.shape[1], np.nan, dtype=np.float32)
+        weights = _lstsq(z, y_centred, parameters.chunk)
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as file:
+        file.attrs["kind"] = ENCODING_MODEL_KIND
+        file.attrs["model"] = parameters.model
+        file.attrs["layer"] = layer
+        file.attrs["features"] = x.shape[1]
+        file.attrs["reduce"] = parameters.reduce or "none"
+        file["keep"] = transform.keep
+        file["mean"] = transform.mean
+        file["std"] = transform.std
+        if transform.projection is not None:
+            file["projection"] = transform.projection
+        file["weights"] = torch.as_tensor(weights).cpu().numpy().astype(np.float32)
+        file["intercept"] = y_mean.astype(np.float32)
+        file["alphas"] = alphas
+    return Path(path)
+
+
+def predict(path: str | Path, features: np.ndarray) -> np.ndarray:
+    """Predictions of the model `save_models` wrote, for new stimuli.
+
+    Parameters
+    ----------
+    path : path
+        The file `save_models` wrote.
+    features : ndarray (stimuli, features)
+        The same layer's features of the new stimuli.
+
+    Returns
+    -------
+    ndarray (stimuli, targets) float32
+    """
+    from ..io.hdf5 import open_h5
+
+    with open_h5(path, ENCODING_MODEL_KIND) as file:
+        expected = int(file.attrs["features"])
+        transform = _Transform(file["keep"][()], file["mean"][()], file["std"][()],
+                               file["projection"][()] if "projection" in file else None)
+        weights, intercept = file["weights"][()], file["intercept"][()]
+    x = _checked_features(features)
+    if x.shape[1] != expected:
+        raise InputError(f"the model of {path} takes {expected} features, got {x.shape[1]}")
+    return (transform(x).numpy() @ weights + intercept).astype(np.float32)

@@ -1,0 +1,620 @@
+"""Encoding files: `encode_to_file`, which fits `fit_encoding` per subject and layer of an
+activations file and writes maps, tables and a summary.
+
+An output folder holds, per subject and layer, `<subject>_<layer>_r.nii.gz` and
+`<subject>_<layer>_r2.nii.gz` (4D NIfTI `betas`: the held-out Pearson r and R^2 at every
+mask voxel, NaN elsewhere, on the input's grid) or `<subject>_<layer>.csv` (array
+`responses`: a row per channel [and time point]); with several subjects the group maps
+`group_<layer>_mean_r.nii.gz`, `_t` and `_p` (or `group_<layer>.csv`); the resolved options
+`encode.config.yaml`; and `summary.csv`, a row per (ROI, layer, subject[, time]). The
+folder is complete when `summary.csv` exists: it is written last. Each file is written
+atomically, and a (subject, layer) is done when its files exist, so `resume` continues an
+interrupted run where it stopped.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+from ..io.atomic import check_new_output, check_output_dir, make_output_dir
+from ..io.config import options_output, read_resolved_config, record_options
+from ..io.hdf5 import check_name
+from ..io.locks import holds_outputs
+from ..io.outputs import Output, check_outputs
+from ..io.provenance import plain
+from ..io.tables import write_csv
+from ..selection import ALL
+
+__all__ = ["EncodingFiles", "encode_to_file", "best_layers", "SUMMARY_COLUMNS", "CONFIG_NAME"]
+
+log = logging.getLogger(__name__)
+
+SUMMARY_COLUMNS = ["roi", "layer", "subject", "time", "mean_r", "median_r", "mean_r2", "n_targets",
+                   "noise_ceiling", "pct_of_nc"]
+CONFIG_NAME = "encode.config.yaml"  # the resolved options in the output folder
+WHOLE = "mask"  # the summary's name for every target of `betas` (the mask, or the union of the `rois`)
+# options that do not change the results: a resumed run may differ in them
+_RUN_OPTIONS = {"resume", "overwrite", "json", "device", "progress", "config"}
+
+
+@dataclass(frozen=True)
+class EncodingFiles:
+    """What `encode_to_file` wrote.
+
+    Attributes
+    ----------
+    out_dir : Path
+    summary : list of dict
+        The rows of summary.csv (`SUMMARY_COLUMNS`).
+    best : dict of str to dict
+        The summary row of the best layer per ROI (`best_layers`).
+    files : list of Path
+        The maps or tables, per subject and layer, then the group's.
+    resumed : int
+        (subject, layer) results found complete and kept (`resume`).
+    """
+
+    out_dir: Path
+    summary: list[dict]
+    best: dict[str, dict]
+    files: list[Path]
+    resumed: int = 0
+
+
+@dataclass
+class _Targets:
+    """What is fitted: the subjects, how their targets are laid out, and how they are read."""
+
+    subjects: list[str]
+    paths: list[Path]
+    kind: str  # "nifti" or "array"
+    rois: dict[str, np.ndarray]  # name -> bool over the targets
+    mask: np.ndarray | None = None  # nifti: (X, Y, Z) bool
+    reference: object = None  # nifti: the image giving grid and header
+    shape: tuple[int, ...] = ()  # array: (channels,) or (channels, time), the same for every subject
+    timed: bool = False
+    key: str | None = None  # array: the array inside each file
+    stimuli: int = 0
+
+
+@holds_outputs
+def encode_to_file(
+    activations: str | Path,
+    out_dir: str | Path,
+    *,
+    layers: str | Sequence[str] = ALL,
+    betas: Sequence[str | Path] | None = None,
+    mask: str | Path | None = None,
+    rois: Sequence[str | Path] | None = None,
+    responses: Sequence[str | Path] | None = None,
+    key: str | None = None,
+    roi: str = "responses",
+    repetitions: bool = False,
+    stimuli: str | Path | None = None,
+    test_stimuli: str | Path | None = None,
+    model: str = "ridge",
+    folds: int = 5,
+    alphas: str | Sequence[float] | None = None,
+    reduce: str | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    overwrite: bool = False,
+    resume: bool = False,
+    config: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EncodingFiles:
+    """Fit a cross-validated encoding model from every layer of an activations file to
+    every subject's responses (`fit_encoding`) and write maps or tables and a summary.
+
+    Parameters
+    ----------
+    activations : path
+        An activations file (`extract_to_file`); `layers` chooses its layers, read one at
+        a time.
+    out_dir : path
+        The output folder (created).
+    layers : str or sequence of str, default "all"
+        `all` or NAME,NAME (in the order given).
+    betas : sequence of path, optional
+        One 4D NIfTI per subject, one volume per stimulus; subjects are named after them.
+    mask : path, optional
+        A 3D mask on the volumes' grid: its voxels are the targets, and each must have
+        finite, non-constant responses in every subject. Default: the union of `rois`,
+        else the voxels with finite, non-constant responses in every subject.
+    rois : sequence of path, optional
+        3D ROI masks on the volumes' grid, summarised one by one (named after their files).
+    responses : sequence of path, optional
+        One array file per subject (`load_responses`, `key`): stimuli x channels or
+        stimuli x channels x time (every channel and time point a target); with
+        `repetitions`, stimuli x channels x repetitions.
+    key : str, optional
+        The array inside each `responses` file.
+    roi : str, default "responses"
+        The summary's name of the `responses` channels.
+    repetitions : bool, default False
+        The last axis of `responses` holds repeated measurements: the fit uses their mean,
+        and the summary gives the split-half noise ceiling (`noise_ceiling`).
+    stimuli : path, optional
+        The stimulus order of the brain data (list or folder); reordered to the
+        activations' order. Without it, the rows are taken in the activations' order.
+    test_stimuli : path, optional
+        A text file of stimulus ids (one a line): a fixed split, fitted on the others and
+        scored on these, instead of `folds`.
+    model, folds, alphas, reduce, seed
+        As `EncodingParameters`; `alphas` may be text, `A,B,...` (default `DEFAULT_ALPHAS`).
+    device : str, default "auto"
+    overwrite : bool
+        Replace a complete folder.
+    resume : bool
+        Keep the (subject, layer) results an interrupted run of the same options wrote.
+    config : dict, optional
+        The resolved options, written to `encode.config.yaml` (before the first fit, so that
+        `resume` can compare them).
+    progress : callable (done, total), optional
+        Called after every (subject, layer).
+
+    Returns
+    -------
+    EncodingFiles
+
+    Raises
+    ------
+    ConfigError
+        Contradictory or bad options (checked before any file is read).
+    InputError
+        Inputs that do not fit together or cannot be fitted, all checked before any work:
+        stimulus ids, counts, too few stimuli for the folds, grids, masks, constant or
+        non-finite responses or activations.
+    OutputError
+    """
+    from ..device import resolve_device
+    from .encoding import DEFAULT_ALPHAS, EncodingParameters, check_solvers, fixed_split, outer_folds
+
+    check_solvers()
+    parameters = EncodingParameters(model=model, folds=folds, alphas=_alphas(alphas, DEFAULT_ALPHAS), reduce=reduce,
+                                    seed=seed)  # validated when made
+    if bool(betas) == bool(responses):
+        raise ConfigError("give either `betas` (4D volumes) or `responses` (array files), not both or neither")
+    if (mask is not None or rois) and not betas:
+        raise ConfigError("`mask` and `rois` select voxels of `betas` volumes; give `betas` with them, or leave them out")
+    if (key is not None or repetitions) and not responses:
+        raise ConfigError("`key` and `repetitions` describe `responses` files; give `responses` with them, or leave "
+                          "them out")
+    if resume and overwrite:
+        raise ConfigError("`resume` keeps an interrupted run's results and `overwrite` replaces them: give one")
+    out_dir = check_output_dir(out_dir, "out_dir")  # created only when there is something to write
+    inputs = {"activations": [activations], "betas": list(betas or ()), "mask": [mask], "rois": list(rois or ()),
+              "responses": list(responses or ()), "stimuli": [stimuli], "test_stimuli": [test_stimuli]}
+    leftover = not (out_dir / "summary.csv").exists()
+    outputs = [Output("out_dir", out_dir, "folder"), Output("out_dir", out_dir / "summary.csv", "csv", folder_made=True),
+               *options_output(out_dir, config, out_dir / CONFIG_NAME, "out_dir", folder_made=True,
+                               replaceable=leftover)]
+    check_outputs(outputs, inputs, overwrite=overwrite)
+    names, ids = _layers_of(Path(activations), layers)
+    test_sets = (fixed_split(ids, _read_ids(Path(test_stimuli))) if test_stimuli is not None
+                 else outer_folds(len(ids), parameters.folds, parameters.seed))
+    _check_training(test_sets, len(ids), parameters)
+    order = _brain_order(ids, stimuli, activations)
+    if betas:
+        targets = _nifti_targets([Path(p) for p in betas], mask, list(rois or ()), len(ids), order, activations)
+    else:
+        targets = _array_targets([Path(p) for p in responses], key, roi, repetitions, len(ids), order, activations)
+    planned = {(s, layer): _pair_paths(out_dir, s, layer, targets.kind) for s in targets.subjects for layer in names}
+    group = _group_paths(out_dir, names, targets) if len(targets.subjects) > 1 else {}
+    files = [Output("out_dir", path, "nifti" if targets.kind == "nifti" else "csv", replaceable=True, folder_made=True)
+             for paths in [*planned.values(), *group.values()] for path in paths]
+    check_outputs([*outputs, *files], inputs, overwrite=overwrite)
+    if resume:
+        _check_resumable(out_dir, config)
+    _check_activations(Path(activations), names)  # every layer read once: NaN or constant layers stop the run here
+    target = resolve_device(device)
+    if betas and mask is None and not rois:
+        log.info("mask: the %d voxels with finite, non-constant responses in every subject", int(targets.mask.sum()))
+    out_dir = make_output_dir(out_dir, "out_dir")
+    summary = check_new_output(out_dir / "summary.csv", overwrite)
+    if overwrite:
+        summary.unlink(missing_ok=True)  # incomplete until the new summary.csv is written
+    record_options(out_dir, config, sidecar=out_dir / CONFIG_NAME)
+    done = {pair for pair, paths in planned.items() if resume and all(p.is_file() for p in paths)}
+    if done:
+        log.info("resuming in %s: %d of %d (subject, layer) results are complete and kept", out_dir, len(done),
+                 len(planned))
+    scores: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    ceilings: dict[str, np.ndarray | None] = {}
+    count = 0
+    for number, subject in enumerate(targets.subjects):
+        todo = [layer for layer in names if (subject, layer) not in done]
+        responses_of, ceiling = (None, None)
+        if todo or repetitions:
+            responses_of, ceiling = _read_targets(targets, number, order, repetitions, parameters.seed)
+        ceilings[subject] = ceiling
+        for layer in names:
+            if (subject, layer) in done:
+                scores[subject, layer] = _read_scores(planned[subject, layer], targets)
+            else:
+                scores[subject, layer] = _fit_pair(Path(activations), layer, responses_of, parameters, test_sets, target,
+                                                   targets, subject)
+                _write_pair(planned[subject, layer], scores[subject, layer], ceiling, targets)
+            count += 1
+            if progress:
+                progress(count, len(planned))
+    group_files = _write_group(group, names, scores, targets)
+    rows = _summary_rows(names, scores, ceilings, targets)
+    write_csv(summary, rows, [c for c in SUMMARY_COLUMNS if (c != "time" or targets.timed)
+                              and (c not in ("noise_ceiling", "pct_of_nc") or repetitions)])  # last: complete
+    log.info("wrote %d (subject, layer) results and summary.csv to %s", len(planned), out_dir)
+    written = [path for paths in planned.values() for path in paths] + group_files
+    return EncodingFiles(out_dir, rows, best_layers(rows), written, len(done))
+
+
+def best_layers(rows: Sequence[dict]) -> dict[str, dict]:
+    """The summary row of the layer with the highest mean r per ROI: of the group rows with
+    several subjects, over every time point (`time` "mean") for time-resolved data."""
+    subjects = {row["subject"] for row in rows}
+    who = "group" if "group" in subjects else next(iter(subjects), None)
+    best: dict[str, dict] = {}
+    for row in rows:
+        if row["subject"] != who or row.get("time", "mean") not in ("", "mean"):
+            continue
+        current = best.get(row["roi"])
+        if current is None or (np.isfinite(row["mean_r"]) and not row["mean_r"] <= current["mean_r"]):
+            best[row["roi"]] = row
+    return best
+
+
+# ------------------------------------------------------------------ the inputs
+
+
+def _alphas(value, default) -> tuple[float, ...]:
+    """The ridge penalties: numbers, or their text `A,B,...` (the command line's)."""
+    if value is None:
+        return tuple(float(a) for a in default)
+    if isinstance(value, str):
+        try:
+            return tuple(float(part) for part in value.split(","))
+        except ValueError:
+            raise ConfigError(f"`alphas` must be numbers separated by commas (1,10,100), got {value!r}") from None
+    return tuple(float(a) for a in value)
+
+
+def _layers_of(path: Path, layers) -> tuple[list[str], list[str]]:
+    """The chosen layers (checked as file names) and the stimulus ids of an activations file."""
+    from .activation_inputs import check_activation_layers
+
+    names, ids, _ = check_activation_layers(path, layers)
+    for name in names:
+        check_name(name, "a layer (it names the output files)")
+    return names, ids
+
+
+def _check_activations(path: Path, names: Sequence[str]) -> None:
+    """Every chosen layer finite and with at least one feature that varies over the stimuli."""
+    from ..io.hdf5 import ACTIVATIONS_KIND, open_h5
+
+    with open_h5(path, ACTIVATIONS_KIND) as file:
+        for name in names:
+            features = _features(file, path, name)
+            if not np.ptp(features, axis=0).any():
+                raise InputError(f"{path}: layer {name!r} does not vary over the stimuli (every feature is constant); "
+                                 "it cannot predict responses: leave it out of `layers`")
+
+
+def _features(file, path: Path, name: str) -> np.ndarray:
+    """A layer's activations as (stimuli, features) float32; `InputError` for NaN or infinite ones."""
+    dataset = file["layers"][name]
+    features = np.asarray(dataset[()], dtype=np.float32).reshape(dataset.shape[0], -1)
+    if not np.isfinite(features).all():
+        bad = "NaN" if np.isnan(features).any() else "infinite"
+        raise InputError(f"{path}: layer {name!r} holds {bad} activations; remove or impute them (or extract the "
+                         "layer again)")
+    return features
+
+
+def _check_training(test_sets: list[np.ndarray], n: int, parameters) -> None:
+    """Every fold's training stimuli enough for the inner cross-validation that chooses
+    the ridge penalties (as `fit_encoding` requires), before the first fit."""
+    needed = 2 * parameters.inner_folds if parameters.model == "ridge" else 2
+    smallest = n - max(len(test) for test in test_sets)
+    if smallest < needed:
+        raise InputError(f"a fold has {smallest} training stimuli of {n}; choosing the ridge penalties by "
+                         f"{parameters.inner_folds} inner folds needs {needed}: use more `folds` (smaller test sets), "
+                         "fewer test stimuli, or more stimuli")
+
+
+def _read_ids(path: Path) -> list[str]:
+    """The stimulus ids of a text file, one a line (blank lines and `#` comments skipped)."""
+    from ..io.paths import what_is_there
+
+    if not path.is_file():
+        raise InputError(f"`test_stimuli` {path} {what_is_there(path)}; give a text file of stimulus ids, one a line")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read `test_stimuli` {path}: {error}; give a UTF-8 text file of stimulus ids") from None
+    ids = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if len(set(ids)) != len(ids):
+        raise InputError(f"`test_stimuli` {path} lists a stimulus id twice; list each once")
+    return ids
+
+
+def _brain_order(ids: list[str], stimuli, activations) -> np.ndarray | None:
+    """Indices putting the brain data's rows (named by `stimuli`) into the activations' order."""
+    if stimuli is None:
+        return None
+    from ..extraction.stimuli import discover_stimuli
+    from .activation_inputs import order_to_activations
+
+    given = [s.id for s in discover_stimuli(stimuli)]
+    if len(given) != len(ids):
+        raise InputError(f"`stimuli` {stimuli} lists {len(given)} stimuli, {activations} holds {len(ids)}; give the "
+                         "responses to the stimuli of the activations, one per stimulus")
+    return order_to_activations(ids, given, str(activations), str(stimuli), "the brain data (`stimuli`)")
+
+
+def _subjects(paths: Sequence[Path], what: str) -> list[str]:
+    from .nifti import roi_name
+
+    subjects = [check_name(roi_name(path), f"a subject (a `{what}` file)") for path in paths]
+    if len(set(subjects)) != len(subjects):
+        raise InputError(f"two `{what}` files have the same name; subjects are named after their files, rename one")
+    if "group" in subjects:  # the name of the group's maps and summary rows
+        raise InputError(f"a `{what}` file is named group; subjects are named after their files, rename it")
+    return subjects
+
+
+def _nifti_targets(paths: list[Path], mask, rois: list, n: int, order, activations) -> _Targets:
+    """Check every volume's header, the masks and every volume's responses at the targets."""
+    from .activation_inputs import check_stimulus_count
+    from .nifti import check_dimensions, check_same_grid, load_mask, load_volume, nifti_header, roi_name, usable_voxels
+
+    subjects = _subjects(paths, "betas")
+    first = None
+    for path in paths:  # headers first: cheap, and every one before any volume is decoded
+        image = nifti_header(path, "response volume")
+        check_dimensions(image, 4, f"response volume {path}")
+        check_stimulus_count(image.shape[3], n, None, None, activations, str(path))
+        if first is not None:
+            check_same_grid(image, first, what=f"{path}", reference_what=f"{first.get_filename()}")
+        first = first or image
+    roi_masks = {}
+    for path in map(Path, rois):
+        name = check_name(roi_name(path), "an ROI (a `rois` file)")
+        if name in roi_masks or name == WHOLE:
+            raise InputError(f"`rois` {path}: another ROI, or the whole `mask` ({WHOLE!r}), has that name; ROIs are "
+                             "named after their files: rename it")
+        roi_masks[name] = load_mask(path, first)
+    given = load_mask(Path(mask), first) if mask is not None else None
+    if given is None and roi_masks:
+        given = np.logical_or.reduce(list(roi_masks.values()))
+    selected = given.copy() if given is not None else np.ones(first.shape[:3], dtype=bool)
+    for path in paths:  # every volume read once, so that bad responses stop the run before the first fit
+        data = load_volume(path, stimuli=n, order=order, reference=first).data
+        usable = usable_voxels(data)
+        if given is not None and not usable[given].all():
+            voxel = tuple(int(i) for i in np.argwhere(given & ~usable)[0])
+            values = data[voxel]
+            problem = "NaN or infinite" if not np.isfinite(values).all() else "constant"
+            where = "`mask`" if mask is not None else "the `rois`"
+            raise InputError(f"{path}: voxel {voxel} of {where} has {problem} responses over the stimuli; an encoding "
+                             "model cannot be fitted to it: fix the volume, or drop the voxel from the mask (without "
+                             "`mask`, the voxels with usable responses in every subject are used)")
+        selected &= usable
+    if not selected.any():
+        raise InputError("no voxel has finite, non-constant responses in every subject; check the volumes, or give a "
+                         "`mask`")
+    regions = {WHOLE: np.ones(int(selected.sum()), dtype=bool)}
+    for name, region in roi_masks.items():
+        inside = region[selected]
+        if not inside.any():
+            raise InputError(f"ROI {name!r} holds no voxel of the mask; check the ROI mask and `mask`")
+        regions[name] = inside
+    return _Targets(subjects, paths, "nifti", regions, mask=selected, reference=first, stimuli=n)
+
+
+def _array_targets(paths: list[Path], key, roi: str, repetitions: bool, n: int, order, activations) -> _Targets:
+    """Check every subject's response array (read once, before any work)."""
+    from .activation_inputs import check_stimulus_count
+    from .recordings import load_responses
+
+    subjects = _subjects(paths, "responses")
+    check_name(roi, "the ROI of the `responses`")
+    shape, timed = None, False
+    for path in paths:
+        array = load_responses(path, key)
+        check_stimulus_count(array.shape[0], n, None, None, activations, str(path))
+        if repetitions and (array.ndim != 3 or array.shape[2] < 2):
+            raise InputError(f"{path} holds responses of shape {array.shape}; with `repetitions` they must be "
+                             "(stimuli, channels, repetitions), with at least 2 repetitions")
+        layout = array.shape[1:2] if repetitions else array.shape[1:]
+        if shape is not None and layout != shape:
+            raise InputError(f"{path} holds {layout} channels [x time points], {paths[0]} {shape}; every subject needs "
+                             "the same channels (and time points)")
+        shape, timed = layout, len(layout) == 2
+        flat = (array.mean(axis=2) if repetitions else array).reshape(array.shape[0], -1)
+        constant = np.flatnonzero(np.ptp(flat, axis=0) == 0)
+        if constant.size:
+            where = np.unravel_index(int(constant[0]), layout)
+            label = f"channel {where[0]}" + (f" at time {where[1]}" if timed else "")
+            raise InputError(f"{path}: {label} has constant responses over the stimuli ({constant.size} such "
+                             "targets); an encoding model cannot be fitted to them: leave them out")
+    return _Targets(subjects, paths, "array", {roi: np.ones(int(np.prod(shape)), dtype=bool)}, shape=tuple(shape),
+                    timed=timed, key=key, stimuli=n)
+
+
+def _read_targets(targets: _Targets, number: int, order, repetitions: bool, seed: int):
+    """One subject's (stimuli, targets) responses in the activations' order, and their noise
+    ceiling per target with `repetitions` (else None)."""
+    from .recordings import load_responses
+
+    path = targets.paths[number]
+    if targets.kind == "nifti":
+        from .nifti import load_volume
+
+        data = load_volume(path, stimuli=targets.stimuli, order=order, reference=targets.reference).data
+        return np.ascontiguousarray(data[targets.mask].T), None
+    array = load_responses(path, targets.key)
+    if order is not None:
+        array = array[order]
+    if not repetitions:
+        return array.reshape(array.shape[0], -1), None
+    from .encoding import noise_ceiling
+
+    return array.mean(axis=2), noise_ceiling(array, seed=seed)
+
+
+def _check_resumable(out_dir: Path, config: dict | None) -> None:
+    """A resumed run must have the options of the run it continues (those that change results)."""
+    sidecar = out_dir / CONFIG_NAME
+    if config is None or not sidecar.is_file():
+        return
+    recorded, _ = read_resolved_config(sidecar)
+    for name, value in config.items():
+        if name in _RUN_OPTIONS:
+            continue
+        before = recorded.get(name.replace("_", "-"))
+        if plain(value) != before:
+            raise InputError(f"`out_dir` {out_dir} holds the results of a run with `{name}` {before!r}, not "
+                             f"{plain(value)!r}; resume it with its options, or add `overwrite=True` to start again")
+
+
+# ------------------------------------------------------------------ fitting and writing
+
+
+def _fit_pair(path: Path, layer: str, responses: np.ndarray, parameters, test_sets, device, targets: _Targets,
+              subject: str) -> tuple[np.ndarray, np.ndarray]:
+    """(r, R^2) per target of one layer's encoding model of one subject."""
+    from ..io.hdf5 import ACTIVATIONS_KIND, open_h5
+    from .encoding import fit_encoding
+
+    with open_h5(path, ACTIVATIONS_KIND) as file:
+        features = _features(file, path, layer)
+    try:
+        result = fit_encoding(features, responses, parameters, test_sets=test_sets, device=str(device), layer=layer)
+    except InputError as error:
+        raise InputError(f"subject {subject!r}, layer {layer!r}: {error}") from None
+    # the scores as stored (maps are float32), so that group maps and summary are the same whether a
+    # pair was fitted now or read back by `resume`
+    stored = np.float32 if targets.kind == "nifti" else np.float64
+    return tuple(np.asarray(values, dtype=stored).astype(np.float64) for values in (result.r, result.r2))
+
+
+def _pair_paths(out_dir: Path, subject: str, layer: str, kind: str) -> list[Path]:
+    if kind == "nifti":
+        return [out_dir / f"{subject}_{layer}_r.nii.gz", out_dir / f"{subject}_{layer}_r2.nii.gz"]
+    return [out_dir / f"{subject}_{layer}.csv"]
+
+
+def _group_paths(out_dir: Path, names: Sequence[str], targets: _Targets) -> dict[str, list[Path]]:
+    if targets.kind == "nifti":
+        return {layer: [out_dir / f"group_{layer}_{kind}.nii.gz" for kind in ("mean_r", "t", "p")] for layer in names}
+    return {layer: [out_dir / f"group_{layer}.csv"] for layer in names}
+
+
+def _target_labels(targets: _Targets) -> list[dict]:
+    """The channel (and time) of every array target, in target order."""
+    index = np.indices(targets.shape).reshape(len(targets.shape), -1).T
+    return [{"channel": int(i[0]), **({"time": int(i[1])} if targets.timed else {})} for i in index]
+
+
+def _table_columns(targets: _Targets, *values: str) -> list[str]:
+    return ["channel", *(["time"] if targets.timed else []), *values]
+
+
+def _write_pair(paths: list[Path], scores, ceiling, targets: _Targets) -> None:
+    """One (subject, layer)'s files, each atomically (the r2 map last: the pair is done when it exists)."""
+    r, r2 = scores
+    if targets.kind == "nifti":
+        from .nifti import save_map
+
+        save_map(r, targets.mask, paths[0], reference=targets.reference)
+        save_map(r2, targets.mask, paths[1], reference=targets.reference)
+        return
+    rows = [label | {"r": r[j], "r2": r2[j], **({"noise_ceiling": ceiling[j]} if ceiling is not None else {})}
+            for j, label in enumerate(_target_labels(targets))]
+    write_csv(paths[0], rows, _table_columns(targets, "r", "r2", *(["noise_ceiling"] if ceiling is not None else [])))
+
+
+def _read_scores(paths: list[Path], targets: _Targets) -> tuple[np.ndarray, np.ndarray]:
+    """(r, R^2) of a (subject, layer) written by an earlier run."""
+    if targets.kind == "nifti":
+        from .nifti import check_same_grid, load_nifti
+
+        values = []
+        for path in paths:
+            image = load_nifti(path, "an earlier run's map")
+            check_same_grid(image, targets.reference, what=f"{path}", reference_what="the volumes")
+            values.append(np.asarray(image.get_fdata(dtype=np.float32), dtype=np.float64)[targets.mask])
+        return values[0], values[1]
+    try:
+        with open(paths[0], encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        r = np.array([float(row["r"] or "nan") for row in rows])
+        r2 = np.array([float(row["r2"] or "nan") for row in rows])
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        raise InputError(f"cannot resume from {paths[0]} ({error}); add `overwrite=True` to start again") from None
+    if len(r) != int(np.prod(targets.shape)):
+        raise InputError(f"{paths[0]} holds {len(r)} targets, not {int(np.prod(targets.shape))}; add "
+                         "`overwrite=True` to start again")
+    return r, r2
+
+
+def _write_group(group: dict[str, list[Path]], names: Sequence[str], scores, targets: _Targets) -> list[Path]:
+    """Group mean r, one-sample t and p (against 0, per target) of every layer."""
+    from .statistics import one_sample_t
+
+    written = []
+    for layer in names:
+        if layer not in group:
+            continue
+        values = np.stack([scores[s, layer][0] for s in targets.subjects])
+        mean, _, t, p = one_sample_t(values)
+        if targets.kind == "nifti":
+            from .nifti import save_map
+
+            for path, vector in zip(group[layer], (mean, t, p), strict=True):
+                written.append(save_map(vector, targets.mask, path, reference=targets.reference))
+        else:
+            rows = [label | {"mean_r": mean[j], "t": t[j], "p": p[j]} for j, label in enumerate(_target_labels(targets))]
+            written.append(write_csv(group[layer][0], rows, _table_columns(targets, "mean_r", "t", "p")))
+    return written
+
+
+def _summary_rows(names, scores, ceilings, targets: _Targets) -> list[dict]:
+    """A row per (ROI, layer, subject[, time]), and the group's with several subjects."""
+    import warnings
+
+    subjects = list(targets.subjects) + (["group"] if len(targets.subjects) > 1 else [])
+    times = list(range(targets.shape[1])) if targets.timed else [None]
+    rows = []
+    for roi, region in targets.rois.items():
+        for layer in names:
+            for subject in subjects:
+                if subject == "group":
+                    r = np.mean([scores[s, layer][0] for s in targets.subjects], axis=0)
+                    r2 = np.mean([scores[s, layer][1] for s in targets.subjects], axis=0)
+                    ceiling = None
+                    if all(ceilings.get(s) is not None for s in targets.subjects):
+                        ceiling = np.mean([ceilings[s] for s in targets.subjects], axis=0)
+                else:
+                    (r, r2), ceiling = scores[subject, layer], ceilings.get(subject)
+                for time in [*times, *(["mean"] if targets.timed else [])]:
+                    inside = region.copy()
+                    if isinstance(time, int):
+                        inside &= np.indices(targets.shape)[1].ravel() == time
+                    with warnings.catch_warnings():  # an ROI of NaN scores: its row is NaN, as said in the docs
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        row = {"roi": roi, "layer": layer, "subject": subject, "time": "" if time is None else time,
+                               "mean_r": float(np.nanmean(r[inside])), "median_r": float(np.nanmedian(r[inside])),
+                               "mean_r2": float(np.nanmean(r2[inside])), "n_targets": int(inside.sum())}
+                        if ceiling is not None:
+                            nc = float(np.nanmean(ceiling[inside]))
+                            row["noise_ceiling"] = nc
+                            row["pct_of_nc"] = row["mean_r"] / nc * 100 if nc > 0 else float("nan")
+                    rows.append(row)
+    return rows

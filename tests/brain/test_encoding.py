@@ -1,0 +1,264 @@
+"""The encoding engine (`net2brain_fovex.brain.encoding`): the solvers against their
+closed forms written out literally, the alpha search against a literal inner-CV loop, the
+folds, leakage, planted truths (layers, noise levels, variance partitions), the split-half
+noise ceiling, saved models, and the checks of options and inputs."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.model_selection import KFold
+
+from net2brain_fovex.brain.encoding import (
+    EncodingParameters,
+    fit_encoding,
+    fixed_split,
+    noise_ceiling,
+    outer_folds,
+    partition_variance,
+    predict,
+    save_models,
+)
+from net2brain_fovex.errors import ConfigError, InputError
+
+
+def standardised(x: np.ndarray, y: np.ndarray, train: np.ndarray):
+    """The training-set z-scored features and centred responses of every stimulus (float64)."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    mean, std = x[train].mean(axis=0), x[train].std(axis=0)
+    return (x - mean) / std, y - y[train].mean(axis=0), y[train].mean(axis=0)
+
+
+def closed_form(z: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    return np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ y)
+
+
+def split(n: int, test: int) -> tuple[np.ndarray, np.ndarray]:
+    test_set = np.arange(n - test, n)
+    return np.arange(n - test), test_set
+
+
+def data(n=80, f=12, targets=20, noise=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, f)) * rng.uniform(0.5, 3, f) + rng.normal(0, 2, f)
+    y = x @ rng.standard_normal((f, targets)) + noise * rng.standard_normal((n, targets)) + 5.0
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def test_fixed_alpha_equals_the_closed_form():
+    x, y = data()
+    train, test = split(len(x), 20)
+    for alpha in (0.1, 10.0, 1000.0):
+        result = fit_encoding(x, y, EncodingParameters(alphas=(alpha,)), test_sets=[test])
+        z, yc, mean = standardised(x, y, train)
+        expected = z[test] @ closed_form(z[train], yc[train], alpha) + mean
+        np.testing.assert_allclose(result.predictions[test], expected, rtol=1e-4, atol=1e-3)
+        assert np.isnan(result.predictions[train]).all()
+        assert np.all(result.alphas == alpha)
+
+
+def test_alpha_selection_equals_a_literal_inner_cv_loop():
+    x, y = data(n=90, f=15, targets=40, noise=4.0, seed=1)
+    train, test = split(len(x), 18)
+    alphas = tuple(np.logspace(-2, 4, 7))
+    parameters = EncodingParameters(alphas=alphas, inner_folds=4, seed=7)
+    result = fit_encoding(x, y, parameters, test_sets=[test])
+    z, yc, _ = standardised(x, y, train)
+    zt, yt = z[train], yc[train]
+    scores = np.zeros((len(alphas), y.shape[1]))
+    for a, alpha in enumerate(alphas):
+        for inner_train, inner_test in KFold(4, shuffle=True, random_state=7).split(zt):  # seed + fold 0
+            weights = closed_form(zt[inner_train], yt[inner_train], alpha)
+            scores[a] -= ((yt[inner_test] - zt[inner_test] @ weights) ** 2).mean(axis=0)
+    expected = np.asarray(alphas)[scores.argmax(axis=0)]
+    np.testing.assert_array_equal(result.alphas[0], expected)
+    assert len(np.unique(expected)) > 1  # the targets did not all choose one alpha
+
+
+def test_outer_folds_are_disjoint_seeded_and_cover_every_stimulus():
+    for n, folds in [(10, 3), (101, 5), (7, 2)]:
+        sets = outer_folds(n, folds, seed=4)
+        joined = np.concatenate(sets)
+        assert sorted(joined.tolist()) == list(range(n))
+        sizes = [len(s) for s in sets]
+        assert max(sizes) - min(sizes) <= 1 and len(sets) == folds
+        assert all(np.array_equal(a, b) for a, b in zip(sets, outer_folds(n, folds, seed=4), strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(outer_folds(50, 5, 0), outer_folds(50, 5, 1), strict=True))
+    with pytest.raises(InputError, match="too few"):
+        outer_folds(4, 5, 0)
+    with pytest.raises(ConfigError):
+        outer_folds(10, 1, 0)
+
+
+def test_fixed_split_and_its_errors():
+    ids = ["a", "b", "c", "d", "e"]
+    assert fixed_split(ids, ["d", "b"])[0].tolist() == [1, 3]
+    for bad in (["z"], [], ["a", "b", "c", "d"], ["a", "a"]):
+        with pytest.raises(InputError):
+            fixed_split(ids, bad)
+
+
+def test_no_leakage_with_a_reduction():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((100, 300)).astype(np.float32)
+    y = rng.standard_normal((100, 400)).astype(np.float32)
+    for reduce in ("pca:10", "srp:10", None):
+        result = fit_encoding(x, y, EncodingParameters(reduce=reduce, alphas=(1.0, 100.0, 1e4)))
+        assert abs(np.nanmean(result.r)) < 0.05, reduce
+
+
+def test_planted_truth_is_found_in_its_layer_near_the_ceiling():
+    rng = np.random.default_rng(5)
+    n, f = 500, 20
+    a = rng.standard_normal((n, f)).astype(np.float32)
+    b = rng.standard_normal((n, f)).astype(np.float32)
+    signal = a @ rng.standard_normal((f, 60))
+    signal /= signal.std(axis=0)
+    levels = np.repeat([0.5, 1.0, 2.0], 20)  # noise sd per target; signal sd 1
+    y = (signal + levels * rng.standard_normal((n, 60))).astype(np.float32)
+    ceiling = 1 / np.sqrt(1 + levels**2)
+    parameters = EncodingParameters()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # B's targets choose the largest alpha
+        r_a, r_b = (fit_encoding(layer, y, parameters).r for layer in (a, b))
+    assert np.all(r_a > r_b)
+    for level in np.unique(levels):
+        chosen = levels == level
+        assert ceiling[chosen][0] - 0.08 < r_a[chosen].mean() <= ceiling[chosen][0] + 0.03, level
+        assert abs(r_b[chosen].mean()) < 0.1
+
+
+def test_linear_equals_numpy_lstsq():
+    for f in (10, 60):  # over- and under-determined: the minimum-norm solution
+        x, y = data(n=50, f=f, targets=7)
+        train, test = split(len(x), 10)
+        result = fit_encoding(x, y, EncodingParameters(model="linear"), test_sets=[test])
+        z, yc, mean = standardised(x, y, train)
+        weights = np.linalg.lstsq(z[train], yc[train], rcond=None)[0]
+        np.testing.assert_allclose(result.predictions[test], z[test] @ weights + mean, rtol=1e-3, atol=2e-3)
+        assert np.isnan(result.alphas).all() and result.edge_share == 0
+
+
+def test_scores_are_pearson_and_r2_over_the_held_out_stimuli():
+    x, y = data(noise=6.0)
+    result = fit_encoding(x, y, EncodingParameters(folds=4))
+    held = np.concatenate(result.test_sets)
+    for t in range(3):
+        fold_r = [np.corrcoef(result.predictions[s, t], y[s, t])[0, 1] for s in result.test_sets]
+        assert result.r[t] == pytest.approx(np.mean(fold_r), abs=1e-6)
+        residual = ((y[:, t] - result.predictions[:, t]) ** 2).sum()
+        assert result.r2[t] == pytest.approx(1 - residual / ((y[:, t] - y[:, t].mean()) ** 2).sum(), abs=1e-5)
+        np.testing.assert_allclose(result.fold_r[:, t], fold_r, atol=1e-6)
+    assert np.isfinite(result.predictions[held]).all()
+    assert result.fold_r.shape == result.alphas.shape == (4, y.shape[1])
+
+
+def test_noise_ceiling_equals_a_literal_split_half():
+    rng = np.random.default_rng(8)
+    truth = rng.standard_normal((40, 5, 1))
+    repeated = truth + rng.standard_normal((40, 5, 5)) * np.array([0.5, 1, 2, 4, 8])[None, :, None]
+    repeated[:, 4] = 1.0  # constant: undefined
+    order = np.random.default_rng(3).permutation(5)
+    ceiling = noise_ceiling(repeated, seed=3)
+    for t in range(4):
+        first, second = repeated[:, t, order[:2]].mean(axis=1), repeated[:, t, order[2:4]].mean(axis=1)
+        r = np.corrcoef(first, second)[0, 1]
+        expected = np.sqrt(max(2 * r / (1 + r), 0.0))
+        assert ceiling[t] == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(ceiling[4])
+    assert ceiling[0] > ceiling[2]
+    with pytest.raises(InputError):
+        noise_ceiling(repeated[:, :, :1])
+
+
+def test_partition_variance_recovers_planted_components():
+    rng = np.random.default_rng(9)
+    n = 240
+    own_a, own_b, common = (rng.standard_normal((n, 8)).astype(np.float32) for _ in range(3))
+    spaces = {"A": np.hstack([own_a, common]), "B": np.hstack([own_b, common])}
+
+    def part(features, targets):
+        values = features @ rng.standard_normal((features.shape[1], targets))
+        return values / values.std(axis=0)
+
+    y = np.hstack([part(own_a, 6), part(own_b, 6), part(common, 6)])
+    y = (y + 0.7 * rng.standard_normal(y.shape)).astype(np.float32)
+    parameters = EncodingParameters(folds=3, inner_folds=3, alphas=tuple(np.logspace(-2, 5, 8)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = partition_variance(spaces, y, parameters)
+    a_only, b_only, shared = slice(0, 6), slice(6, 12), slice(12, 18)
+    unique_a, unique_b, both = result.unique["A"], result.unique["B"], result.shared[("A", "B")]
+    assert unique_a[a_only].mean() > 0.4 and unique_b[b_only].mean() > 0.4
+    assert abs(unique_a[b_only].mean()) < 0.05 and abs(unique_a[shared].mean()) < 0.05
+    assert abs(unique_b[a_only].mean()) < 0.05 and abs(unique_b[shared].mean()) < 0.05
+    assert both[shared].mean() > 0.4 and abs(both[a_only].mean()) < 0.05
+    np.testing.assert_allclose(unique_a + unique_b + both, result.subsets[("A", "B")], atol=1e-10)
+    assert set(result.subsets) == {("A",), ("B",), ("A", "B")}
+
+
+@pytest.mark.parametrize("reduce", [None, "pca:6", "srp:8"])
+def test_saved_models_reproduce_their_predictions(tmp_path, reduce):
+    x, y = data(n=60, f=10, targets=5, noise=3.0)
+    parameters = EncodingParameters(folds=3, reduce=reduce)
+    result = fit_encoding(x, y, parameters)
+    path = save_models(tmp_path / "model.h5", x, y, parameters, result)
+    z, yc, mean = standardised(x, y, np.arange(len(x)))
+    if reduce == "pca:6":
+        z = z @ np.linalg.svd(z, full_matrices=False)[2][:6].T
+    alphas = np.exp(np.median(np.log(result.alphas), axis=0))
+    if reduce != "srp:8":  # the random projection's matrix is checked by extraction's tests
+        expected = np.stack([z @ closed_form(z, yc[:, [t]], alphas[t])[:, 0] for t in range(5)], axis=1) + mean
+        np.testing.assert_allclose(predict(path, x), expected, rtol=1e-3, atol=1e-3)
+    again = fit_encoding(np.vstack([x, x]), np.vstack([y, y]) + 0, parameters)  # a new stimulus set
+    assert predict(path, np.vstack([x, x])).shape == again.predictions.shape
+    with pytest.raises(InputError, match="takes 10 features"):
+        predict(path, x[:, :4])
+
+
+def test_an_alpha_at_the_edge_of_the_grid_warns():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((60, 20)).astype(np.float32)
+    y = rng.standard_normal((60, 30)).astype(np.float32)  # unrelated: the most shrinkage wins
+    with pytest.warns(RuntimeWarning, match="edge of `alphas`"):
+        result = fit_encoding(x, y, EncodingParameters(alphas=(1e-3, 1e-2, 1e-1)))
+    assert result.edge_share > 0.5
+
+
+@pytest.mark.parametrize("options", [
+    {"alphas": (0.0,)}, {"alphas": (-1.0, 1.0)}, {"alphas": (float("nan"),)}, {"alphas": ()},
+    {"folds": 1}, {"inner_folds": 1}, {"chunk": 0}, {"seed": -1}, {"model": "lasso"},
+    {"reduce": "pca"}, {"reduce": "ica:4"}, {"reduce": "pca:0"},
+])
+def test_bad_parameters_are_config_errors(options):
+    with pytest.raises(ConfigError):
+        EncodingParameters(**options)
+
+
+def test_constant_or_non_finite_responses_are_input_errors():
+    x, y = data()
+    for column, value in ((3, np.nan), (5, np.inf)):
+        bad = y.copy()
+        bad[10, column] = value
+        with pytest.raises(InputError, match=f"response column {column} holds NaN"):
+            fit_encoding(x, bad, EncodingParameters())
+    bad = y.copy()
+    bad[:, 7] = 2.0
+    with pytest.raises(InputError, match="response column 7 is constant"):
+        fit_encoding(x, bad, EncodingParameters())
+    with pytest.raises(InputError, match="80 stimuli"):
+        fit_encoding(x, y[:50], EncodingParameters())
+    with pytest.raises(InputError, match="training stimuli"):
+        fit_encoding(x[:12], y[:12], EncodingParameters(folds=3, inner_folds=5))
+
+
+def test_missing_solvers_name_the_pip_command(monkeypatch):
+    import importlib.util
+
+    from net2brain_fovex.brain.encoding import check_solvers
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "himalaya" else real_find_spec(name, *a))
+    with pytest.raises(ConfigError, match=r"need himalaya, which is not installed: pip install 'net2brain-fovex\[encoding\]'"):
+        check_solvers()

@@ -1,0 +1,199 @@
+"""`encode_to_file` on small planted data: the best layer per ROI is the planted one, the
+maps are the engine's scores, the group t map is scipy's, arrays with time, a fixed
+split, repetitions and resume."""
+from __future__ import annotations
+
+import csv
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy.stats import ttest_1samp
+
+from net2brain_fovex.brain import encoding, encoding_files
+from net2brain_fovex.brain.encoding import EncodingParameters, fit_encoding, fixed_split, outer_folds
+from net2brain_fovex.brain.encoding_files import encode_to_file
+
+# planted voxels with little noise choose the smallest alphas: the engine says so, rightly
+pytestmark = pytest.mark.filterwarnings("ignore:.*chose an alpha at an edge:RuntimeWarning")
+
+N, GRID, FEATURES = 40, (6, 6, 6), 8
+IDS = [f"img_{i:02d}.png" for i in range(N)]
+AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
+BOX_A = np.s_[0:3, 0:3, 0:3]  # voxels made from layer a
+BOX_B = np.s_[3:6, 3:6, 3:6]  # voxels made from layer b
+
+
+def write_activations(path, layers, ids=IDS):
+    with h5py.File(path, "w") as file:
+        file.attrs["kind"] = "activations"
+        file.attrs["model"] = "toy"
+        file.create_dataset("stimuli", data=np.array(ids, dtype=h5py.string_dtype()))
+        group = file.create_group("layers", track_order=True)
+        for name, values in layers.items():
+            group.create_dataset(name, data=values)
+    return path
+
+
+def nifti(path, data):
+    nib.save(nib.Nifti1Image(np.asarray(data), AFFINE), str(path))
+    return path
+
+
+def box_mask(path, box):
+    data = np.zeros(GRID, dtype=np.uint8)
+    data[box] = 1
+    return nifti(path, data)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """Two subjects: the voxels of ROI A are a linear map of layer a plus noise, those of
+    ROI B of layer b, the others noise."""
+    folder = tmp_path_factory.mktemp("encode")
+    rng = np.random.default_rng(3)
+    layers = {"a": rng.normal(size=(N, FEATURES)).astype(np.float32),
+              "b": rng.normal(size=(N, 2, 2, 2)).astype(np.float32)}  # a layer of any shape is flattened
+    write_activations(folder / "acts.h5", layers)
+    betas = []
+    for subject in range(2):
+        data = rng.normal(size=(*GRID, N)).astype(np.float32)
+        for box, name in ((BOX_A, "a"), (BOX_B, "b")):
+            weights = rng.normal(size=(FEATURES, 27))
+            signal = layers[name].reshape(N, -1) @ weights  # (stimuli, voxels)
+            data[box] = signal.T.reshape(3, 3, 3, N) + 0.3 * data[box]
+        betas.append(nifti(folder / f"sub-{subject + 1}.nii.gz", data))
+    box_mask(folder / "A.nii.gz", BOX_A)
+    box_mask(folder / "B.nii.gz", BOX_B)
+    return folder, betas, layers
+
+
+@pytest.fixture(scope="module")
+def result(planted, tmp_path_factory):
+    folder, betas, _ = planted
+    out = tmp_path_factory.mktemp("run") / "enc"
+    return encode_to_file(folder / "acts.h5", out, betas=betas, rois=[folder / "A.nii.gz", folder / "B.nii.gz"],
+                          mask=box_mask(folder / "all.nii.gz", np.s_[:, :, :]), device="cpu")
+
+
+def read_map(path):
+    return nib.load(path).get_fdata()
+
+
+def test_the_best_layer_of_each_roi_is_the_planted_one(result):
+    assert result.best["A"]["layer"] == "a" and result.best["B"]["layer"] == "b"
+    assert result.best["A"]["subject"] == "group"
+    rows = {(r["roi"], r["layer"], r["subject"]): r for r in result.summary}
+    assert rows["A", "a", "sub-1"]["mean_r"] > 0.8 > rows["A", "b", "sub-1"]["mean_r"]
+    assert rows["mask", "a", "sub-2"]["n_targets"] == np.prod(GRID) and rows["A", "a", "sub-2"]["n_targets"] == 27
+    assert (result.out_dir / "summary.csv").is_file() and (result.out_dir / "group_b_t.nii.gz").is_file()
+
+
+def test_the_maps_are_the_engines_scores_on_the_mask(planted, result):
+    _, betas, layers = planted
+    responses = nib.load(betas[1]).get_fdata(dtype=np.float32).reshape(-1, N).T  # C order = the mask's order
+    parameters = EncodingParameters()
+    expected = fit_encoding(layers["b"].reshape(N, -1), responses, parameters,
+                            test_sets=outer_folds(N, parameters.folds, parameters.seed))
+    np.testing.assert_allclose(read_map(result.out_dir / "sub-2_b_r.nii.gz").ravel(), expected.r, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(read_map(result.out_dir / "sub-2_b_r2.nii.gz").ravel(), expected.r2, rtol=1e-5, atol=1e-6)
+    image = nib.load(result.out_dir / "sub-2_b_r.nii.gz")
+    assert image.shape == GRID and np.allclose(image.affine, AFFINE)
+
+
+def test_the_group_maps_are_the_mean_and_scipys_t(result):
+    subjects = np.stack([read_map(result.out_dir / f"sub-{s}_a_r.nii.gz") for s in (1, 2)])
+    test = ttest_1samp(subjects, 0.0, axis=0)
+    np.testing.assert_allclose(read_map(result.out_dir / "group_a_mean_r.nii.gz"), subjects.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(read_map(result.out_dir / "group_a_t.nii.gz"), test.statistic, rtol=1e-4)
+    np.testing.assert_allclose(read_map(result.out_dir / "group_a_p.nii.gz"), test.pvalue, rtol=1e-4, atol=1e-7)
+
+
+def test_voxels_outside_the_mask_are_nan(planted, tmp_path):
+    folder, betas, _ = planted
+    run = encode_to_file(folder / "acts.h5", tmp_path / "enc", betas=betas[:1], rois=[folder / "A.nii.gz"],
+                         layers="a", device="cpu")
+    values = read_map(run.out_dir / "sub-1_a_r.nii.gz")
+    assert np.isfinite(values[BOX_A]).all() and np.isnan(values[BOX_B]).all()  # the mask is the union of the rois
+    assert {row["roi"] for row in run.summary} == {"mask", "A"} and not (run.out_dir / "group_a_t.nii.gz").exists()
+
+
+def test_arrays_with_time_are_fitted_per_channel_and_time_point(planted, tmp_path):
+    folder, _, layers = planted
+    rng = np.random.default_rng(8)
+    array = rng.normal(size=(N, 3, 4))
+    array[:, 0, :] += (layers["a"] @ rng.normal(size=(FEATURES, 4))) * 3
+    np.save(tmp_path / "meg.npy", array)
+    run = encode_to_file(folder / "acts.h5", tmp_path / "enc", responses=[tmp_path / "meg.npy"], layers="a",
+                         roi="MEG", folds=4, device="cpu")
+    with open(run.out_dir / "meg_a.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(int(r["channel"]), int(r["time"])) for r in rows] == [(c, t) for c in range(3) for t in range(4)]
+    expected = fit_encoding(layers["a"], array.reshape(N, -1), EncodingParameters(folds=4),
+                            test_sets=outer_folds(N, 4, 0))
+    np.testing.assert_allclose([float(r["r"]) for r in rows], expected.r, rtol=1e-5, atol=1e-6)
+    summary = {(r["time"]): r for r in run.summary}
+    assert set(summary) == {0, 1, 2, 3, "mean"} and summary[0]["n_targets"] == 3 and summary["mean"]["n_targets"] == 12
+    assert summary[2]["mean_r"] == pytest.approx(np.mean(expected.r.reshape(3, 4)[:, 2]))
+
+
+def test_a_fixed_split_scores_the_test_stimuli(planted, tmp_path):
+    folder, betas, layers = planted
+    test = IDS[::4]
+    (tmp_path / "test.txt").write_text("# held out\n" + "\n".join(test) + "\n")
+    run = encode_to_file(folder / "acts.h5", tmp_path / "enc", betas=betas[:1], rois=[folder / "B.nii.gz"],
+                         layers="b", test_stimuli=tmp_path / "test.txt", device="cpu")
+    responses = nib.load(betas[0]).get_fdata(dtype=np.float32)[BOX_B].reshape(-1, N).T
+    expected = fit_encoding(layers["b"].reshape(N, -1), responses, EncodingParameters(),
+                            test_sets=fixed_split(IDS, test))
+    np.testing.assert_allclose(read_map(run.out_dir / "sub-1_b_r.nii.gz")[BOX_B].ravel(), expected.r, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_repetitions_give_the_noise_ceiling(planted, tmp_path):
+    folder, _, layers = planted
+    rng = np.random.default_rng(9)
+    signal = layers["a"] @ rng.normal(size=(FEATURES, 5))
+    repeated = signal[:, :, None] + rng.normal(size=(N, 5, 4))
+    np.save(tmp_path / "sub.npy", repeated)
+    run = encode_to_file(folder / "acts.h5", tmp_path / "enc", responses=[tmp_path / "sub.npy"], layers="a",
+                         repetitions=True, device="cpu")
+    (row,) = run.summary
+    ceiling = encoding.noise_ceiling(repeated, seed=0)
+    assert row["noise_ceiling"] == pytest.approx(np.nanmean(ceiling))
+    assert row["pct_of_nc"] == pytest.approx(row["mean_r"] / row["noise_ceiling"] * 100)
+    with open(run.out_dir / "sub_a.csv") as handle:
+        assert next(csv.DictReader(handle)).keys() == {"channel", "r", "r2", "noise_ceiling"}
+
+
+def test_resume_fits_only_what_is_missing(planted, result, tmp_path, monkeypatch):
+    folder, betas, _ = planted
+    options = dict(betas=betas, rois=[folder / "A.nii.gz", folder / "B.nii.gz"], mask=folder / "all.nii.gz",
+                   device="cpu")
+    import shutil
+
+    out = tmp_path / "enc"
+    shutil.copytree(result.out_dir, out)
+    (out / "summary.csv").unlink()
+    (out / "sub-2_a_r2.nii.gz").unlink()  # an interrupted run: the last pair not done
+    calls = []
+    real = encoding.fit_encoding
+    monkeypatch.setattr(encoding, "fit_encoding", lambda *a, **k: calls.append(1) or real(*a, **k))
+    resumed = encode_to_file(folder / "acts.h5", out, resume=True, **options)
+    assert len(calls) == 1 and resumed.resumed == 3
+    for name in ("summary.csv",):
+        assert (out / name).read_text() == (result.out_dir / name).read_text()
+    np.testing.assert_array_equal(read_map(out / "group_a_t.nii.gz"), read_map(result.out_dir / "group_a_t.nii.gz"))
+
+
+def test_resume_refuses_other_options(planted, tmp_path):
+    from net2brain_fovex.errors import InputError
+
+    folder, betas, _ = planted
+    config = {"activations": str(folder / "acts.h5"), "folds": 5}
+    (tmp_path / "enc").mkdir()
+    encoding_files.record_options(tmp_path / "enc", config, sidecar=tmp_path / "enc" / encoding_files.CONFIG_NAME)
+    with pytest.raises(InputError, match="`folds` 5, not 4"):
+        encode_to_file(folder / "acts.h5", tmp_path / "enc", betas=betas[:1], rois=[folder / "A.nii.gz"], folds=4,
+                       resume=True, config={**config, "folds": 4}, device="cpu")

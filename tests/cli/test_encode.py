@@ -1,0 +1,66 @@
+"""`net2brain encode` through the command line: maps, the best layer per ROI on stderr,
+`--json`, the resolved options as a config that repeats the run, `--resume`, `--alphas`."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.brain.test_encoding_files import planted  # noqa: F401  (the fixture)
+
+# planted voxels with little noise choose the smallest alphas: the engine says so, rightly
+pytestmark = pytest.mark.filterwarnings("ignore:.*chose an alpha at an edge:RuntimeWarning")
+
+
+@pytest.fixture(scope="module")
+def inputs(planted):  # noqa: F811
+    folder, betas, _ = planted
+    return ["--activations", folder / "acts.h5", *[a for b in betas for a in ("--betas", b)],
+            "--rois", folder / "A.nii.gz", "--rois", folder / "B.nii.gz", "--device", "cpu"]
+
+
+def test_encode_writes_the_maps_and_names_the_best_layer(net2brain, inputs, tmp_path):
+    result = net2brain("encode", *inputs, "--out-dir", tmp_path / "enc", "--json")
+    assert result.code == 0, result.err
+    document = json.loads(result.out)
+    assert document["best"]["A"]["layer"] == "a" and document["best"]["B"]["layer"] == "b"
+    assert "best layer for A: a (mean r" in result.err and "best layer for B: b" in result.err
+    names = {p.name for p in (tmp_path / "enc").iterdir()}
+    assert {"sub-1_a_r.nii.gz", "sub-2_b_r2.nii.gz", "group_a_t.nii.gz", "summary.csv", "encode.config.yaml"} <= names
+    options = yaml.safe_load((tmp_path / "enc" / "encode.config.yaml").read_text())
+    assert options["model"] == "ridge" and options["folds"] == 5 and options["out-dir"] == str(tmp_path / "enc")
+
+
+def test_the_recorded_options_repeat_the_run(net2brain, inputs, tmp_path):
+    assert net2brain("encode", *inputs, "--out-dir", tmp_path / "first", "--layers", "a", "--folds", 4).code == 0
+    again = net2brain("encode", "--config", tmp_path / "first" / "encode.config.yaml", "--out-dir", tmp_path / "again")
+    assert again.code == 0, again.err
+    assert (tmp_path / "again" / "summary.csv").read_text() == (tmp_path / "first" / "summary.csv").read_text()
+
+
+def test_resume_continues_an_interrupted_run(net2brain, inputs, tmp_path):
+    out = tmp_path / "enc"
+    assert net2brain("encode", *inputs, "--out-dir", out, "--layers", "b").code == 0
+    before = (out / "summary.csv").read_text()
+    (out / "summary.csv").unlink()
+    (out / "sub-1_b_r2.nii.gz").unlink()
+    resumed = net2brain("encode", *inputs, "--out-dir", out, "--layers", "b", "--resume")
+    assert resumed.code == 0, resumed.err
+    assert "1 of 2 (subject, layer) results are complete and kept" in resumed.err
+    assert (out / "summary.csv").read_text() == before
+    (out / "summary.csv").unlink()
+    refused = net2brain("encode", *inputs, "--out-dir", out, "--layers", "b", "--resume", "--folds", 4)
+    assert refused.code == 2 and "--folds" in refused.err and "--overwrite" in refused.err
+
+
+def test_alphas_and_the_linear_model(net2brain, inputs, tmp_path):
+    ridge = net2brain("encode", *inputs, "--out-dir", tmp_path / "r", "--layers", "a", "--alphas", "0.1,1,10", "--json")
+    linear = net2brain("encode", *inputs, "--out-dir", tmp_path / "l", "--layers", "a", "--model", "linear", "--json")
+    assert ridge.code == 0 and linear.code == 0, (ridge.err, linear.err)
+    for result in (ridge, linear):
+        best = json.loads(result.out)["best"]
+        assert best["A"]["layer"] == "a" and np.isfinite(best["A"]["mean_r"])
+    bad = net2brain("encode", *inputs, "--out-dir", tmp_path / "x", "--alphas", "1,ten")
+    assert bad.code == 2 and "--alphas" in bad.err and not (tmp_path / "x").exists()
