@@ -1,6 +1,8 @@
 """`net2brain demo` and the synthetic stimuli behind it; the `fovex` app skeleton."""
 from __future__ import annotations
 
+import csv
+
 import h5py
 import numpy as np
 
@@ -40,7 +42,12 @@ def test_demo(net2brain, tmp_path):
     assert result.code == 0, result
     assert "24 generated stimuli" in result.out and "layer4   512 x 7 x 7" in result.out
     assert "early  best layer1" in result.out and "late   best fc" in result.out
-    assert "NOT recovered" not in result.out and result.out.count("recovered") == 2
+    assert "NOT recovered" not in result.out and result.out.count("recovered") == 4  # RSA and encoding, two each
+    assert "[read out from layer1: recovered]" in result.out and "[read out from fc: recovered]" in result.out
+    summary = list(csv.DictReader(open(out / "encoding" / "summary.csv")))
+    best = {roi: max((row for row in summary if row["roi"] == roi and row["subject"] == "group"),
+                     key=lambda row: float(row["mean_r"]))["layer"] for roi in ("early", "late")}
+    assert best == {"early": "layer1", "late": "fc"}
     assert "layer1   peak r" in result.out and "at voxel (4, 8, 6), planted at (4, 8, 6): in the planted sphere" in result.out
     assert "at voxel (11, 8, 6), planted at (11, 8, 6): in the planted sphere" in result.out
     assert (out / "searchlight" / "group_fc_mean.nii.gz").exists() and (out / "searchlight" / "summary.csv").exists()

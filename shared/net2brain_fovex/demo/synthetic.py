@@ -18,7 +18,7 @@ from ..checks import check_range
 from ..errors import ConfigError, unknown_name
 from ..io.atomic import atomic_output
 
-__all__ = ["SHAPES", "COLOURS", "POSITIONS", "ShapeStimulus", "shape_stimuli", "write_shape_stimuli",
+__all__ = ["simulate_voxel_responses", "SHAPES", "COLOURS", "POSITIONS", "ShapeStimulus", "shape_stimuli", "write_shape_stimuli",
            "simulate_brain_rdms", "simulate_volumes"]
 
 SHAPES = ("circle", "square", "triangle", "cross")
@@ -240,3 +240,60 @@ def simulate_volumes(
             volume[inside] += projected.T.astype(np.float32)
         volumes.append(volume)
     return volumes, affine
+
+
+def simulate_voxel_responses(
+    layer_features: dict[str, np.ndarray],
+    regions: dict[str, str],
+    *,
+    shape: tuple[int, int, int] = (8, 4, 4),
+    subjects: int = 3,
+    noise: float = 0.5,
+    seed: int = 0,
+) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+    """4D response volumes (X, Y, Z, stimuli) whose regions are encoded from one layer
+    each, and the regions' masks: the grid's x axis is cut into as many slabs as regions;
+    every voxel of a region is a random linear read-out of its layer's z-scored features
+    (unit variance over stimuli) plus Gaussian noise of standard deviation `noise`.
+
+    Parameters
+    ----------
+    layer_features : dict of str to array (n, ...)
+        Activations per layer, one row per stimulus.
+    regions : dict of str to str
+        Region name -> the layer that generates it.
+    shape : (int, int, int), default (8, 4, 4)
+    subjects : int, default 3
+        Each subject has its own read-out weights and noise.
+    noise : float, default 0.5
+    seed : int, default 0
+
+    Returns
+    -------
+    volumes : list of ndarray (X, Y, Z, stimuli) float32
+    masks : dict of str to bool ndarray (X, Y, Z)
+        Each region's voxels.
+    """
+    rng = np.random.default_rng(seed)
+    z = {}
+    for layer in set(regions.values()):
+        flat = np.asarray(layer_features[layer], dtype=np.float64).reshape(len(layer_features[layer]), -1)
+        spread = flat.std(axis=0)
+        z[layer] = (flat[:, spread > 0] - flat[:, spread > 0].mean(axis=0)) / spread[spread > 0]
+    n = len(next(iter(z.values())))
+    edges = np.linspace(0, shape[0], len(regions) + 1).astype(int)
+    masks = {}
+    for (region, _), low, high in zip(regions.items(), edges[:-1], edges[1:], strict=True):
+        mask = np.zeros(shape, dtype=bool)
+        mask[low:high] = True
+        masks[region] = mask
+    volumes = []
+    for _ in range(subjects):
+        volume = rng.normal(scale=noise, size=(*shape, n)).astype(np.float32)
+        for region, layer in regions.items():
+            inside = masks[region]
+            signal = z[layer] @ rng.normal(size=(z[layer].shape[1], int(inside.sum())))
+            signal = (signal - signal.mean(axis=0)) / signal.std(axis=0)
+            volume[inside] += signal.T.astype(np.float32)
+        volumes.append(volume)
+    return volumes, masks
