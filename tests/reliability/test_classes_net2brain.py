@@ -49,6 +49,7 @@ from tests.reliability.test_bad_input_net2brain import (  # noqa: F401  (the wor
     check_case,
     cka_work,
     demo_work,
+    encode_work,
     extract_work,
     factory_file,
     from_betas,
@@ -147,6 +148,10 @@ A = [
      ["--plot {out}/cka.csv"]),
     ("plot-exists",                    "cka",         lambda w: ((w.out / "cka.png").write_bytes(b"old"), w.add("--plot", w.out / "cka.png")),
      ["{out}/cka.png exists already", "--overwrite"]),
+    ("out-dir-is-an-input-folder",     "encode",      lambda w: (w.add("--stimuli", w.inputs / "stim"), w.set("--out-dir", w.inputs / "stim"), w.add("--overwrite")),
+     ["--out-dir {inputs}/stim is an input of this run (--stimuli)", "!--overwrite to"]),
+    ("out-dir-holds-a-finished-run",   "encode",      lambda w: ((w.out / "enc").mkdir(), (w.out / "enc" / "summary.csv").write_text("old")),
+     ["exists already", "--overwrite"]),
     ("sidecar-is-the-config",          "cka",         lambda w: (the_config_is_the_sidecar(w, "cka.config.yaml"), w.add("--overwrite")),
      ["{out}/cka.config.yaml is an input of this run (--config)", "!--overwrite to"]),
 ]
@@ -164,7 +169,8 @@ def test_plot_suffix_names_the_format_it_is_written_in(net2brain, rsa_work):  # 
     assert (rsa_work.out / "rsa.pdf").read_bytes().startswith(b"%PDF")
 
 
-@pytest.mark.parametrize(("command", "out"), [("rdm", "rdms.h5"), ("rsa", "rsa.csv"), ("cka", "cka.csv")])
+@pytest.mark.parametrize(("command", "out"), [("rdm", "rdms.h5"), ("rsa", "rsa.csv"), ("cka", "cka.csv"),
+                                              ("encode", "enc")])
 def test_a_second_run_is_refused_while_the_first_writes(request, net2brain, command, out):
     """Two real processes on one output: the second is told that another run holds it."""
     run_held(request, net2brain, command, lambda w: None, Held(held_lock, lambda w: w.out / out,
@@ -459,6 +465,8 @@ D = [
     ("shard-a-link-loop",              "merge",       lambda w: merge_args(w, SHARD_0, link_loop(w.inputs / "loop.h5").name), ["{inputs}/loop.h5 is a loop of links"]),
     ("file-a-fifo",                    "info",        lambda w: w.args.insert(1, str(fifo(w.inputs / "pipe.h5"))),     ["{inputs}/pipe.h5 is a FIFO"]),
     ("config-a-fifo",                  "rsa",         lambda w: w.add("--config", fifo(w.inputs / "options.yaml")),    ["{inputs}/options.yaml is a FIFO"]),
+    ("mask-a-fifo",                    "encode",      lambda w: w.set("--mask", fifo(w.inputs / "pipe.nii.gz")),       ["{inputs}/pipe.nii.gz is a FIFO"]),
+    ("activations-a-link-loop",        "encode",      lambda w: w.set("--activations", link_loop(w.inputs / "loop.h5")), ["{inputs}/loop.h5 is a loop of links"]),
     ("against-a-link-loop",            "cka",         lambda w: w.set("--against", link_loop(w.inputs / "loop.h5")),  ["{inputs}/loop.h5 is a loop of links"]),
     ("responses-a-fifo",               "cka",         lambda w: (w.drop("--against"), w.add("--responses", fifo(w.inputs / "pipe.npy"))), ["{inputs}/pipe.npy is a FIFO"]),
 ]
@@ -477,6 +485,7 @@ HELD = [
     ("out-held-by-another-run",        "extract",     Held(held_lock, lambda w: w.out / "acts.h5", ["another run holds {out}/acts.h5", "!--resume"])),
     ("out-held-by-another-run",        "searchlight", Held(held_lock, lambda w: w.out / "sl", ["another run holds {out}/sl"])),
     ("out-held-by-another-run",        "merge",       Held(held_lock, lambda w: w.out / "acts.h5", ["another run holds {out}/acts.h5"])),
+    ("activations-being-written",      "encode",      Held(held_open, lambda w: w.inputs / "acts.h5", ["{inputs}/acts.h5 is open for writing in another program"])),
     ("against-being-written",          "cka",         Held(held_open, lambda w: w.inputs / "b.h5", ["{inputs}/b.h5 is open for writing in another program"])),
 ]
 
