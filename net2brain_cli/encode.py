@@ -15,6 +15,9 @@ from cli_common.progress import progress_bar
 from net2brain_fovex.brain.registry import ENCODING_MODELS
 
 log = logging.getLogger("net2brain")
+# options of the fits, refused in prediction mode (--predict)
+_FIT_ONLY = ("betas", "mask", "rois", "responses", "key", "repetitions", "stimuli", "test_stimuli", "partition",
+             "save_models", "plot", "out_dir", "resume")
 
 
 @with_config
@@ -46,6 +49,17 @@ def encode_command(
     reduce: Annotated[str | None, typer.Option(
         help="pca:N or srp:N: reduce each layer to N features, fitted on the training stimuli of each fold.")] = None,
     seed: Annotated[int, typer.Option(help=ranged("Seed of the folds and of SRP.", "seed"))] = 0,
+    partition: Annotated[str | None, typer.Option(
+        help="A,B[,C]: variance partitioning of these layers (or FILE:LAYER of other activations files) instead of "
+             "the per-layer fits.")] = None,
+    save_models: Annotated[bool, typer.Option(
+        "--save-models", help="Also write <subject>_<layer>_model.h5 (refitted on all stimuli) for --predict.")] = False,
+    plot: Annotated[Path | None, typer.Option(
+        help="A figure (.png/.pdf/.svg): the layer profile per ROI, or with --partition unique and shared R^2.")] = None,
+    predict: Annotated[Path | None, typer.Option(
+        help="Prediction mode: a --save-models file; predicts the responses to the stimuli of --activations "
+             "into --out.")] = None,
+    out: Annotated[Path | None, typer.Option(help="With --predict: the predictions, .npy or .h5.")] = None,
     device: Device = "auto",
     out_dir: Annotated[Path | None, typer.Option(help="Folder for the maps or tables and summary.csv (created).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Keep the results an interrupted run wrote; fit the rest.")] = False,
@@ -53,16 +67,31 @@ def encode_command(
     overwrite: Overwrite = False,
     config: ConfigFile = None,
 ) -> None:
-    """Encoding models: per subject and layer, held-out r and R^2 maps (or tables), group maps, and a summary."""
-    from net2brain_fovex.brain.encoding_files import encode_to_file
+    """Encoding models: per subject and layer, held-out r and R^2 maps (or tables), group maps, and a summary;
+    variance partitioning (--partition); predictions of saved models (--predict)."""
+    from net2brain_fovex.brain.encoding_files import encode_to_file, predict_to_file
+    from net2brain_fovex.errors import ConfigError
 
     options = resolved_options(ctx)
+    if predict is not None:
+        fitting = [name for name in _FIT_ONLY if options.get(name) not in (None, False, [], ())]
+        if fitting:
+            raise ConfigError(f"--predict makes predictions from a saved model; --{fitting[0].replace('_', '-')} is an "
+                              "option of the fits: leave it out (or drop --predict)")
+        require(options, "activations", "out")
+        written = predict_to_file(predict, activations, out, layers=layers, overwrite=overwrite, config=options)
+        if json:
+            print_json({"files": {"predictions": written}})
+        return
+    if out is not None:
+        raise ConfigError("--out is the predictions file of --predict; the fits write to --out-dir")
     require(options, "activations", "out_dir")
     with progress_bar("encode", unit="fits") as update:
         result = encode_to_file(
             activations, out_dir, layers=layers, betas=betas, mask=mask, rois=rois, responses=responses, key=key,
             roi=roi, repetitions=repetitions, stimuli=stimuli, test_stimuli=test_stimuli, model=model, folds=folds,
-            alphas=alphas, reduce=reduce, seed=seed, device=device, overwrite=overwrite, resume=resume,
+            alphas=alphas, reduce=reduce, seed=seed, partition=partition, save_models=save_models, plot=plot,
+            device=device, overwrite=overwrite, resume=resume,
             config=options, progress=update,
         )
     for name, row in result.best.items():

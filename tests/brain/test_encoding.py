@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 
 from net2brain_fovex.brain.encoding import (
@@ -58,11 +59,54 @@ def test_fixed_alpha_equals_the_closed_form():
         assert np.all(result.alphas == alpha)
 
 
+@pytest.mark.parametrize("shape", [(80, 12, 30), (60, 100, 30)])  # more stimuli than features, and fewer
+def test_leave_one_out_equals_scikit_learns_ridgecv(shape):
+    n, f, targets = shape
+    x, y = data(n=n, f=f, targets=targets, noise=4.0, seed=1)
+    train, test = split(len(x), 15)
+    alphas = tuple(np.logspace(-3, 5, 17))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = fit_encoding(x, y, EncodingParameters(alphas=alphas), test_sets=[test])
+    z, _, _ = standardised(x, y, train)  # the same standardisation; RidgeCV fits the intercept
+    reference = RidgeCV(alphas=alphas, alpha_per_target=True).fit(z[train], y[train].astype(np.float64))
+    np.testing.assert_array_equal(result.alphas[0], reference.alpha_)
+    assert len(np.unique(reference.alpha_)) > 2
+    expected = reference.predict(z[test])
+    np.testing.assert_allclose(result.predictions[test], expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_leave_one_out_equals_a_literal_leave_one_out_loop():
+    for n, f in ((24, 5), (16, 30)):
+        x, y = data(n=n, f=f, targets=12, noise=3.0, seed=3)
+        train, test = split(len(x), 4)
+        alphas = tuple(np.logspace(-3, 4, 8))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = fit_encoding(x, y, EncodingParameters(alphas=alphas), test_sets=[test])
+        z, yc, mean = standardised(x, y, train)
+        zt, yt = z[train], yc[train]
+        scores = np.zeros((len(alphas), y.shape[1]))
+        for a, alpha in enumerate(alphas):
+            for i in range(len(zt)):  # refit without stimulus i, an unpenalised intercept, the same z
+                rest = np.delete(np.arange(len(zt)), i)
+                design = np.hstack([np.ones((len(rest), 1)), zt[rest]])
+                penalty = alpha * np.eye(f + 1)
+                penalty[0, 0] = 0.0
+                weights = np.linalg.solve(design.T @ design + penalty, design.T @ yt[rest])
+                scores[a] += (yt[i] - np.r_[1.0, zt[i]] @ weights) ** 2
+        chosen = np.asarray(alphas)[scores.argmin(axis=0)]
+        np.testing.assert_array_equal(result.alphas[0], chosen)
+        assert len(np.unique(chosen)) > 1
+        expected = np.stack([z[test] @ closed_form(zt, yt[:, [t]], chosen[t])[:, 0] for t in range(12)], axis=1)
+        np.testing.assert_allclose(result.predictions[test], expected + mean, rtol=1e-5, atol=1e-4)
+
+
 def test_alpha_selection_equals_a_literal_inner_cv_loop():
     x, y = data(n=90, f=15, targets=40, noise=4.0, seed=1)
     train, test = split(len(x), 18)
     alphas = tuple(np.logspace(-2, 4, 7))
-    parameters = EncodingParameters(alphas=alphas, inner_folds=4, seed=7)
+    parameters = EncodingParameters(alphas=alphas, inner="kfold", inner_folds=4, seed=7)
     result = fit_encoding(x, y, parameters, test_sets=[test])
     z, yc, _ = standardised(x, y, train)
     zt, yt = z[train], yc[train]
@@ -229,7 +273,7 @@ def test_an_alpha_at_the_edge_of_the_grid_warns():
 @pytest.mark.parametrize("options", [
     {"alphas": (0.0,)}, {"alphas": (-1.0, 1.0)}, {"alphas": (float("nan"),)}, {"alphas": ()},
     {"folds": 1}, {"inner_folds": 1}, {"chunk": 0}, {"seed": -1}, {"model": "lasso"},
-    {"reduce": "pca"}, {"reduce": "ica:4"}, {"reduce": "pca:0"},
+    {"reduce": "pca"}, {"reduce": "ica:4"}, {"reduce": "pca:0"}, {"inner": "gcv"},
 ])
 def test_bad_parameters_are_config_errors(options):
     with pytest.raises(ConfigError):
@@ -250,7 +294,10 @@ def test_constant_or_non_finite_responses_are_input_errors():
     with pytest.raises(InputError, match="80 stimuli"):
         fit_encoding(x, y[:50], EncodingParameters())
     with pytest.raises(InputError, match="training stimuli"):
-        fit_encoding(x[:12], y[:12], EncodingParameters(folds=3, inner_folds=5))
+        fit_encoding(x[:12], y[:12], EncodingParameters(folds=3, inner="kfold", inner_folds=5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert fit_encoding(x[:12], y[:12], EncodingParameters(folds=3, inner_folds=5)).alphas.shape == (3, 20)  # loo
 
 
 def test_missing_solvers_name_the_pip_command(monkeypatch):

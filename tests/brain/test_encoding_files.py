@@ -197,3 +197,119 @@ def test_resume_refuses_other_options(planted, tmp_path):
     with pytest.raises(InputError, match="`folds` 5, not 4"):
         encode_to_file(folder / "acts.h5", tmp_path / "enc", betas=betas[:1], rois=[folder / "A.nii.gz"], folds=4,
                        resume=True, config={**config, "folds": 4}, device="cpu")
+
+
+# ------------------------------------------------------------------ partition, saved models, plots
+
+
+@pytest.fixture(scope="module")
+def two_spaces(planted):
+    """Channels 0-1 made from layer a alone, 2-3 from layer b alone, 4-5 from both."""
+    folder, _, layers = planted
+    rng = np.random.default_rng(11)
+    a, b = layers["a"], layers["b"].reshape(N, -1)
+    array = 0.3 * rng.normal(size=(N, 6))
+    array[:, 0:2] += a @ rng.normal(size=(FEATURES, 2))
+    array[:, 2:4] += b @ rng.normal(size=(FEATURES, 2))
+    array[:, 4:6] += a @ rng.normal(size=(FEATURES, 2)) + b @ rng.normal(size=(FEATURES, 2))
+    np.save(folder / "two.npy", array)
+    return folder / "two.npy", array
+
+
+def test_partition_of_arrays_is_the_engines(planted, two_spaces, tmp_path):
+    folder, _, layers = planted
+    path, array = two_spaces
+    run = encode_to_file(folder / "acts.h5", tmp_path / "enc", responses=[path], partition="a,b", folds=4,
+                         alphas="0.01,1,100", device="cpu", plot=tmp_path / "partition.svg")
+    with open(run.out_dir / "two_partition.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["channel", "r2_a", "r2_b", "r2_a+b", "unique_a", "unique_b", "shared_a+b"]
+    expected = encoding.partition_variance({"a": layers["a"], "b": layers["b"].reshape(N, -1)}, array,
+                                           EncodingParameters(folds=4, alphas=(0.01, 1, 100)),
+                                           test_sets=outer_folds(N, 4, 0))
+    np.testing.assert_allclose([float(r["unique_a"]) for r in rows], expected.unique["a"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([float(r["shared_a+b"]) for r in rows], expected.shared["a", "b"], rtol=1e-5, atol=1e-6)
+    unique_a = np.array([float(r["unique_a"]) for r in rows])
+    unique_b = np.array([float(r["unique_b"]) for r in rows])
+    assert (unique_a[:2] > unique_b[:2]).all() and (unique_b[2:4] > unique_a[2:4]).all()
+    summary = {(r["measure"], r["spaces"]): r for r in run.summary}
+    assert set(summary) == {("r2", "a"), ("r2", "b"), ("r2", "a+b"), ("unique", "a"), ("unique", "b"),
+                            ("shared", "a+b")}
+    assert summary["unique", "a"]["mean_r2"] == pytest.approx(np.mean(expected.unique["a"]))
+    assert run.best == {} and (tmp_path / "partition.svg").read_text().lstrip().startswith("<?xml")
+    with open(run.out_dir / "summary.csv") as handle:
+        assert next(csv.reader(handle)) == ["roi", "subject", "measure", "spaces", "mean_r2", "median_r2", "n_targets"]
+
+
+def test_partition_across_files_reorders_their_stimuli(planted, two_spaces, tmp_path):
+    folder, _, layers = planted
+    path, _ = two_spaces
+    shuffled = np.random.default_rng(0).permutation(N)
+    other = write_activations(tmp_path / "other.h5", {"b": layers["b"][shuffled]}, ids=[IDS[i] for i in shuffled])
+    across = encode_to_file(folder / "acts.h5", tmp_path / "x", responses=[path], partition=f"a,{other}:b", folds=4,
+                            alphas="0.01,1,100", device="cpu")
+    within = encode_to_file(folder / "acts.h5", tmp_path / "w", responses=[path], partition="a,b", folds=4,
+                            alphas="0.01,1,100", device="cpu")
+    assert [r["spaces"] for r in across.summary][:3] == ["a", "other.b", "a+other.b"]
+    np.testing.assert_allclose([r["mean_r2"] for r in across.summary], [r["mean_r2"] for r in within.summary],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_partition_of_volumes_writes_maps(planted, tmp_path):
+    folder, betas, _ = planted
+    run = encode_to_file(folder / "acts.h5", tmp_path / "enc", betas=betas, rois=[folder / "A.nii.gz"],
+                         partition="a,b", alphas="0.01,1,100", device="cpu")
+    names = {p.name for p in run.out_dir.iterdir()}
+    assert {"sub-1_unique_a.nii.gz", "sub-2_unique_b.nii.gz", "sub-1_shared_a+b.nii.gz",
+            "sub-2_r2_a+b.nii.gz"} <= names
+    unique_a = read_map(run.out_dir / "sub-1_unique_a.nii.gz")
+    assert np.nanmean(unique_a[BOX_A]) > np.nanmean(read_map(run.out_dir / "sub-1_unique_b.nii.gz")[BOX_A])
+    assert np.isnan(unique_a[BOX_B]).all()
+    rows = {(r["roi"], r["subject"], r["measure"], r["spaces"]): r for r in run.summary}
+    assert rows["A", "group", "unique", "a"]["mean_r2"] == pytest.approx(
+        np.mean([rows["A", s, "unique", "a"]["mean_r2"] for s in ("sub-1", "sub-2")]), rel=1e-5)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"partition": "a"}, "two or three feature spaces"),
+    ({"partition": "a,a"}, "names a feature space twice"),
+    ({"partition": "a,b", "model": "linear"}, "banded ridge"),
+    ({"partition": "a,b", "layers": "a"}, "leave `layers` out"),
+    ({"partition": "a,b", "save_models": True}, "`save_models`"),
+    ({"partition": "a,b", "resume": True}, "not resumable"),
+])
+def test_partition_refuses_contradictory_options(planted, two_spaces, tmp_path, options, message):
+    from net2brain_fovex.errors import ConfigError
+
+    folder, _, _ = planted
+    with pytest.raises(ConfigError, match=message):
+        encode_to_file(folder / "acts.h5", tmp_path / "enc", responses=[two_spaces[0]], device="cpu", **options)
+    assert not (tmp_path / "enc").exists()
+
+
+def test_saved_models_predict_new_stimuli(planted, two_spaces, tmp_path):
+    from net2brain_fovex.brain.encoding_files import predict_to_file
+
+    folder, _, layers = planted
+    run = encode_to_file(folder / "acts.h5", tmp_path / "enc", responses=[two_spaces[0]], layers="a", folds=4,
+                         save_models=True, device="cpu", plot=tmp_path / "profile.png")
+    model = run.out_dir / "two_a_model.h5"
+    assert model in run.files and (tmp_path / "profile.png").read_bytes()[:4] == b"\x89PNG"
+    new = np.random.default_rng(4).normal(size=(7, FEATURES)).astype(np.float32)
+    acts = write_activations(tmp_path / "new.h5", {"a": new}, ids=IDS[:7])
+    out = predict_to_file(model, acts, tmp_path / "pred.npy")
+    np.testing.assert_allclose(np.load(out), encoding.predict(model, new), rtol=1e-6)
+    with h5py.File(predict_to_file(model, acts, tmp_path / "pred.h5"), "r") as file:
+        assert file["predictions"].shape == (7, 6) and list(file["stimuli"].asstr()[()]) == IDS[:7]
+
+
+def test_the_profile_figure_is_the_mean_and_sem_across_subjects(result):
+    from net2brain_fovex.figures.encoding import profile_values
+
+    profiles = profile_values(result.summary, ["a", "b"])
+    rows = {(r["roi"], r["layer"], r["subject"]): r["mean_r"] for r in result.summary}
+    mean, sem, subjects = profiles["A"]
+    values = np.array([[rows["A", layer, s] for layer in ("a", "b")] for s in ("sub-1", "sub-2")])
+    assert subjects == 2
+    np.testing.assert_allclose(mean, values.mean(axis=0))
+    np.testing.assert_allclose(sem, values.std(axis=0, ddof=1) / np.sqrt(2))

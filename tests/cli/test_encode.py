@@ -64,3 +64,24 @@ def test_alphas_and_the_linear_model(net2brain, inputs, tmp_path):
         assert best["A"]["layer"] == "a" and np.isfinite(best["A"]["mean_r"])
     bad = net2brain("encode", *inputs, "--out-dir", tmp_path / "x", "--alphas", "1,ten")
     assert bad.code == 2 and "--alphas" in bad.err and not (tmp_path / "x").exists()
+
+
+def test_partition_save_models_predict_and_plot(net2brain, inputs, planted, tmp_path):  # noqa: F811
+    folder, _, layers = planted
+    part = net2brain("encode", *inputs, "--out-dir", tmp_path / "p", "--partition", "a,b", "--alphas", "0.01,1,100",
+                     "--plot", tmp_path / "p.pdf", "--json")
+    assert part.code == 0, part.err
+    assert (tmp_path / "p" / "sub-1_unique_a.nii.gz").is_file() and (tmp_path / "p.pdf").read_bytes()[:4] == b"%PDF"
+    rows = {(r["roi"], r["subject"], r["measure"], r["spaces"]): r for r in json.loads(part.out)["summary"]}
+    assert rows["A", "group", "unique", "a"]["mean_r2"] > rows["A", "group", "unique", "b"]["mean_r2"]
+    fit = net2brain("encode", *inputs, "--out-dir", tmp_path / "m", "--layers", "a", "--save-models",
+                    "--plot", tmp_path / "profile.png")
+    assert fit.code == 0, fit.err
+    assert (tmp_path / "profile.png").is_file() and (tmp_path / "m" / "sub-2_a_model.h5").is_file()
+    predicted = net2brain("encode", "--predict", tmp_path / "m" / "sub-2_a_model.h5", "--activations",
+                          folder / "acts.h5", "--out", tmp_path / "pred.npy")
+    assert predicted.code == 0, predicted.err
+    assert np.load(tmp_path / "pred.npy").shape == (len(layers["a"]), 2 * 27)  # the voxels of A and B
+    both = net2brain("encode", "--predict", tmp_path / "m" / "sub-2_a_model.h5", "--activations", folder / "acts.h5",
+                     "--out", tmp_path / "x.npy", "--out-dir", tmp_path / "x")
+    assert both.code == 2 and "--predict" in both.err and "--out-dir" in both.err and not (tmp_path / "x.npy").exists()

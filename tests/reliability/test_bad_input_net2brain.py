@@ -760,7 +760,8 @@ ENCODE = [
     ("stimuli-ids-mismatch",       lambda w: w.add("--stimuli", w.inputs / "other_stim"),           ["{inputs}/other_stim", "stimulus ids differ", "pic_1.png"]),
     ("stimuli-other-count",        lambda w: w.add("--stimuli", w.inputs / "six_stim"),             ["{inputs}/six_stim", "lists 6 stimuli", "holds 16"]),
     ("too-few-stimuli-for-folds",  lambda w: w.set("--folds", 20),                                  ["16 stimuli are too few for --folds 20", "fewer folds"]),
-    ("too-few-to-train-the-alphas", lambda w: w.set("--folds", 2),                                  ["8 training stimuli of 16", "5 inner folds needs 10", "--folds"]),
+    ("too-few-to-train-the-alphas", lambda w: w.set("--test-stimuli", w.file("test.txt", "\n".join(IDS_E[:14]) + "\n")),
+     ["2 training stimuli of 16", "leave-one-out needs 3", "--folds"]),
     ("test-stimuli-unknown-id",    lambda w: w.add("--test-stimuli", w.file("test.txt", "img_1.png\nnope.png\n")), ["nope.png"]),
     ("test-stimuli-missing",       lambda w: w.add("--test-stimuli", w.inputs / "gone.txt"),        ["--test-stimuli", "{inputs}/gone.txt", "does not exist"]),
     ("betas-other-stimulus-count", lambda w: betas(w, "sub-1.nii.gz", "five.nii.gz"),               ["{inputs}/five.nii.gz", "holds 5 stimuli", "{inputs}/acts.h5 16"]),
@@ -789,7 +790,34 @@ ENCODE = [
     ("out-dir-is-a-file",          lambda w: w.set("--out-dir", w.file("maps", "a file")),          ["{inputs}/maps", "is a file", "give a folder"]),
     ("summary-exists",             lambda w: ((w.out / "enc").mkdir(), (w.out / "enc" / "summary.csv").write_text("old")), ["{out}/enc/", "exists already", "--overwrite"]),
     ("config-unknown-key",         lambda w: config(w, "fold: 4\n"),                                 ["{inputs}/options.yaml", "unknown option 'fold'", "closest: folds"]),
+    ("partition-of-one-space",     lambda w: w.add("--partition", "conv"),                           ["--partition", "two or three feature spaces"]),
+    ("partition-space-twice",      lambda w: w.add("--partition", "conv,conv"),                      ["--partition", "twice"]),
+    ("partition-unknown-layer",    lambda w: w.add("--partition", "conv,c"),                         ["unknown layer 'c'"]),
+    ("partition-file-missing",     lambda w: w.add("--partition", f"conv,{w.inputs / 'gone.h5'}:fc"), ["{inputs}/gone.h5", "does not exist"]),
+    ("partition-file-other-ids",   lambda w: partition_file(w, [f"pic_{i}.png" for i in range(1, NE + 1)]), ["{inputs}/other.h5", "pic_1.png"]),
+    ("partition-with-linear",      lambda w: w.add("--partition", "conv,fc", "--model", "linear"),  ["--partition", "banded ridge", "--model"]),
+    ("partition-with-layers",      lambda w: w.add("--partition", "conv,fc", "--layers", "fc"),     ["--partition", "--layers"]),
+    ("partition-with-save-models", lambda w: w.add("--partition", "conv,fc", "--save-models"),      ["--save-models", "--partition"]),
+    ("partition-with-resume",      lambda w: w.add("--partition", "conv,fc", "--resume"),           ["--partition", "not resumable"]),
+    ("plot-of-another-format",     lambda w: w.add("--plot", w.out / "profile.csv"),                ["--plot", "ends in .csv"]),
+    ("out-without-predict",        lambda w: w.add("--out", w.out / "pred.npy"),                    ["--out", "--predict", "--out-dir"]),
+    ("predict-with-betas",         lambda w: w.add("--predict", w.inputs / "model.h5", "--out", w.out / "pred.npy"), ["--predict", "--betas", "leave it out"]),
+    ("predict-model-missing",      lambda w: predict_args(w, w.inputs / "gone.h5", "pred.npy"),     ["{inputs}/gone.h5", "does not exist"]),
+    ("predict-model-is-rdms",      lambda w: predict_args(w, model_rdms(w.inputs / "model.h5"), "pred.npy"), ["{inputs}/model.h5", "holds rdms, expected encoding-model"]),
+    ("predict-out-of-another-format", lambda w: predict_args(w, w.inputs / "model.h5", "pred.csv"), ["--out", ".npy or .h5"]),
 ]
+
+
+def partition_file(w: Work, ids) -> None:
+    """--partition conv,OTHER:fc with OTHER an activations file of other stimulus ids."""
+    write_activations(w.inputs / "other.h5", {"fc": RNG.normal(size=(NE, 5)).astype(np.float32)}, stimuli=ids)
+    w.add("--partition", f"conv,{w.inputs / 'other.h5'}:fc")
+
+
+def predict_args(w: Work, model, out: str) -> None:
+    """Prediction mode: --predict MODEL --activations acts.h5 --out OUT, no fitting options."""
+    w.drop("--betas", "--mask", "--out-dir", "--folds")
+    w.add("--predict", model, "--out", w.out / out)
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ _EXPORTS = {
     "save_models": "encoding",
     "predict": "encoding",
     "encode_to_file": "encoding_files",
+    "predict_to_file": "encoding_files",
     "SphereIndex": "searchlight",
     "searchlight_scores": "searchlight",
     "run_searchlight": "searchlight",

@@ -12,11 +12,17 @@ stimuli leaks into the model:
 2. the optional reduction (`reduce`): `pca:N`, the first N principal axes of the
    standardised training features (torch SVD), or `srp:N`, the seeded sparse random
    projection of `extraction/reduction.py` (it depends on no data);
-3. `ridge`: himalaya's `RidgeCV`, one alpha per target chosen from `alphas` by an inner
-   `inner_folds`-fold CV on the training stimuli (scikit-learn `KFold`, shuffled, seeded
-   by `seed` and the fold), scored by the mean squared error, then refitted on all
-   training stimuli; `linear`: the minimum-norm least-squares solution (numpy's
-   `lstsq`);
+3. `ridge`: one alpha per target chosen from `alphas` by the mean squared error of an
+   inner cross-validation on the training stimuli, then refitted on all training stimuli
+   with it. `inner="loo"` (default): efficient leave-one-out, as scikit-learn's
+   `RidgeCV(alphas, alpha_per_target=True)` (cv=None) on the standardised features with
+   an intercept: in the eigenbasis of the training Gram matrix (one float64 eigen- or
+   singular-value decomposition per fold), each stimulus's leave-one-out residual is
+   e_i / (1 - h_ii), h the hat matrix of the penalised features plus the unpenalised
+   intercept (the features are not standardised again without the stimulus), the first
+   alpha of the grid kept on ties; `inner="kfold"`: himalaya's `RidgeCV` over
+   `inner_folds` folds (scikit-learn `KFold`, shuffled, seeded by `seed` and the fold).
+   `linear`: the minimum-norm least-squares solution (numpy's `lstsq`);
 4. predictions of the held-out stimuli.
 
 Scores: `fold_r` is the Pearson r of every target's held-out predictions with its
@@ -43,14 +49,14 @@ import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..checks import check_range
 from ..errors import ConfigError, InputError
-from .registry import ENCODING_MODELS
+from .registry import ENCODING_MODELS, INNER_CVS
 
 __all__ = ["check_solvers", "DEFAULT_ALPHAS", "EDGE_WARNING", "ENCODING_MODEL_KIND", "EncodingParameters", "EncodingResult",
            "PartitionResult", "outer_folds", "fixed_split", "fit_encoding", "noise_ceiling", "partition_variance",
@@ -76,8 +82,12 @@ class EncodingParameters:
         Outer cross-validation folds (`outer_folds`).
     alphas : tuple of float
         The ridge penalties to choose from, per target (positive, finite).
+    inner : str
+        The inner cross-validation that chooses each target's alpha, a name of `INNER_CVS`:
+        `loo` (efficient leave-one-out, default) or `kfold` (`inner_folds` folds).
     inner_folds : int
-        Folds of the inner cross-validation that chooses each target's alpha.
+        Folds of the `kfold` inner cross-validation (and of variance partitioning's banded
+        ridge, which always uses k folds).
     reduce : str or None
         `pca:N` or `srp:N` (N components), fitted on each fold's training stimuli; None keeps
         every feature.
@@ -91,6 +101,7 @@ class EncodingParameters:
     folds: int = 5
     alphas: tuple[float, ...] = DEFAULT_ALPHAS
     inner_folds: int = 5
+    inner: str = INNER_CVS.default
     reduce: str | None = None
     seed: int = 0
     chunk: int = 20_000
@@ -104,6 +115,7 @@ class EncodingParameters:
         ENCODING_MODELS.check(self.model)
         check_range("folds", self.folds)
         check_range("inner_folds", self.inner_folds)
+        INNER_CVS.check(self.inner)
         check_range("seed", self.seed)
         check_range("chunk", self.chunk)
         alphas = np.asarray(self.alphas, float)
@@ -366,6 +378,67 @@ def _fit_transform(x_train: np.ndarray, parameters: EncodingParameters, layer: s
 # ------------------------------------------------------------------ solvers
 
 
+def _ridge_loo(z_train, z_test, y_train, alphas: Sequence[float], chunk: int):
+    """(held-out predictions (test, targets) without the intercept, alphas (targets,)): each
+    target's alpha chosen by efficient leave-one-out, as scikit-learn's `RidgeCV` (cv=None,
+    fit_intercept, alpha_per_target) on the centred `z_train`, then the ridge refit on all of it.
+
+    Why not himalaya's k-fold `RidgeCV`: it solves alphas x folds ridge problems (an SVD per
+    inner fold and a (features x targets) solution per alpha and fold, then another refit).
+    Here one decomposition of the training set serves every alpha and target: with
+    Z Z' = U diag(s2) U', the ridge fit's hat matrix is H = 11'/n + U diag(s2 / (s2 + a)) U'
+    (the intercept unpenalised; Z is centred), each left-out stimulus's residual is
+    (y_i - (H y)_i) / (1 - H_ii), so an alpha costs one (n x rank) by (rank x targets) product
+    and no features; the refit's predictions are (z_test Z' U) diag(1 / (s2 + a)) U' y.
+    The decomposition and the sweep run in float64 (the residuals of small alphas are small
+    differences), on the tensors' device.
+    """
+    import torch
+
+    n, p = z_train.shape
+    z = z_train.to(torch.float64)
+    offset = z.mean(dim=0)  # ~0 (z-scored in float32); exactly 0 in float64 keeps 1 outside span(Z)
+    z = z - offset
+    if p >= n:  # the Gram matrix is the smaller
+        s2, u = torch.linalg.eigh(z @ z.T)
+    else:
+        u, s, _ = torch.linalg.svd(z, full_matrices=False)
+        s2 = s * s
+    keep = s2 > torch.finfo(torch.float64).eps * max(n, p) * s2.max().clamp(min=1e-300)
+    u, s2 = u[:, keep], s2[keep]
+    grid = torch.as_tensor(np.asarray(alphas, dtype=np.float64), device=u.device)
+    shrink = grid[None, :] / (s2[:, None] + grid[None, :])  # (rank, alphas): 1 - s2 / (s2 + a)
+    square = u * u
+    # 1 - H_ii without cancellation: the leverage outside span(U) and the intercept, plus U's share
+    outside = (1.0 - 1.0 / n - square.sum(dim=1)).clamp(min=0.0)
+    weight = (1.0 / (outside[:, None] + square @ shrink)).square_().T.contiguous() / n  # (alphas, n)
+    test_basis = (z_test.to(torch.float64) - offset) @ (z.T @ u)  # (test, rank)
+    low = u.to(torch.float32)  # the sweep: float32 products of float64-prepared, cancellation-free terms
+    shrink_low, weight_low = shrink.to(torch.float32), weight.to(torch.float32)
+    predictions = torch.empty((z_test.shape[0], y_train.shape[1]), dtype=z_test.dtype, device=z_test.device)
+    chosen = np.empty(y_train.shape[1], dtype=np.float64)
+    for start in range(0, y_train.shape[1], chunk):
+        block = slice(start, start + chunk)
+        y = y_train[:, block].to(torch.float64)
+        y = y - y.mean(dim=0)  # the intercept's part of H y: float32 centring leaves a residue that 1 - H_ii ~ 0 would blow up
+        coordinates = u.T @ y  # (rank, targets)
+        outside_residual = (y - u @ coordinates).to(torch.float32)
+        coordinates_low = coordinates.to(torch.float32)
+        best = torch.full((y.shape[1],), float("inf"), dtype=torch.float32, device=y.device)
+        best_index = torch.zeros(y.shape[1], dtype=torch.long, device=y.device)
+        for a in range(len(grid)):
+            # the leave-one-out residuals (y - H y)_i / (1 - H_ii), squared and averaged over i
+            residual = torch.addmm(outside_residual, low, shrink_low[:, a, None] * coordinates_low).square_()
+            error = weight_low[a] @ residual
+            better = error < best  # strict: the first alpha of the grid wins ties, as scikit-learn's
+            best = torch.where(better, error, best)
+            best_index = torch.where(better, a, best_index)
+        coefficients = coordinates / (s2[:, None] + grid[best_index][None, :])
+        predictions[:, block] = (test_basis @ coefficients).to(predictions.dtype)
+        chosen[block] = np.asarray(alphas, dtype=np.float64)[best_index.cpu().numpy()]
+    return predictions, chosen
+
+
 def _ridge_cv(z_train, y_train, parameters: EncodingParameters, fold: int):
     """(weights (features, targets), alphas (targets,)) by himalaya's RidgeCV on centred data."""
     from himalaya.ridge import RidgeCV
@@ -465,10 +538,11 @@ def fit_encoding(features: np.ndarray, responses: np.ndarray, parameters: Encodi
     target = torch.device(device)
     predictions = np.full(y.shape, np.nan, dtype=np.float32)
     chosen = np.full((len(tests), y.shape[1]), np.nan)
+    kfold = ridge and parameters.inner == "kfold"
     with _himalaya(device):
         for fold, test in enumerate(tests):
             train = np.setdiff1d(np.arange(n), test)
-            needed = 2 * parameters.inner_folds if ridge else 2
+            needed = 2 * parameters.inner_folds if kfold else 2
             if len(train) < needed:
                 raise InputError(f"a fold has {len(train)} training stimuli; ridge with `inner_folds` "
                                  f"{parameters.inner_folds} needs {needed}: use fewer folds or inner folds")
@@ -476,15 +550,19 @@ def fit_encoding(features: np.ndarray, responses: np.ndarray, parameters: Encodi
             z_train, z_test = transform(x[train]).to(target), transform(x[test]).to(target)
             y_mean = y[train].mean(axis=0)
             y_train = torch.from_numpy(y[train] - y_mean).to(target)
-            if ridge:
-                weights, alphas = _ridge_cv(z_train, y_train, parameters, fold)
-                chosen[fold] = _on_grid(torch.as_tensor(alphas).cpu().numpy(), parameters.alphas)
+            if ridge and not kfold:  # predicts in the decomposition's basis: no weights needed
+                held, chosen[fold] = _ridge_loo(z_train, z_test, y_train, parameters.alphas, parameters.chunk)
+                predictions[test] = held.cpu().numpy() + y_mean
             else:
-                weights = _lstsq(z_train, y_train, parameters.chunk)
-            weights = torch.as_tensor(weights, device=target)
-            for start in range(0, y.shape[1], parameters.chunk):
-                block = slice(start, start + parameters.chunk)
-                predictions[test, block] = (z_test @ weights[:, block]).cpu().numpy() + y_mean[block]
+                if ridge:
+                    weights, alphas = _ridge_cv(z_train, y_train, parameters, fold)
+                    chosen[fold] = _on_grid(torch.as_tensor(alphas).cpu().numpy(), parameters.alphas)
+                else:
+                    weights = _lstsq(z_train, y_train, parameters.chunk)
+                weights = torch.as_tensor(weights, device=target)
+                for start in range(0, y.shape[1], parameters.chunk):
+                    block = slice(start, start + parameters.chunk)
+                    predictions[test, block] = (z_test @ weights[:, block]).cpu().numpy() + y_mean[block]
             if progress:
                 progress(fold + 1, len(tests))
     r, r2, fold_r, fold_r2 = _scores(y, predictions, tests)
@@ -554,10 +632,11 @@ def partition_variance(spaces: dict[str, np.ndarray], responses: np.ndarray, par
     """Held-out R^2 of every subset of feature spaces, and its unique and shared parts.
 
     Each space is standardised and reduced on its own, as in `fit_encoding`, on each fold's
-    training stimuli; a single space is fitted by `fit_encoding`, a subset of several by
-    himalaya's `BandedRidgeCV` (one alpha per space and target, a random search of
-    `BANDED_ITERATIONS` space weights times `alphas`, the same inner folds), both on the
-    same outer folds. R^2 is over all held-out stimuli together.
+    training stimuli; a single space is fitted by `fit_encoding` with `inner="kfold"`
+    (whatever `parameters.inner` says), a subset of several by himalaya's `BandedRidgeCV`
+    (one alpha per space and target, a random search of `BANDED_ITERATIONS` space weights
+    times `alphas`), both with the same `inner_folds` inner folds and on the same outer
+    folds, so that the differences of R^2 compare fits chosen alike. R^2 is over all held-out stimuli together.
 
     Parameters
     ----------
@@ -588,7 +667,8 @@ def partition_variance(spaces: dict[str, np.ndarray], responses: np.ndarray, par
     tests = _check_test_sets(test_sets, n) if test_sets is not None else outer_folds(n, parameters.folds,
                                                                                      parameters.seed)
     subsets = [combo for size in range(1, len(names) + 1) for combo in itertools.combinations(names, size)]
-    r2 = {(name,): fit_encoding(xs[name], y, parameters, test_sets=tests, device=device, layer=name).r2
+    single = replace(parameters, inner="kfold")  # the joint fits' inner CV, so that differences compare alike
+    r2 = {(name,): fit_encoding(xs[name], y, single, test_sets=tests, device=device, layer=name).r2
           for name in names}
     held = np.concatenate(tests)
     target = torch.device(device)

@@ -31,12 +31,15 @@ from ..io.provenance import plain
 from ..io.tables import write_csv
 from ..selection import ALL
 
-__all__ = ["EncodingFiles", "encode_to_file", "best_layers", "SUMMARY_COLUMNS", "CONFIG_NAME"]
+__all__ = ["EncodingFiles", "encode_to_file", "predict_to_file", "best_layers", "SUMMARY_COLUMNS",
+           "PARTITION_COLUMNS", "CONFIG_NAME"]
 
 log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ["roi", "layer", "subject", "time", "mean_r", "median_r", "mean_r2", "n_targets",
                    "noise_ceiling", "pct_of_nc"]
+# summary.csv of a `partition` run: a row per (ROI, subject[, time], measure, spaces)
+PARTITION_COLUMNS = ["roi", "subject", "time", "measure", "spaces", "mean_r2", "median_r2", "n_targets"]
 CONFIG_NAME = "encode.config.yaml"  # the resolved options in the output folder
 WHOLE = "mask"  # the summary's name for every target of `betas` (the mask, or the union of the `rois`)
 # options that do not change the results: a resumed run may differ in them
@@ -103,6 +106,9 @@ def encode_to_file(
     alphas: str | Sequence[float] | None = None,
     reduce: str | None = None,
     seed: int = 0,
+    partition: str | Sequence[str] | None = None,
+    save_models: bool = False,
+    plot: str | Path | None = None,
     device: str = "auto",
     overwrite: bool = False,
     resume: bool = False,
@@ -148,6 +154,21 @@ def encode_to_file(
         scored on these, instead of `folds`.
     model, folds, alphas, reduce, seed
         As `EncodingParameters`; `alphas` may be text, `A,B,...` (default `DEFAULT_ALPHAS`).
+    partition : str or sequence of str, optional
+        Two or three feature spaces, `A,B[,C]`: layers of `activations`, or `FILE:LAYER` of
+        other activations files (of the same stimuli, reordered to `activations`' order;
+        named `<file stem>.<layer>`). Instead of the per-layer fits, `partition_variance`
+        per subject (the same folds, seed and alphas; `model` ridge, `layers` left out):
+        `<subject>_partition.csv` (array `responses`) or, for `betas`, the maps
+        `<subject>_r2_<spaces>.nii.gz` of every subset, `<subject>_unique_<space>.nii.gz`
+        and `<subject>_shared_<a+b>.nii.gz`; summary.csv then has `PARTITION_COLUMNS`.
+    save_models : bool, default False
+        Also write `<subject>_<layer>_model.h5` (`save_models`: refitted on all stimuli) for
+        `predict_to_file`.
+    plot : path, optional
+        A figure (PNG, PDF or SVG, by its suffix): the layer profile per ROI
+        (`encoding_profile_figure`), or with `partition` the unique and shared R^2 per ROI
+        (`partition_figure`).
     device : str, default "auto"
     overwrite : bool
         Replace a complete folder.
@@ -188,14 +209,22 @@ def encode_to_file(
                           "them out")
     if resume and overwrite:
         raise ConfigError("`resume` keeps an interrupted run's results and `overwrite` replaces them: give one")
+    spaces = _partition_spaces(partition, Path(activations), layers, model, save_models, resume)
     out_dir = check_output_dir(out_dir, "out_dir")  # created only when there is something to write
     inputs = {"activations": [activations], "betas": list(betas or ()), "mask": [mask], "rois": list(rois or ()),
-              "responses": list(responses or ()), "stimuli": [stimuli], "test_stimuli": [test_stimuli]}
+              "responses": list(responses or ()), "stimuli": [stimuli], "test_stimuli": [test_stimuli],
+              "partition": [space[1] for space in spaces or ()]}
     leftover = not (out_dir / "summary.csv").exists()
     outputs = [Output("out_dir", out_dir, "folder"), Output("out_dir", out_dir / "summary.csv", "csv", folder_made=True),
                *options_output(out_dir, config, out_dir / CONFIG_NAME, "out_dir", folder_made=True,
                                replaceable=leftover)]
+    outputs += [Output("plot", Path(plot), "figure")] if plot is not None else []
     check_outputs(outputs, inputs, overwrite=overwrite)
+    if spaces is not None:
+        return _partition_run(Path(activations), out_dir, spaces, outputs, inputs, parameters, betas=betas, mask=mask,
+                              rois=rois, responses=responses, key=key, roi=roi, repetitions=repetitions,
+                              stimuli=stimuli, test_stimuli=test_stimuli, plot=plot, device=device,
+                              overwrite=overwrite, config=config, progress=progress)
     names, ids = _layers_of(Path(activations), layers)
     test_sets = (fixed_split(ids, _read_ids(Path(test_stimuli))) if test_stimuli is not None
                  else outer_folds(len(ids), parameters.folds, parameters.seed))
@@ -207,8 +236,10 @@ def encode_to_file(
         targets = _array_targets([Path(p) for p in responses], key, roi, repetitions, len(ids), order, activations)
     planned = {(s, layer): _pair_paths(out_dir, s, layer, targets.kind) for s in targets.subjects for layer in names}
     group = _group_paths(out_dir, names, targets) if len(targets.subjects) > 1 else {}
+    models = {pair: out_dir / f"{pair[0]}_{pair[1]}_model.h5" for pair in planned} if save_models else {}
     files = [Output("out_dir", path, "nifti" if targets.kind == "nifti" else "csv", replaceable=True, folder_made=True)
              for paths in [*planned.values(), *group.values()] for path in paths]
+    files += [Output("out_dir", path, "hdf5", replaceable=True, folder_made=True) for path in models.values()]
     check_outputs([*outputs, *files], inputs, overwrite=overwrite)
     if resume:
         _check_resumable(out_dir, config)
@@ -221,7 +252,8 @@ def encode_to_file(
     if overwrite:
         summary.unlink(missing_ok=True)  # incomplete until the new summary.csv is written
     record_options(out_dir, config, sidecar=out_dir / CONFIG_NAME)
-    done = {pair for pair, paths in planned.items() if resume and all(p.is_file() for p in paths)}
+    done = {pair for pair, paths in planned.items()
+            if resume and all(p.is_file() for p in [*paths, *([models[pair]] if models else [])])}
     if done:
         log.info("resuming in %s: %d of %d (subject, layer) results are complete and kept", out_dir, len(done),
                  len(planned))
@@ -239,17 +271,22 @@ def encode_to_file(
                 scores[subject, layer] = _read_scores(planned[subject, layer], targets)
             else:
                 scores[subject, layer] = _fit_pair(Path(activations), layer, responses_of, parameters, test_sets, target,
-                                                   targets, subject)
+                                                   targets, subject, models.get((subject, layer)))
                 _write_pair(planned[subject, layer], scores[subject, layer], ceiling, targets)
             count += 1
             if progress:
                 progress(count, len(planned))
     group_files = _write_group(group, names, scores, targets)
     rows = _summary_rows(names, scores, ceilings, targets)
+    if plot is not None:
+        from ..figures.encoding import encoding_profile_figure
+
+        encoding_profile_figure(rows, names, Path(plot))
     write_csv(summary, rows, [c for c in SUMMARY_COLUMNS if (c != "time" or targets.timed)
                               and (c not in ("noise_ceiling", "pct_of_nc") or repetitions)])  # last: complete
     log.info("wrote %d (subject, layer) results and summary.csv to %s", len(planned), out_dir)
-    written = [path for paths in planned.values() for path in paths] + group_files
+    written = [path for paths in planned.values() for path in paths] + list(models.values()) + group_files
+    written += [Path(plot)] if plot is not None else []
     return EncodingFiles(out_dir, rows, best_layers(rows), written, len(done))
 
 
@@ -319,12 +356,14 @@ def _features(file, path: Path, name: str) -> np.ndarray:
 def _check_training(test_sets: list[np.ndarray], n: int, parameters) -> None:
     """Every fold's training stimuli enough for the inner cross-validation that chooses
     the ridge penalties (as `fit_encoding` requires), before the first fit."""
-    needed = 2 * parameters.inner_folds if parameters.model == "ridge" else 2
+    kfold = parameters.model == "ridge" and parameters.inner == "kfold"
+    needed = 2 * parameters.inner_folds if kfold else 3 if parameters.model == "ridge" else 2
+    how = f"{parameters.inner_folds} inner folds" if kfold else "leave-one-out" if parameters.model == "ridge" else "a fit"
     smallest = n - max(len(test) for test in test_sets)
     if smallest < needed:
         raise InputError(f"a fold has {smallest} training stimuli of {n}; choosing the ridge penalties by "
-                         f"{parameters.inner_folds} inner folds needs {needed}: use more `folds` (smaller test sets), "
-                         "fewer test stimuli, or more stimuli")
+                         f"{how} needs {needed}: use more `folds` (smaller test sets), fewer test stimuli, or more "
+                         "stimuli")
 
 
 def _read_ids(path: Path) -> list[str]:
@@ -487,15 +526,19 @@ def _check_resumable(out_dir: Path, config: dict | None) -> None:
 
 
 def _fit_pair(path: Path, layer: str, responses: np.ndarray, parameters, test_sets, device, targets: _Targets,
-              subject: str) -> tuple[np.ndarray, np.ndarray]:
-    """(r, R^2) per target of one layer's encoding model of one subject."""
+              subject: str, model_path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(r, R^2) per target of one layer's encoding model of one subject; with `model_path`,
+    the model refitted on all stimuli written there (`save_models`)."""
     from ..io.hdf5 import ACTIVATIONS_KIND, open_h5
-    from .encoding import fit_encoding
+    from . import encoding
 
     with open_h5(path, ACTIVATIONS_KIND) as file:
         features = _features(file, path, layer)
     try:
-        result = fit_encoding(features, responses, parameters, test_sets=test_sets, device=str(device), layer=layer)
+        result = encoding.fit_encoding(features, responses, parameters, test_sets=test_sets, device=str(device),
+                                       layer=layer)
+        if model_path is not None:
+            encoding.save_models(model_path, features, responses, parameters, result, device=str(device), layer=layer)
     except InputError as error:
         raise InputError(f"subject {subject!r}, layer {layer!r}: {error}") from None
     # the scores as stored (maps are float32), so that group maps and summary are the same whether a
@@ -618,3 +661,237 @@ def _summary_rows(names, scores, ceilings, targets: _Targets) -> list[dict]:
                             row["pct_of_nc"] = row["mean_r"] / nc * 100 if nc > 0 else float("nan")
                     rows.append(row)
     return rows
+
+
+# ------------------------------------------------------------------ variance partitioning
+
+
+def _partition_spaces(partition, activations: Path, layers, model: str, save_models: bool,
+                      resume: bool) -> list[tuple[str, Path, str]] | None:
+    """The feature spaces of `partition` as (name, file, layer), and the options it excludes."""
+    if partition is None:
+        return None
+    parts = [part.strip() for part in (partition.split(",") if isinstance(partition, str) else partition)]
+    if not 2 <= len(parts) <= 3 or not all(parts):
+        raise ConfigError(f"`partition` takes two or three feature spaces, A,B[,C] (layers of `activations`, or "
+                          f"FILE:LAYER), got {partition!r}")
+    if model != "ridge":
+        raise ConfigError("`partition` fits banded ridge models; leave `model` at ridge")
+    if layers != ALL:
+        raise ConfigError("`partition` names the layers it fits; leave `layers` out (or run the per-layer fits "
+                          "separately)")
+    if save_models:
+        raise ConfigError("`save_models` keeps the per-layer models, which `partition` does not fit: give one")
+    if resume:
+        raise ConfigError("a `partition` run is not resumable: run it again (with `overwrite`)")
+    spaces = []
+    for part in parts:
+        file, _, layer = part.rpartition(":")
+        path = Path(file) if file else activations
+        same = not file or (path.exists() and path.resolve() == activations.resolve())
+        name = layer if same else f"{path.stem}.{layer}"
+        if not layer:
+            raise ConfigError(f"`partition` {part!r} names no layer; give LAYER or FILE:LAYER")
+        spaces.append((name, path, layer))
+    names = [space[0] for space in spaces]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"`partition` names a feature space twice ({', '.join(names)}); give each once")
+    return spaces
+
+
+def _partition_features(spaces, activations: Path, ids: list[str]) -> dict[str, np.ndarray]:
+    """Every space's (stimuli, features) in the activations' stimulus order, checked."""
+    from ..io.hdf5 import ACTIVATIONS_KIND, open_h5
+    from .activation_inputs import order_to_activations
+
+    features = {}
+    for name, path, layer in spaces:
+        check_name(name, "a `partition` feature space (it names the output files)")
+        _, their_ids = _layers_of(path, layer)
+        order = None
+        if path != activations:
+            if len(their_ids) != len(ids):
+                raise InputError(f"`partition` file {path} holds {len(their_ids)} stimuli, {activations} {len(ids)}; "
+                                 "give activations of the same stimuli")
+            order = order_to_activations(ids, their_ids, str(activations), str(path), f"`partition` file {path}")
+        _check_activations(path, [layer])
+        with open_h5(path, ACTIVATIONS_KIND) as file:
+            values = _features(file, path, layer)
+        features[name] = values if order is None else values[order]
+    return features
+
+
+def _measures(spaces: list[str]) -> list[tuple[str, str]]:
+    """(measure, spaces) of a partition, in output order: r2 of every subset, unique, shared."""
+    import itertools
+
+    subsets = [c for size in range(1, len(spaces) + 1) for c in itertools.combinations(spaces, size)]
+    return ([("r2", "+".join(c)) for c in subsets] + [("unique", s) for s in spaces]
+            + [("shared", "+".join(c)) for c in subsets if len(c) > 1])
+
+
+def _partition_values(result) -> dict[tuple[str, str], np.ndarray]:
+    values = {("r2", "+".join(c)): v for c, v in result.subsets.items()}
+    values |= {("unique", s): v for s, v in result.unique.items()}
+    values |= {("shared", "+".join(c)): v for c, v in result.shared.items()}
+    return {key: np.asarray(v, dtype=np.float64) for key, v in values.items()}
+
+
+def _partition_paths(out_dir: Path, subject: str, measures, kind: str) -> dict:
+    if kind == "nifti":
+        return {m: out_dir / f"{subject}_{m[0]}_{m[1]}.nii.gz" for m in measures}
+    return {"table": out_dir / f"{subject}_partition.csv"}
+
+
+def _partition_run(activations: Path, out_dir: Path, spaces, outputs, inputs, parameters, *, betas, mask, rois,
+                   responses, key, roi, repetitions, stimuli, test_stimuli, plot, device, overwrite, config,
+                   progress) -> EncodingFiles:
+    """`encode_to_file` with `partition`: `partition_variance` per subject, maps or tables, summary."""
+    import warnings
+
+    from ..device import resolve_device
+    from . import encoding
+
+    _, ids = _layers_of(activations, ALL)
+    test_sets = (encoding.fixed_split(ids, _read_ids(Path(test_stimuli))) if test_stimuli is not None
+                 else encoding.outer_folds(len(ids), parameters.folds, parameters.seed))
+    _check_training(test_sets, len(ids), parameters)
+    names = [space[0] for space in spaces]
+    measures = _measures(names)
+    order = _brain_order(ids, stimuli, activations)
+    if betas:
+        targets = _nifti_targets([Path(p) for p in betas], mask, list(rois or ()), len(ids), order, activations)
+    else:
+        targets = _array_targets([Path(p) for p in responses], key, roi, repetitions, len(ids), order, activations)
+    planned = {s: _partition_paths(out_dir, s, measures, targets.kind) for s in targets.subjects}
+    files = [Output("out_dir", path, "nifti" if targets.kind == "nifti" else "csv", replaceable=True, folder_made=True)
+             for paths in planned.values() for path in paths.values()]
+    check_outputs([*outputs, *files], inputs, overwrite=overwrite)
+    features = _partition_features(spaces, activations, ids)  # every space read and checked before the first fit
+    target = resolve_device(device)
+    out_dir = make_output_dir(out_dir, "out_dir")
+    summary = check_new_output(out_dir / "summary.csv", overwrite)
+    if overwrite:
+        summary.unlink(missing_ok=True)
+    record_options(out_dir, config, sidecar=out_dir / CONFIG_NAME)
+    values = {}
+    for number, subject in enumerate(targets.subjects):
+        responses_of, _ = _read_targets(targets, number, order, repetitions, parameters.seed)
+        try:
+            result = encoding.partition_variance(features, responses_of, parameters, test_sets=test_sets,
+                                                 device=str(target))
+        except InputError as error:
+            raise InputError(f"subject {subject!r}: {error}") from None
+        values[subject] = _partition_values(result)
+        _write_partition(planned[subject], values[subject], measures, targets)
+        if progress:
+            progress(number + 1, len(targets.subjects))
+    subjects = list(targets.subjects)
+    if len(subjects) > 1:
+        values["group"] = {m: np.mean([values[s][m] for s in subjects], axis=0) for m in measures}
+        subjects.append("group")
+    times = list(range(targets.shape[1])) if targets.timed else [None]
+    rows = []
+    for name, region in targets.rois.items():
+        for subject in subjects:
+            for time in [*times, *(["mean"] if targets.timed else [])]:
+                inside = region.copy()
+                if isinstance(time, int):
+                    inside &= np.indices(targets.shape)[1].ravel() == time
+                for measure, which in measures:
+                    vector = values[subject][measure, which][inside]
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        rows.append({"roi": name, "subject": subject, "time": "" if time is None else time,
+                                     "measure": measure, "spaces": which, "mean_r2": float(np.nanmean(vector)),
+                                     "median_r2": float(np.nanmedian(vector)), "n_targets": int(inside.sum())})
+    if plot is not None:
+        from ..figures.encoding import partition_figure
+
+        partition_figure(rows, Path(plot))
+    write_csv(summary, rows, [c for c in PARTITION_COLUMNS if c != "time" or targets.timed])  # last: complete
+    log.info("wrote the variance partitioning of %s for %d subjects and summary.csv to %s", "+".join(names),
+             len(targets.subjects), out_dir)
+    written = [path for paths in planned.values() for path in paths.values()]
+    return EncodingFiles(out_dir, rows, {}, written + ([Path(plot)] if plot is not None else []))
+
+
+def _write_partition(paths: dict, values: dict, measures, targets: _Targets) -> None:
+    if targets.kind == "nifti":
+        from .nifti import save_map
+
+        for measure in measures:
+            save_map(values[measure], targets.mask, paths[measure], reference=targets.reference)
+        return
+    columns = [f"{m}_{s}" if m != "r2" else f"r2_{s}" for m, s in measures]
+    rows = [label | {column: values[m][j] for column, m in zip(columns, measures, strict=True)}
+            for j, label in enumerate(_target_labels(targets))]
+    write_csv(paths["table"], rows, _table_columns(targets, *columns))
+
+
+# ------------------------------------------------------------------ predictions of saved models
+
+
+def predict_to_file(model: str | Path, activations: str | Path, out: str | Path, *, layers: str | Sequence[str] = ALL,
+                    overwrite: bool = False, config: dict | None = None) -> Path:
+    """Predict the responses to new stimuli with a model `encode_to_file(save_models=True)` wrote.
+
+    Parameters
+    ----------
+    model : path
+        A `<subject>_<layer>_model.h5` file.
+    activations : path
+        The new stimuli's activations; the layer is the model's (`layers` "all") or the one
+        `layers` names.
+    out : path
+        `.npy` (an array stimuli x targets, float32) or `.h5` (datasets `predictions` and
+        `stimuli`, attributes `model` and `layer`). The targets are in the model's order:
+        the mask voxels in C order, or the channels [x time points] flattened.
+    layers : str, default "all"
+    overwrite : bool
+    config : dict, optional
+        The resolved options, recorded beside `out`.
+
+    Returns
+    -------
+    Path
+    """
+    import h5py
+
+    from ..io.atomic import atomic_output
+    from ..io.hdf5 import ACTIVATIONS_KIND, open_h5
+    from ..io.outputs import suffix_of
+    from .encoding import ENCODING_MODEL_KIND, check_solvers, predict
+
+    check_solvers()
+    out = Path(out)
+    kinds = {".npy": "npy", ".h5": "hdf5", ".hdf5": "hdf5"}
+    if suffix_of(out) not in kinds:
+        raise ConfigError(f"`out` {out} must end in .npy or .h5 (the predictions, stimuli x targets)")
+    chosen = [part.strip() for part in layers.split(",")] if isinstance(layers, str) else list(layers)
+    if len(chosen) != 1:
+        raise ConfigError(f"a model predicts from one layer; give `layers` one name (or leave it out), got {layers!r}")
+    outputs = [Output("out", out, kinds[suffix_of(out)]), *options_output(out, config)]
+    check_outputs(outputs, {"predict": [model], "activations": [activations]}, overwrite=overwrite)
+    with open_h5(model, ENCODING_MODEL_KIND) as file:
+        layer = str(file.attrs["layer"])
+    if chosen != [ALL]:
+        layer = chosen[0]
+    _, ids = _layers_of(Path(activations), layer)
+    with open_h5(activations, ACTIVATIONS_KIND) as file:
+        features = _features(file, Path(activations), layer)
+    predictions = predict(model, features)
+    with atomic_output(out) as tmp:
+        if kinds[suffix_of(out)] == "npy":
+            with open(tmp, "wb") as handle:
+                np.save(handle, predictions)
+        else:
+            with h5py.File(tmp, "w") as file:
+                file.attrs["kind"] = "predictions"
+                file.attrs["model"] = str(model)
+                file.attrs["layer"] = layer
+                file["predictions"] = predictions
+                file["stimuli"] = np.array(ids, dtype=h5py.string_dtype())
+    record_options(out, config)
+    log.info("wrote the predictions of %s for %d stimuli x %d targets to %s", model, *predictions.shape, out)
+    return out

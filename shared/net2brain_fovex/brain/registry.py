@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from ..registry import Choice, Registry
 
-__all__ = ["RDMMetric", "RDM_METRICS", "SEARCHLIGHT_METRICS", "COMPARISONS", "CORRECTIONS", "FITS", "PRECISIONS", "ESTIMATORS", "ENCODING_MODELS"]
+__all__ = ["RDMMetric", "RDM_METRICS", "SEARCHLIGHT_METRICS", "COMPARISONS", "CORRECTIONS", "FITS", "PRECISIONS", "ESTIMATORS", "ENCODING_MODELS",
+           "INNER_CVS"]
 
 
 @dataclass(frozen=True)
@@ -76,4 +77,9 @@ ESTIMATORS: Registry[Choice] = Registry("estimator", [
 ENCODING_MODELS: Registry[Choice] = Registry("encoding model", [
     Choice("ridge", "ridge regression, one alpha per target chosen by an inner cross-validation"),
     Choice("linear", "ordinary least squares (the minimum-norm solution)"),
+])
+
+INNER_CVS: Registry[Choice] = Registry("inner cross-validation", [
+    Choice("loo", "efficient leave-one-out in the eigenbasis of the training Gram matrix (scikit-learn's RidgeCV)"),
+    Choice("kfold", "himalaya's RidgeCV over `inner_folds` shuffled folds"),
 ])

@@ -1,11 +1,13 @@
-"""Figures: RDM heat maps, the RSA figure, CKA heat maps, attribution overlays and deletion / insertion
-curves."""
+"""Figures: RDM heat maps, the RSA figure, CKA heat maps, encoding layer profiles and variance
+partitions, attribution overlays and deletion / insertion curves."""
 from .._exports import lazy_exports
 
 _EXPORTS = {
     "rdm_heatmap": "rdm",
     "rsa_figure": "rsa",
     "cka_heatmap": "cka",
+    "encoding_profile_figure": "encoding",
+    "partition_figure": "encoding",
     "overlay": "overlays",
     "write_overlays": "overlays",
     "curves_figure": "curves",

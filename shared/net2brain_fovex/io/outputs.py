@@ -40,6 +40,7 @@ __all__ = ["Output", "FORMATS", "check_outputs", "suffix_of", "figure_format"]
 FORMATS = {
     "hdf5": (".h5", ".hdf5"),
     "csv": (".csv",),
+    "npy": (".npy",),
     "yaml": (".yaml", ".yml"),
     "nifti": (".nii.gz", ".nii"),
     "png": (".png",),
