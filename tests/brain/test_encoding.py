@@ -67,7 +67,7 @@ def test_leave_one_out_equals_scikit_learns_ridgecv(shape):
     alphas = tuple(np.logspace(-3, 5, 17))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = fit_encoding(x, y, EncodingParameters(alphas=alphas), test_sets=[test])
+        result = fit_encoding(x, y, EncodingParameters(alphas=alphas, inner="loo"), test_sets=[test])
     z, _, _ = standardised(x, y, train)  # the same standardisation; RidgeCV fits the intercept
     reference = RidgeCV(alphas=alphas, alpha_per_target=True).fit(z[train], y[train].astype(np.float64))
     np.testing.assert_array_equal(result.alphas[0], reference.alpha_)
@@ -83,7 +83,7 @@ def test_leave_one_out_equals_a_literal_leave_one_out_loop():
         alphas = tuple(np.logspace(-3, 4, 8))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            result = fit_encoding(x, y, EncodingParameters(alphas=alphas), test_sets=[test])
+            result = fit_encoding(x, y, EncodingParameters(alphas=alphas, inner="loo"), test_sets=[test])
         z, yc, mean = standardised(x, y, train)
         zt, yt = z[train], yc[train]
         scores = np.zeros((len(alphas), y.shape[1]))
@@ -100,6 +100,51 @@ def test_leave_one_out_equals_a_literal_leave_one_out_loop():
         assert len(np.unique(chosen)) > 1
         expected = np.stack([z[test] @ closed_form(zt, yt[:, [t]], chosen[t])[:, 0] for t in range(12)], axis=1)
         np.testing.assert_allclose(result.predictions[test], expected + mean, rtol=1e-5, atol=1e-4)
+
+
+def test_generalised_cross_validation_equals_its_formula_with_the_hat_matrix_written_out():
+    for n, f in ((40, 6), (24, 50)):  # more stimuli than features, and fewer
+        x, y = data(n=n, f=f, targets=25, noise=3.0, seed=4)
+        train, test = split(len(x), 6)
+        alphas = tuple(np.logspace(-3, 5, 17))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = fit_encoding(x, y, EncodingParameters(alphas=alphas, inner="gcv"), test_sets=[test])
+        z, yc, mean = standardised(x, y, train)
+        zt, yt = z[train], yc[train]
+        m = len(zt)
+        centring = np.eye(m) - np.ones((m, m)) / m
+        zc = centring @ zt
+        scores = np.empty((len(alphas), y.shape[1]))
+        for a, alpha in enumerate(alphas):  # the hat matrix of the penalised features plus the intercept
+            hat = np.ones((m, m)) / m + zc @ np.linalg.solve(zc.T @ zc + alpha * np.eye(f), zc.T)
+            residual = (np.eye(m) - hat) @ yt
+            scores[a] = m * (residual ** 2).sum(axis=0) / np.trace(np.eye(m) - hat) ** 2
+        chosen = np.asarray(alphas)[scores.argmin(axis=0)]
+        np.testing.assert_array_equal(result.alphas[0], chosen)
+        assert len(np.unique(chosen)) > 1
+        expected = np.stack([z[test] @ closed_form(zt, yt[:, [t]], chosen[t])[:, 0] for t in range(25)], axis=1)
+        np.testing.assert_allclose(result.predictions[test], expected + mean, rtol=1e-5, atol=1e-4)
+
+
+def test_generalised_and_leave_one_out_choose_alike_and_predict_alike():
+    x, y = data(n=200, f=40, targets=60, noise=4.0, seed=5)
+    gcv = fit_encoding(x, y, EncodingParameters(inner="gcv"))
+    loo = fit_encoding(x, y, EncodingParameters(inner="loo"))
+    assert (gcv.alphas == loo.alphas).mean() > 0.8
+    assert abs(gcv.r.mean() - loo.r.mean()) < 1e-3
+
+
+def test_scores_without_kept_predictions_are_the_same():
+    x, y = data(n=60, f=10, targets=30, seed=6)
+    kept = fit_encoding(x, y, EncodingParameters(chunk=7))
+    streamed = fit_encoding(x, y, EncodingParameters(chunk=7), keep_predictions=False)
+    assert streamed.predictions is None
+    for name in ("r", "r2", "fold_r", "fold_r2", "alphas"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(kept, name))
+    whole = fit_encoding(x, y, EncodingParameters())  # one chunk: a target's result does not depend on its chunk
+    np.testing.assert_allclose(whole.r, kept.r, rtol=1e-12)
+    np.testing.assert_array_equal(whole.alphas, kept.alphas)
 
 
 def test_alpha_selection_equals_a_literal_inner_cv_loop():
@@ -273,7 +318,7 @@ def test_an_alpha_at_the_edge_of_the_grid_warns():
 @pytest.mark.parametrize("options", [
     {"alphas": (0.0,)}, {"alphas": (-1.0, 1.0)}, {"alphas": (float("nan"),)}, {"alphas": ()},
     {"folds": 1}, {"inner_folds": 1}, {"chunk": 0}, {"seed": -1}, {"model": "lasso"},
-    {"reduce": "pca"}, {"reduce": "ica:4"}, {"reduce": "pca:0"}, {"inner": "gcv"},
+    {"reduce": "pca"}, {"reduce": "ica:4"}, {"reduce": "pca:0"}, {"inner": "bootstrap"},
 ])
 def test_bad_parameters_are_config_errors(options):
     with pytest.raises(ConfigError):

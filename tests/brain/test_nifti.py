@@ -20,12 +20,15 @@ from net2brain_fovex.brain.nifti import (
     load_mask,
     load_nifti,
     load_volume,
+    masked_responses,
     nifti_header,
     roi_name,
     save_binary,
     save_map,
     usable_voxels,
+    usable_voxels_of,
 )
+from net2brain_fovex.brain import nifti
 from net2brain_fovex.errors import InputError, OutputError
 
 SHAPE = (4, 5, 3)
@@ -137,6 +140,41 @@ def test_load_volume_counts_and_reorders(tmp_path, series):
     with pytest.raises(InputError, match=rf"{re.escape(str(path))} holds 6 volumes, but there are 7 stimuli; give one "
                                          "volume per stimulus"):
         load_volume(path, stimuli=7)
+
+
+@pytest.mark.parametrize("name", ["long.nii", "long.nii.gz"])
+def test_streamed_reads_equal_the_whole_series_read_at_once(tmp_path, name, monkeypatch):
+    monkeypatch.setattr(nifti, "VOLUMES_AT_ONCE", 4)  # 10 volumes: blocks of 4, 4 and 2
+    rng = np.random.default_rng(5)
+    series = rng.normal(size=(*SHAPE, 10)).astype(np.float32)
+    series[0, 0, 0, 7] = np.nan  # non-finite in a later block only
+    series[1, 1, 1, :] = 3.0  # constant
+    series[2, 2, 2, 9] = np.inf
+    path = write(tmp_path / name, series)
+    mask = rng.random(SHAPE) > 0.3
+    order = rng.permutation(10)
+    whole = load_volume(path, stimuli=10, order=order).data
+    np.testing.assert_array_equal(masked_responses(path, stimuli=10, mask=mask, order=order), whole[mask].T)
+    np.testing.assert_array_equal(masked_responses(path, stimuli=10, mask=mask), series[mask].T)
+    finite, usable = usable_voxels_of(path, stimuli=10)
+    np.testing.assert_array_equal(usable, usable_voxels(series))
+    np.testing.assert_array_equal(finite, np.isfinite(series).all(axis=-1))
+    assert not finite[0, 0, 0] and finite[1, 1, 1] and not usable[1, 1, 1]
+
+
+def test_streamed_reads_refuse_bad_series(tmp_path, series, reference):
+    path = write(tmp_path / "sub1.nii.gz", series)
+    with pytest.raises(InputError, match="holds 6 volumes, but there are 7 stimuli"):
+        masked_responses(path, stimuli=7, mask=np.ones(SHAPE, dtype=bool))
+    other = write(tmp_path / "other.nii.gz", series[:3])
+    with pytest.raises(InputError, match="has shape"):
+        usable_voxels_of(other, stimuli=6, reference=reference)
+    big = np.random.default_rng(2).normal(size=(8, 8, 8, 6)).astype(np.float32)
+    raw = write(tmp_path / "whole.nii.gz", big).read_bytes()
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(InputError, match=rf"cannot read response volume {re.escape(str(cut))} as NIfTI: .*; replace"):
+        masked_responses(cut, stimuli=6, mask=np.ones((8, 8, 8), dtype=bool))
 
 
 def test_load_volume_refuses_3d_and_other_grid(tmp_path, series, reference):

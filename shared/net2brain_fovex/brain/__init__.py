@@ -46,6 +46,7 @@ _EXPORTS = {
     "fit_encoding": "encoding",
     "partition_variance": "encoding",
     "save_models": "encoding",
+    "model_layout": "encoding",
     "predict": "encoding",
     "encode_to_file": "encoding_files",
     "predict_to_file": "encoding_files",

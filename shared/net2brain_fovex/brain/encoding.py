@@ -12,17 +12,19 @@ stimuli leaks into the model:
 2. the optional reduction (`reduce`): `pca:N`, the first N principal axes of the
    standardised training features (torch SVD), or `srp:N`, the seeded sparse random
    projection of `extraction/reduction.py` (it depends on no data);
-3. `ridge`: one alpha per target chosen from `alphas` by the mean squared error of an
-   inner cross-validation on the training stimuli, then refitted on all training stimuli
-   with it. `inner="loo"` (default): efficient leave-one-out, as scikit-learn's
-   `RidgeCV(alphas, alpha_per_target=True)` (cv=None) on the standardised features with
-   an intercept: in the eigenbasis of the training Gram matrix (one float64 eigen- or
-   singular-value decomposition per fold), each stimulus's leave-one-out residual is
-   e_i / (1 - h_ii), h the hat matrix of the penalised features plus the unpenalised
-   intercept (the features are not standardised again without the stimulus), the first
-   alpha of the grid kept on ties; `inner="kfold"`: himalaya's `RidgeCV` over
-   `inner_folds` folds (scikit-learn `KFold`, shuffled, seeded by `seed` and the fold).
-   `linear`: the minimum-norm least-squares solution (numpy's `lstsq`);
+3. `ridge`: one alpha per target chosen from `alphas` by an inner cross-validation on the
+   training stimuli, then refitted on all training stimuli with it (the first alpha of the
+   grid kept on ties). In the eigenbasis of the training Gram matrix (one float64 eigen- or
+   singular-value decomposition per fold, `_ClosedFormRidge`), with H the hat matrix of the
+   penalised features plus the unpenalised intercept (the features are not standardised
+   again within the inner folds): `inner="gcv"` (default): generalised cross-validation,
+   n |y - H y|^2 / tr(I - H)^2 (Golub, Heath & Wahba 1979), the leave-one-out error of the
+   problem rotated so that every stimulus has the same leverage, in closed form for every
+   alpha at once; `inner="loo"`: efficient leave-one-out, each stimulus's residual
+   e_i / (1 - h_ii), the alphas of scikit-learn's `RidgeCV(alphas, alpha_per_target=True)`
+   (cv=None) on the standardised features with an intercept; `inner="kfold"`: himalaya's
+   `RidgeCV` over `inner_folds` folds (scikit-learn `KFold`, shuffled, seeded by `seed` and
+   the fold). `linear`: the minimum-norm least-squares solution (numpy's `lstsq`);
 4. predictions of the held-out stimuli.
 
 Scores: `fold_r` is the Pearson r of every target's held-out predictions with its
@@ -56,15 +58,20 @@ import numpy as np
 
 from ..checks import check_range
 from ..errors import ConfigError, InputError
+from ..memory import check_memory
 from .registry import ENCODING_MODELS, INNER_CVS
 
 __all__ = ["check_solvers", "DEFAULT_ALPHAS", "EDGE_WARNING", "ENCODING_MODEL_KIND", "EncodingParameters", "EncodingResult",
-           "PartitionResult", "outer_folds", "fixed_split", "fit_encoding", "noise_ceiling", "partition_variance",
-           "save_models", "predict"]
+           "PartitionResult", "CHUNK_BYTES", "target_chunk", "encoding_memory", "outer_folds", "fixed_split", "fit_encoding", "noise_ceiling", "partition_variance",
+           "save_models", "model_layout", "predict"]
 
 # wide, so that a chosen alpha rarely sits at an edge of the grid
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-3, 9, 25))
 EDGE_WARNING = 0.05  # warn when more than this share of targets chose an edge of the grid
+# a chunk of targets is solved at once within about this much memory (`target_chunk`)
+CHUNK_BYTES = 2**30
+CHUNK_BYTES_PER_STIMULUS = 96  # per target of a chunk and stimulus: its float64 copies, residuals, predictions, and
+# the heap they leave fragmented (glibc keeps freed blocks of a few MB for reuse)
 ENCODING_MODEL_KIND = "encoding-model"
 BANDED_ITERATIONS = 20  # himalaya's random search over the simplex of feature-space weights
 _REDUCE = re.compile(r"\s*(pca|srp)\s*:\s*(\d+)\s*")
@@ -84,7 +91,8 @@ class EncodingParameters:
         The ridge penalties to choose from, per target (positive, finite).
     inner : str
         The inner cross-validation that chooses each target's alpha, a name of `INNER_CVS`:
-        `loo` (efficient leave-one-out, default) or `kfold` (`inner_folds` folds).
+        `gcv` (generalised cross-validation, default), `loo` (efficient leave-one-out) or
+        `kfold` (`inner_folds` folds).
     inner_folds : int
         Folds of the `kfold` inner cross-validation (and of variance partitioning's banded
         ridge, which always uses k folds).
@@ -94,7 +102,7 @@ class EncodingParameters:
     seed : int
         Seeds the folds, the inner folds and the random projection.
     chunk : int
-        Targets solved at once (memory).
+        Targets solved at once, at most (`target_chunk` lowers it for many stimuli).
     """
 
     model: str = ENCODING_MODELS.default
@@ -189,6 +197,43 @@ class PartitionResult:
     shared: dict[tuple[str, ...], np.ndarray]
 
 
+# ------------------------------------------------------------------ memory
+
+
+def target_chunk(parameters: EncodingParameters, stimuli: int) -> int:
+    """Targets solved at once: `parameters.chunk`, or fewer where a chunk of that many
+    would need more than `CHUNK_BYTES` (many stimuli). A target's results do not depend on
+    the chunk it is solved in."""
+    return max(1, min(parameters.chunk, CHUNK_BYTES // (CHUNK_BYTES_PER_STIMULUS * max(1, stimuli))))
+
+
+def encoding_memory(stimuli: int, features: int, targets: int, parameters: EncodingParameters, *,
+                    keep_predictions: bool = True) -> int:
+    """Bytes `fit_encoding` allocates beyond its float32 inputs, at its peak (generous).
+
+    A fold's features: float32 and float64 copies of the standardised ones (28 bytes per
+    stimulus and feature, twice that with a PCA, whose SVD needs its own copies); its
+    decomposition: the training Gram matrix, its eigenvectors and their float32 and
+    squared copies (48 bytes per stimulus and rank, rank <= min(stimuli, features)), and
+    the features' projection on them (8 bytes per feature and rank); a chunk of
+    `target_chunk` targets (`CHUNK_BYTES_PER_STIMULUS` per stimulus and target, at most
+    `CHUNK_BYTES`; with `kfold` or `linear`, the chunk's (features x targets) weights
+    too); the scores (3 float64 values per fold and target, and r and R^2), and the
+    float32 predictions when they are kept.
+    """
+    reduced = features
+    components = parameters.components()
+    if components is not None:
+        reduced = min(features, components[1])
+    rank = min(stimuli, reduced)
+    chunk = min(targets, target_chunk(parameters, stimuli))
+    weights = 8 * reduced * chunk if parameters.model == "linear" or parameters.inner == "kfold" else 0
+    features_bytes = (56 if components is not None and components[0] == "pca" else 28) * stimuli * features
+    return int(features_bytes + 48 * stimuli * rank + 8 * reduced * rank
+               + CHUNK_BYTES_PER_STIMULUS * stimuli * chunk + weights
+               + 8 * targets * (3 * max(parameters.folds, 1) + 3) + (4 * stimuli * targets if keep_predictions else 0))
+
+
 # ------------------------------------------------------------------ folds
 
 
@@ -278,7 +323,8 @@ def _checked_responses(responses: np.ndarray, n: int) -> np.ndarray:
     if y.ndim != 2 or y.shape[0] != n:
         raise InputError(f"responses must be (stimuli, targets) with {n} stimuli, got shape {np.shape(responses)}")
     y = np.ascontiguousarray(y, dtype=np.float32)
-    bad = ~np.isfinite(y).all(axis=0)
+    # by blocks of columns: a whole (stimuli, targets) mask would be a byte per response
+    bad = np.concatenate([~np.isfinite(y[:, start:start + 4096]).all(axis=0) for start in range(0, y.shape[1], 4096)])
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise InputError(f"response column {first} holds NaN or infinite values ({int(bad.sum())} such columns); "
@@ -378,65 +424,94 @@ def _fit_transform(x_train: np.ndarray, parameters: EncodingParameters, layer: s
 # ------------------------------------------------------------------ solvers
 
 
-def _ridge_loo(z_train, z_test, y_train, alphas: Sequence[float], chunk: int):
-    """(held-out predictions (test, targets) without the intercept, alphas (targets,)): each
-    target's alpha chosen by efficient leave-one-out, as scikit-learn's `RidgeCV` (cv=None,
-    fit_intercept, alpha_per_target) on the centred `z_train`, then the ridge refit on all of it.
+class _ClosedFormRidge:
+    """A fold's ridge fits with each target's alpha chosen in closed form: `criterion` `loo`
+    (efficient leave-one-out, as scikit-learn's `RidgeCV` (cv=None, fit_intercept,
+    alpha_per_target) on the centred `z_train`) or `gcv` (generalised cross-validation),
+    then the ridge refit on all of `z_train`; called per chunk of targets.
 
     Why not himalaya's k-fold `RidgeCV`: it solves alphas x folds ridge problems (an SVD per
     inner fold and a (features x targets) solution per alpha and fold, then another refit).
     Here one decomposition of the training set serves every alpha and target: with
     Z Z' = U diag(s2) U', the ridge fit's hat matrix is H = 11'/n + U diag(s2 / (s2 + a)) U'
-    (the intercept unpenalised; Z is centred), each left-out stimulus's residual is
-    (y_i - (H y)_i) / (1 - H_ii), so an alpha costs one (n x rank) by (rank x targets) product
-    and no features; the refit's predictions are (z_test Z' U) diag(1 / (s2 + a)) U' y.
-    The decomposition and the sweep run in float64 (the residuals of small alphas are small
-    differences), on the tensors' device.
-    """
-    import torch
+    (the intercept unpenalised; Z is centred), and the refit's predictions are
+    (z_test Z' U) diag(1 / (s2 + a)) U' y, so that no (features x targets) weights are made.
 
-    n, p = z_train.shape
-    z = z_train.to(torch.float64)
-    offset = z.mean(dim=0)  # ~0 (z-scored in float32); exactly 0 in float64 keeps 1 outside span(Z)
-    z = z - offset
-    if p >= n:  # the Gram matrix is the smaller
-        s2, u = torch.linalg.eigh(z @ z.T)
-    else:
-        u, s, _ = torch.linalg.svd(z, full_matrices=False)
-        s2 = s * s
-    keep = s2 > torch.finfo(torch.float64).eps * max(n, p) * s2.max().clamp(min=1e-300)
-    u, s2 = u[:, keep], s2[keep]
-    grid = torch.as_tensor(np.asarray(alphas, dtype=np.float64), device=u.device)
-    shrink = grid[None, :] / (s2[:, None] + grid[None, :])  # (rank, alphas): 1 - s2 / (s2 + a)
-    square = u * u
-    # 1 - H_ii without cancellation: the leverage outside span(U) and the intercept, plus U's share
-    outside = (1.0 - 1.0 / n - square.sum(dim=1)).clamp(min=0.0)
-    weight = (1.0 / (outside[:, None] + square @ shrink)).square_().T.contiguous() / n  # (alphas, n)
-    test_basis = (z_test.to(torch.float64) - offset) @ (z.T @ u)  # (test, rank)
-    low = u.to(torch.float32)  # the sweep: float32 products of float64-prepared, cancellation-free terms
-    shrink_low, weight_low = shrink.to(torch.float32), weight.to(torch.float32)
-    predictions = torch.empty((z_test.shape[0], y_train.shape[1]), dtype=z_test.dtype, device=z_test.device)
-    chosen = np.empty(y_train.shape[1], dtype=np.float64)
-    for start in range(0, y_train.shape[1], chunk):
-        block = slice(start, start + chunk)
-        y = y_train[:, block].to(torch.float64)
+    * `loo`: each left-out stimulus's residual is (y_i - (H y)_i) / (1 - H_ii), so an alpha
+      costs one (n x rank) by (rank x targets) product.
+    * `gcv` (Golub, Heath & Wahba 1979): n |y - H y|^2 / tr(I - H)^2, the leave-one-out error
+      of the problem rotated so that every H_ii is equal; |y - H y|^2 is the residual outside
+      span(U) plus sum_k (a / (s2_k + a))^2 (U'y)_k^2, so an alpha costs (rank x targets)
+      multiply-adds: the sweep is no longer the cost of the fit.
+
+    The decomposition runs in float64 (the residuals of small alphas are small differences),
+    on the tensors' device; the `loo` sweep multiplies in float32 terms prepared in float64
+    without cancellation.
+    """
+
+    def __init__(self, z_train, z_test, alphas: Sequence[float], criterion: str):
+        import torch
+
+        n, p = z_train.shape
+        z = z_train.to(torch.float64)
+        offset = z.mean(dim=0)  # ~0 (z-scored in float32); exactly 0 in float64 keeps 1 outside span(Z)
+        z = z - offset
+        if p >= n:  # the Gram matrix is the smaller
+            s2, u = torch.linalg.eigh(z @ z.T)
+        else:
+            u, s, _ = torch.linalg.svd(z, full_matrices=False)
+            s2 = s * s
+        keep = s2 > torch.finfo(torch.float64).eps * max(n, p) * s2.max().clamp(min=1e-300)
+        self.u, self.s2 = u[:, keep], s2[keep]
+        self.n, self.criterion, self.alphas = n, criterion, np.asarray(alphas, dtype=np.float64)
+        self.grid = torch.as_tensor(self.alphas, device=u.device)
+        self.shrink = self.grid[None, :] / (self.s2[:, None] + self.grid[None, :])  # (rank, alphas): 1 - s2 / (s2 + a)
+        # span(U) with the constant is everything (centred y lies in it): no residual outside
+        self.full_rank = self.u.shape[1] >= n - 1
+        self.test_basis = (z_test.to(torch.float64) - offset) @ (z.T @ self.u)  # (test, rank)
+        if criterion == "gcv":
+            # tr(I - H) = n - 1 - sum_k s2 / (s2 + a), summed as the dimensions outside span(U) plus the shrinkage
+            self.trace = (n - 1 - self.u.shape[1]) + self.shrink.sum(dim=0)
+        else:
+            square = self.u * self.u
+            # 1 - H_ii without cancellation: the leverage outside span(U) and the intercept, plus U's share
+            outside = (1.0 - 1.0 / n - square.sum(dim=1)).clamp(min=0.0)
+            weight = (1.0 / (outside[:, None] + square @ self.shrink)).square_().T.contiguous() / n  # (alphas, n)
+            self.low, self.shrink_low, self.weight_low = (t.to(torch.float32) for t in (self.u, self.shrink, weight))
+
+    def __call__(self, y_train):
+        """(held-out predictions (test, targets) float64 without the intercept, alphas (targets,))."""
+        import torch
+
+        y = y_train.to(torch.float64)
         y = y - y.mean(dim=0)  # the intercept's part of H y: float32 centring leaves a residue that 1 - H_ii ~ 0 would blow up
-        coordinates = u.T @ y  # (rank, targets)
-        outside_residual = (y - u @ coordinates).to(torch.float32)
+        coordinates = self.u.T @ y  # (rank, targets)
+        outside = None if self.full_rank else y - self.u @ coordinates
+        if self.criterion == "gcv":
+            residual = (self.shrink.T.square() @ coordinates.square()  # (alphas, targets)
+                        + (0.0 if outside is None else outside.square().sum(dim=0)))
+            best_index = (residual / self.trace[:, None].square()).argmin(dim=0)  # the first alpha wins ties
+        else:
+            best_index = self._leave_one_out(coordinates, outside)
+        coefficients = coordinates / (self.s2[:, None] + self.grid[best_index][None, :])
+        return self.test_basis @ coefficients, self.alphas[best_index.cpu().numpy()]
+
+    def _leave_one_out(self, coordinates, outside):
+        import torch
+
+        outside_low = (torch.zeros((self.n, coordinates.shape[1]), dtype=torch.float32, device=coordinates.device)
+                       if outside is None else outside.to(torch.float32))
         coordinates_low = coordinates.to(torch.float32)
-        best = torch.full((y.shape[1],), float("inf"), dtype=torch.float32, device=y.device)
-        best_index = torch.zeros(y.shape[1], dtype=torch.long, device=y.device)
-        for a in range(len(grid)):
+        best = torch.full((coordinates.shape[1],), float("inf"), dtype=torch.float32, device=coordinates.device)
+        best_index = torch.zeros(coordinates.shape[1], dtype=torch.long, device=coordinates.device)
+        for a in range(len(self.grid)):
             # the leave-one-out residuals (y - H y)_i / (1 - H_ii), squared and averaged over i
-            residual = torch.addmm(outside_residual, low, shrink_low[:, a, None] * coordinates_low).square_()
-            error = weight_low[a] @ residual
+            residual = torch.addmm(outside_low, self.low, self.shrink_low[:, a, None] * coordinates_low).square_()
+            error = self.weight_low[a] @ residual
             better = error < best  # strict: the first alpha of the grid wins ties, as scikit-learn's
             best = torch.where(better, error, best)
             best_index = torch.where(better, a, best_index)
-        coefficients = coordinates / (s2[:, None] + grid[best_index][None, :])
-        predictions[:, block] = (test_basis @ coefficients).to(predictions.dtype)
-        chosen[block] = np.asarray(alphas, dtype=np.float64)[best_index.cpu().numpy()]
-    return predictions, chosen
+        return best_index
 
 
 def _ridge_cv(z_train, y_train, parameters: EncodingParameters, fold: int):
@@ -452,20 +527,21 @@ def _ridge_cv(z_train, y_train, parameters: EncodingParameters, fold: int):
     return model.coef_, model.best_alphas_
 
 
-def _lstsq(z_train, y_train, chunk: int):
-    """The minimum-norm least-squares weights, as numpy's `lstsq` (singular values below
-    eps * max(n, f) * s_max ignored); an SVD rather than `torch.linalg.lstsq`, whose CUDA
-    driver needs full-rank tall matrices."""
-    import torch
+class _LeastSquares:
+    """A fold's minimum-norm least-squares fits, as numpy's `lstsq` (singular values below
+    eps * max(n, f) * s_max ignored), called per chunk of targets; an SVD rather than
+    `torch.linalg.lstsq`, whose CUDA driver needs full-rank tall matrices."""
 
-    u, s, vh = torch.linalg.svd(z_train, full_matrices=False)
-    cutoff = torch.finfo(s.dtype).eps * max(z_train.shape) * s.max()
-    inverse = torch.where(s > cutoff, 1.0 / s, torch.zeros_like(s))
-    weights = torch.empty((z_train.shape[1], y_train.shape[1]), dtype=z_train.dtype, device=z_train.device)
-    for start in range(0, y_train.shape[1], chunk):
-        block = slice(start, start + chunk)
-        weights[:, block] = vh.T @ (inverse[:, None] * (u.T @ y_train[:, block]))
-    return weights
+    def __init__(self, z_train):
+        import torch
+
+        self.u, s, self.vh = torch.linalg.svd(z_train, full_matrices=False)
+        cutoff = torch.finfo(s.dtype).eps * max(z_train.shape) * s.max()
+        self.inverse = torch.where(s > cutoff, 1.0 / s, torch.zeros_like(s))
+
+    def weights(self, y_train):
+        """(features, targets)."""
+        return self.vh.T @ (self.inverse[:, None] * (self.u.T @ y_train))
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -481,20 +557,13 @@ def _r2(observed: np.ndarray, predicted: np.ndarray) -> np.ndarray:
         return 1.0 - ((observed - predicted) ** 2).sum(axis=0) / total
 
 
-def _scores(y: np.ndarray, predictions: np.ndarray, test_sets: list[np.ndarray]):
-    held = np.concatenate(test_sets)
-    observed, predicted = y[held].astype(np.float64), predictions[held].astype(np.float64)
-    fold_r = np.stack([_pearson(y[t].astype(np.float64), predictions[t].astype(np.float64)) for t in test_sets])
-    fold_r2 = np.stack([_r2(y[t].astype(np.float64), predictions[t].astype(np.float64)) for t in test_sets])
-    return fold_r.mean(axis=0), _r2(observed, predicted), fold_r, fold_r2
-
-
 # ------------------------------------------------------------------ fitting
 
 
 def fit_encoding(features: np.ndarray, responses: np.ndarray, parameters: EncodingParameters, *,
                  test_sets: list[np.ndarray] | None = None, device: str = "cpu",
-                 progress: Callable[[int, int], None] | None = None, layer: str = "features") -> EncodingResult:
+                 progress: Callable[[int, int], None] | None = None, layer: str = "features",
+                 keep_predictions: bool = True) -> EncodingResult:
     """Cross-validated encoding model of every target from `features` (the module docstring).
 
     Parameters
@@ -511,6 +580,9 @@ def fit_encoding(features: np.ndarray, responses: np.ndarray, parameters: Encodi
         Called after each fold.
     layer : str
         Names the features in messages, and seeds the random projection (as extraction does).
+    keep_predictions : bool, default True
+        Return the held-out predictions; without them the scores are made chunk by chunk and
+        the memory is `encoding_memory`'s, a stimuli x targets array less.
 
     Returns
     -------
@@ -521,6 +593,8 @@ def fit_encoding(features: np.ndarray, responses: np.ndarray, parameters: Encodi
     InputError
         Shapes that do not match, non-finite features, constant or non-finite response
         columns (naming the first), folds with too few training stimuli.
+    ConfigError
+        More memory needed than is available (`encoding_memory`).
 
     Warns
     -----
@@ -531,14 +605,21 @@ def fit_encoding(features: np.ndarray, responses: np.ndarray, parameters: Encodi
 
     x = _checked_features(features)
     y = _checked_responses(responses, x.shape[0])
-    n = x.shape[0]
+    n, targets = y.shape
     tests = _check_test_sets(test_sets, n) if test_sets is not None else outer_folds(n, parameters.folds,
                                                                                      parameters.seed)
+    check_memory(encoding_memory(n, x.shape[1], targets, parameters, keep_predictions=keep_predictions),
+                 what=f"{layer}: the encoding models of {targets} targets from {x.shape[1]} features of {n} stimuli",
+                 lower="reduce the features (`reduce` pca:N or srp:N) or fit fewer stimuli (the targets are "
+                       "solved in chunks already)")
     ridge = parameters.model == "ridge"
-    target = torch.device(device)
-    predictions = np.full(y.shape, np.nan, dtype=np.float32)
-    chosen = np.full((len(tests), y.shape[1]), np.nan)
     kfold = ridge and parameters.inner == "kfold"
+    target = torch.device(device)
+    chunk = target_chunk(parameters, n)
+    predictions = np.full(y.shape, np.nan, dtype=np.float32) if keep_predictions else None
+    chosen = np.full((len(tests), targets), np.nan)
+    fold_r, fold_r2 = np.empty((len(tests), targets)), np.empty((len(tests), targets))
+    residual_ss = np.zeros(targets)  # of every held-out stimulus, for the pooled R^2
     with _himalaya(device):
         for fold, test in enumerate(tests):
             train = np.setdiff1d(np.arange(n), test)
@@ -548,31 +629,50 @@ def fit_encoding(features: np.ndarray, responses: np.ndarray, parameters: Encodi
                                  f"{parameters.inner_folds} needs {needed}: use fewer folds or inner folds")
             transform = _fit_transform(x[train], parameters, layer)
             z_train, z_test = transform(x[train]).to(target), transform(x[test]).to(target)
-            y_mean = y[train].mean(axis=0)
-            y_train = torch.from_numpy(y[train] - y_mean).to(target)
-            if ridge and not kfold:  # predicts in the decomposition's basis: no weights needed
-                held, chosen[fold] = _ridge_loo(z_train, z_test, y_train, parameters.alphas, parameters.chunk)
-                predictions[test] = held.cpu().numpy() + y_mean
-            else:
-                if ridge:
+            # the decomposition once per fold; the targets in chunks, so that memory is bounded
+            solver = (_ClosedFormRidge(z_train, z_test, parameters.alphas, parameters.inner) if ridge and not kfold
+                      else None if ridge else _LeastSquares(z_train))
+            for start in range(0, targets, chunk):
+                block = slice(start, start + chunk)
+                y_train = y[train, block]
+                y_mean = y_train.mean(axis=0)
+                y_train = torch.from_numpy(y_train - y_mean).to(target)
+                if solver is None:
                     weights, alphas = _ridge_cv(z_train, y_train, parameters, fold)
-                    chosen[fold] = _on_grid(torch.as_tensor(alphas).cpu().numpy(), parameters.alphas)
+                    chosen[fold, block] = _on_grid(torch.as_tensor(alphas).cpu().numpy(), parameters.alphas)
+                    held = z_test @ torch.as_tensor(weights, device=target)
+                elif ridge:
+                    held, chosen[fold, block] = solver(y_train)
                 else:
-                    weights = _lstsq(z_train, y_train, parameters.chunk)
-                weights = torch.as_tensor(weights, device=target)
-                for start in range(0, y.shape[1], parameters.chunk):
-                    block = slice(start, start + parameters.chunk)
-                    predictions[test, block] = (z_test @ weights[:, block]).cpu().numpy() + y_mean[block]
+                    held = z_test @ solver.weights(y_train)
+                # scored in float64: a large alpha's predictions differ from the training mean by less than
+                # float32 resolves, and rounded they would be constant (r undefined)
+                predicted = held.to(torch.float64).cpu().numpy() + y_mean.astype(np.float64)
+                if predictions is not None:
+                    predictions[test, block] = predicted
+                observed = y[test, block].astype(np.float64)
+                fold_r[fold, block], fold_r2[fold, block] = _pearson(observed, predicted), _r2(observed, predicted)
+                residual_ss[block] += ((observed - predicted) ** 2).sum(axis=0)
             if progress:
                 progress(fold + 1, len(tests))
-    r, r2, fold_r, fold_r2 = _scores(y, predictions, tests)
+    r2 = _pooled_r2(y, np.concatenate(tests), residual_ss, chunk)
     edge_share = _edge_share(chosen, parameters.alphas) if ridge else 0.0
     if edge_share > EDGE_WARNING:
         warnings.warn(f"{layer}: {edge_share:.0%} of the targets chose an alpha at an edge of `alphas` "
                       f"({min(parameters.alphas):g} to {max(parameters.alphas):g}) in some fold; widen the grid",
                       RuntimeWarning, stacklevel=2)
-    return EncodingResult(r=r, r2=r2, fold_r=fold_r, fold_r2=fold_r2, alphas=chosen, predictions=predictions,
-                          edge_share=edge_share, test_sets=tests)
+    return EncodingResult(r=fold_r.mean(axis=0), r2=r2, fold_r=fold_r, fold_r2=fold_r2, alphas=chosen,
+                          predictions=predictions, edge_share=edge_share, test_sets=tests)
+
+
+def _pooled_r2(y: np.ndarray, held: np.ndarray, residual_ss: np.ndarray, chunk: int) -> np.ndarray:
+    """1 - SS_res / SS_tot over all held-out stimuli together, SS_tot about their mean."""
+    total = np.empty(y.shape[1])
+    for start in range(0, y.shape[1], chunk):
+        observed = y[held, start:start + chunk].astype(np.float64)
+        total[start:start + chunk] = ((observed - observed.mean(axis=0)) ** 2).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1.0 - residual_ss / total
 
 
 def _on_grid(found: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
@@ -716,7 +816,8 @@ def _region(r2: dict[tuple[str, ...], np.ndarray], names: list[str], inside: tup
 
 
 def save_models(path: str | Path, features: np.ndarray, responses: np.ndarray, parameters: EncodingParameters,
-                result: EncodingResult, *, device: str = "cpu", layer: str = "features") -> Path:
+                result: EncodingResult, *, device: str = "cpu", layer: str = "features",
+                layout: dict[str, np.ndarray] | None = None) -> Path:
     """Refit on all stimuli and write the model to HDF5 (`kind` `encoding-model`) for `predict`.
 
     The standardisation and reduction are fitted on all stimuli; each target's ridge alpha is
@@ -733,6 +834,9 @@ def save_models(path: str | Path, features: np.ndarray, responses: np.ndarray, p
         `fit_encoding`'s result on the same data.
     device : str
     layer : str
+    layout : dict of str to ndarray, optional
+        How the targets lie (e.g. a volume's mask and affine), written as datasets of the
+        group `layout` so that predictions can be put back in place (`model_layout`).
 
     Returns
     -------
@@ -759,7 +863,7 @@ def save_models(path: str | Path, features: np.ndarray, responses: np.ndarray, p
                                       n_targets_batch=parameters.chunk)
     else:
         alphas = np.full(y.shape[1], np.nan, dtype=np.float32)
-        weights = _lstsq(z, y_centred, parameters.chunk)
+        weights = _LeastSquares(z).weights(y_centred)
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as file:
         file.attrs["kind"] = ENCODING_MODEL_KIND
         file.attrs["model"] = parameters.model
@@ -774,7 +878,17 @@ def save_models(path: str | Path, features: np.ndarray, responses: np.ndarray, p
         file["weights"] = torch.as_tensor(weights).cpu().numpy().astype(np.float32)
         file["intercept"] = y_mean.astype(np.float32)
         file["alphas"] = alphas
+        for name, values in (layout or {}).items():
+            file.create_dataset(f"layout/{name}", data=np.asarray(values))
     return Path(path)
+
+
+def model_layout(path: str | Path) -> dict[str, np.ndarray]:
+    """The `layout` datasets `save_models` wrote with the model at `path` (empty without)."""
+    from ..io.hdf5 import open_h5
+
+    with open_h5(path, ENCODING_MODEL_KIND) as file:
+        return {name: file["layout"][name][()] for name in file["layout"]} if "layout" in file else {}
 
 
 def predict(path: str | Path, features: np.ndarray) -> np.ndarray:

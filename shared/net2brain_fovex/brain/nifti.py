@@ -2,6 +2,7 @@
 writing maps."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from ..io.atomic import atomic_output
 from ..io.paths import what_is_there
 
 __all__ = ["roi_name", "nifti_header", "load_nifti", "check_dimensions", "check_same_grid", "Volume", "load_volume",
-           "load_mask", "mask_voxels", "usable_voxels", "save_map", "save_binary", "header_bytes", "image_from_header"]
+           "load_mask", "mask_voxels", "usable_voxels", "VOLUMES_AT_ONCE", "usable_voxels_of", "masked_responses", "save_map", "save_binary", "header_bytes", "image_from_header"]
 
 
 def roi_name(mask_path: Path) -> str:
@@ -77,6 +78,15 @@ class Volume:
     data: np.ndarray
 
 
+def _check_series(image, path: Path, stimuli: int, reference) -> None:
+    """A response series: 4D, a volume per stimulus, on the grid of `reference` when given."""
+    check_dimensions(image, 4, f"response volume {path}")
+    if image.shape[3] != stimuli:
+        raise InputError(f"{path} holds {image.shape[3]} volumes, but there are {stimuli} stimuli; give one volume per stimulus")
+    if reference is not None:
+        check_same_grid(image, reference, what=f"{path}", reference_what=f"{reference.get_filename()}")
+
+
 def load_volume(path: Path, *, stimuli: int, order: np.ndarray | None = None, reference=None) -> Volume:
     """A 4D response volume with one volume per stimulus (reordered by `order`), on the
     grid of `reference` when given.
@@ -104,11 +114,7 @@ def load_volume(path: Path, *, stimuli: int, order: np.ndarray | None = None, re
         another grid than `reference`.
     """
     image = load_nifti(path, "response volume")
-    check_dimensions(image, 4, f"response volume {path}")
-    if image.shape[3] != stimuli:
-        raise InputError(f"{path} holds {image.shape[3]} volumes, but there are {stimuli} stimuli; give one volume per stimulus")
-    if reference is not None:
-        check_same_grid(image, reference, what=f"{path}", reference_what=f"{reference.get_filename()}")
+    _check_series(image, path, stimuli, reference)
     data = np.asarray(image.get_fdata(dtype=np.float32))
     if order is not None:
         data = data[..., order]
@@ -122,8 +128,6 @@ def mask_voxels(image, path: Path) -> np.ndarray:
     as inside; masks saved with NaN for "outside" would silently select the whole volume.
     A warning says how many non-finite voxels were left out.
     """
-    import warnings
-
     data = np.asarray(image.get_fdata())
     finite = np.isfinite(data)
     if not finite.all():
@@ -163,13 +167,60 @@ def load_mask(path: Path, reference) -> np.ndarray:
 
 def usable_voxels(data: np.ndarray) -> np.ndarray:
     """Voxels whose responses are finite for every stimulus and not all equal."""
-    import warnings
-
     finite = np.isfinite(data).all(axis=-1)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN voxel is simply not usable
         varying = np.nanmax(data, axis=-1) > np.nanmin(data, axis=-1)
     return finite & varying
+
+
+VOLUMES_AT_ONCE = 32  # volumes the streaming readers decode at a time: their memory is that many volumes
+
+
+def _volume_blocks(path: Path, stimuli: int, reference):
+    """(first volume, float32 (X, Y, Z, k) block) of a 4D response volume, read forward a
+    block at a time from one open file: the memory of `VOLUMES_AT_ONCE` volumes, not of the
+    series (a 10,000-volume series on a 2 mm grid is 36 GB), and a gzip stream decompressed
+    once. Float32 data are read exactly; scaled integers are scaled in float64 and rounded."""
+    import nibabel as nib
+
+    image = nifti_header(path, "response volume")
+    _check_series(image, path, stimuli, reference)
+    image = nib.load(str(path), keep_file_open=True)  # so that each block continues the stream
+    try:
+        for start in range(0, stimuli, VOLUMES_AT_ONCE):
+            yield start, np.asarray(image.dataobj[..., start:start + VOLUMES_AT_ONCE], dtype=np.float32)
+    except Exception as error:  # nibabel raises many kinds for damaged (truncated) files
+        raise InputError(f"cannot read response volume {path} as NIfTI: {reason(error)}; replace the file") from None
+
+
+def usable_voxels_of(path: Path, *, stimuli: int, reference=None) -> tuple[np.ndarray, np.ndarray]:
+    """`usable_voxels` of a 4D response volume read a block at a time: (finite, varying),
+    (X, Y, Z) bool each, finite for every stimulus and not all equal."""
+    finite = low = high = None
+    for _, block in _volume_blocks(path, stimuli, reference):
+        block_finite = np.isfinite(block).all(axis=-1)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN voxel is simply not usable
+            block_low, block_high = np.nanmin(block, axis=-1), np.nanmax(block, axis=-1)
+        if finite is None:
+            finite, low, high = block_finite, block_low, block_high
+        else:  # fmin / fmax: a voxel NaN so far takes the block's value
+            finite &= block_finite
+            low, high = np.fmin(low, block_low), np.fmax(high, block_high)
+    return finite, finite & (high > low)
+
+
+def masked_responses(path: Path, *, stimuli: int, mask: np.ndarray, order: np.ndarray | None = None,
+                     reference=None) -> np.ndarray:
+    """A subject's (stimuli, voxels) float32 responses at the `mask` voxels (C order), read
+    a block of volumes at a time, the stimuli reordered by `order` (volume `order[i]` is
+    stimulus i, as `load_volume`)."""
+    responses = np.empty((stimuli, int(mask.sum())), dtype=np.float32)
+    row = np.arange(stimuli) if order is None else np.argsort(order)  # volume v -> its stimulus
+    for start, block in _volume_blocks(path, stimuli, reference):
+        responses[row[start:start + block.shape[3]]] = block[mask].T
+    return responses
 
 
 def save_map(values: np.ndarray, mask: np.ndarray, path: Path, *, reference) -> Path:

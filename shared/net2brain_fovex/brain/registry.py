@@ -80,6 +80,8 @@ ENCODING_MODELS: Registry[Choice] = Registry("encoding model", [
 ])
 
 INNER_CVS: Registry[Choice] = Registry("inner cross-validation", [
+    Choice("gcv", "generalised cross-validation in closed form (Golub, Heath & Wahba 1979): the rotation-invariant "
+                  "leave-one-out, no data product per alpha"),
     Choice("loo", "efficient leave-one-out in the eigenbasis of the training Gram matrix (scikit-learn's RidgeCV)"),
     Choice("kfold", "himalaya's RidgeCV over `inner_folds` shuffled folds"),
 ])
