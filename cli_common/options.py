@@ -13,5 +13,5 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existin
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 ShardSpec = Annotated[str | None, typer.Option(
     "--shard", help="Compute only part I of N (I from 0), e.g. 3/8, or auto (from a SLURM array task); "
-    "writes NAME.shard-I-of-N.EXT beside --out (searchlight: in --out-dir), joined by `merge`.",
+    "writes NAME.shard-I-of-N.EXT beside --out (searchlight, encode: in --out-dir), joined by `merge`.",
 )]

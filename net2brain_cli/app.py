@@ -151,21 +151,23 @@ app.command("encode")(encode_command)
 def merge_command(
     ctx: typer.Context,
     shards: Annotated[list[Path] | None, typer.Argument(
-        help="Shard files; default: every NAME.shard-I-of-N.EXT beside --out (or in the --out folder for searchlight).",
+        help="Shard files; default: every NAME.shard-I-of-N.EXT beside --out (or in the --out folder for searchlight "
+             "and encode).",
         show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
-        help="The unsharded output: acts.h5 for extract, the --out-dir folder for searchlight.")] = None,
+        help="The unsharded output: acts.h5 for extract, the --out-dir folder for searchlight and encode.")] = None,
     overwrite: Overwrite = False,
     config: ConfigFile = None,
 ) -> None:
-    """Join the shard outputs of `extract --shard` or `searchlight --shard` into what one run writes."""
-    from net2brain_fovex.io.hdf5 import ACTIVATIONS_KIND, SEARCHLIGHT_SHARD_KIND
+    """Join the shard outputs of `extract --shard`, `searchlight --shard` or `encode --shard` into what one run
+    writes."""
+    from net2brain_fovex.io.hdf5 import ACTIVATIONS_KIND, ENCODE_SHARD_KIND, SEARCHLIGHT_SHARD_KIND
     from net2brain_fovex.io.shards import merge_shards
 
     options = resolved_options(ctx)
     require(options, "out")
-    written = merge_shards(out, shards, kinds=(ACTIVATIONS_KIND, SEARCHLIGHT_SHARD_KIND), overwrite=overwrite,
-                           config=options)
+    written = merge_shards(out, shards, kinds=(ACTIVATIONS_KIND, SEARCHLIGHT_SHARD_KIND, ENCODE_SHARD_KIND),
+                           overwrite=overwrite, config=options)
     log.info("merged the shards into %s", written)
 
 

@@ -9,7 +9,7 @@ import typer
 
 from cli_common.choices import choice, choice_help, ranged
 from cli_common.config_merge import require, resolved_options, with_config
-from cli_common.options import ConfigFile, Device, Overwrite
+from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from net2brain_fovex.brain.registry import ENCODING_MODELS
@@ -17,7 +17,7 @@ from net2brain_fovex.brain.registry import ENCODING_MODELS
 log = logging.getLogger("net2brain")
 # options of the fits, refused in prediction mode (--predict)
 _FIT_ONLY = ("betas", "mask", "rois", "responses", "key", "repetitions", "stimuli", "test_stimuli", "partition",
-             "save_models", "plot", "out_dir", "resume")
+             "save_models", "plot", "out_dir", "resume", "shard")
 
 
 @with_config
@@ -62,6 +62,7 @@ def encode_command(
     out: Annotated[Path | None, typer.Option(help="With --predict: the predictions, .npy or .h5.")] = None,
     device: Device = "auto",
     out_dir: Annotated[Path | None, typer.Option(help="Folder for the maps or tables and summary.csv (created).")] = None,
+    shard: ShardSpec = None,  # a share of the (layer, target chunk) fits -> OUT_DIR/encode.shard-I-of-N.h5
     resume: Annotated[bool, typer.Option("--resume", help="Keep the results an interrupted run wrote; fit the rest.")] = False,
     json: Json = False,
     overwrite: Overwrite = False,
@@ -91,9 +92,12 @@ def encode_command(
             activations, out_dir, layers=layers, betas=betas, mask=mask, rois=rois, responses=responses, key=key,
             roi=roi, repetitions=repetitions, stimuli=stimuli, test_stimuli=test_stimuli, model=model, folds=folds,
             alphas=alphas, reduce=reduce, seed=seed, partition=partition, save_models=save_models, plot=plot,
-            device=device, overwrite=overwrite, resume=resume,
+            device=device, shard=shard, overwrite=overwrite, resume=resume,
             config=options, progress=update,
         )
+    if result.shard_file is not None:
+        log.info("when every shard is done, join them with `net2brain merge --out %s`", out_dir)
+        return
     for name, row in result.best.items():
         log.info("best layer for %s: %s (mean r %.4f%s)", name, row["layer"], row["mean_r"],
                  f", {row['pct_of_nc']:.1f} % of the noise ceiling" if "pct_of_nc" in row else "")

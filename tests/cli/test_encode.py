@@ -1,5 +1,5 @@
 """`net2brain encode` through the command line: maps, the best layer per ROI on stderr,
-`--json`, the resolved options as a config that repeats the run, `--resume`, `--alphas`."""
+`--json`, the resolved options as a config that repeats the run, `--resume`, `--alphas`, `--shard` and `merge`."""
 from __future__ import annotations
 
 import json
@@ -85,3 +85,30 @@ def test_partition_save_models_predict_and_plot(net2brain, inputs, planted, tmp_
     both = net2brain("encode", "--predict", tmp_path / "m" / "sub-2_a_model.h5", "--activations", folder / "acts.h5",
                      "--out", tmp_path / "x.npy", "--out-dir", tmp_path / "x")
     assert both.code == 2 and "--predict" in both.err and "--out-dir" in both.err and not (tmp_path / "x.npy").exists()
+
+
+def test_shards_of_a_slurm_array_merge_into_the_unsharded_folder(net2brain, inputs, tmp_path, monkeypatch):
+    whole, out = tmp_path / "whole", tmp_path / "sharded"
+    assert net2brain("encode", *inputs, "--out-dir", whole, "--plot", tmp_path / "whole.png").code == 0
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")  # 2 layers, 2 units: shard 0 has none
+    for task in (3, 1, 2):
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(task))
+        result = net2brain("encode", *inputs, "--out-dir", out, "--plot", tmp_path / "merged.png", "--shard", "auto",
+                           "--resume", "--json")
+        assert result.code == 0, result.err
+        assert result.out == "" and f"join them with `net2brain merge --out {out}`" in result.err
+    assert sorted(p.name for p in out.glob("*.h5")) == [f"encode.shard-00{i}-of-003.h5" for i in range(3)]
+    assert not (out / "summary.csv").exists() and not (tmp_path / "merged.png").exists()
+    merged = net2brain("merge", "--out", out)
+    assert merged.code == 0, merged.err
+    assert (out / "summary.csv").read_text() == (whole / "summary.csv").read_text()
+    assert {p.name for p in whole.glob("*.nii.gz")} == {p.name for p in out.glob("*.nii.gz")}
+    assert (tmp_path / "merged.png").read_bytes()[:4] == b"\x89PNG"
+    one, other = (yaml.safe_load((folder / "encode.config.yaml").read_text()) for folder in (whole, out))
+    assert one.pop("shard") is None and other.pop("shard") is None
+    assert one.pop("out-dir") == str(whole) and other.pop("out-dir") == str(out)
+    assert one.pop("plot") != other.pop("plot") and one.pop("json") is False and other.pop("json") is True
+    assert one.pop("resume") is False and other.pop("resume") is True and one == other  # shard 0's options
+    again = net2brain("merge", "--out", out)
+    assert again.code == 2 and "exists already" in again.err and "--overwrite" in again.err

@@ -28,7 +28,8 @@ def make(path, kind="activations", stimuli=("a", "b", "c"), rows_done=None):
 
 def test_kinds_name_their_writers():
     assert KINDS == {"activations": "extract_to_file", "rdms": "rdms_to_file", "attributions": "explain_to_file",
-                     "evaluation": "evaluate_to_file", "searchlight-shard": "searchlight_to_file"}
+                     "evaluation": "evaluate_to_file", "searchlight-shard": "searchlight_to_file",
+                     "encode-shard": "encode_to_file"}
 
 
 def test_open_finished_file(tmp_path):

@@ -1,7 +1,7 @@
 """Bad input to every `net2brain` command: exit 2, one line on stderr, nothing written.
 
 One parametrised test per command (models, layers, extract, rdm, rsa, cka, searchlight, encode, merge,
-info, demo). Its cases are the table at the top of the command's section: the case id,
+merge of encode shards, info, demo). Its cases are the table at the top of the command's section: the case id,
 how the input is broken (a function of the workspace `w`: `w.set(option, value)`,
 `w.drop(option)`, `w.add(...)` or a helper defined above the table), and fragments the
 one-line message must hold (`{tmp}`, `{inputs}`, `{out}` are filled in from the
@@ -805,6 +805,12 @@ ENCODE = [
     ("predict-model-missing",      lambda w: predict_args(w, w.inputs / "gone.h5", "pred.npy"),     ["{inputs}/gone.h5", "does not exist"]),
     ("predict-model-is-rdms",      lambda w: predict_args(w, model_rdms(w.inputs / "model.h5"), "pred.npy"), ["{inputs}/model.h5", "holds rdms, expected encoding-model"]),
     ("predict-out-of-another-format", lambda w: predict_args(w, w.inputs / "model.h5", "pred.csv"), ["--out", ".npy or .h5"]),
+    ("shard-invalid",              lambda w: w.add("--shard", "3/2"),                               ["3/2", "0 <= I < N"]),
+    ("shard-with-partition",       lambda w: w.add("--partition", "conv,fc", "--shard", "0/2"),     ["--shard", "--partition", "not sharded"]),
+    ("shard-with-save-models",     lambda w: w.add("--save-models", "--shard", "0/2"),              ["--save-models", "without --shard"]),
+    ("shard-with-predict",         lambda w: (predict_args(w, w.inputs / "model.h5", "pred.npy"), w.add("--shard", "0/2")), ["--predict", "--shard", "leave it out"]),
+    ("shard-exists",               lambda w: ((w.out / "enc").mkdir(), (w.out / "enc" / "encode.shard-000-of-002.h5").write_bytes(b"old"), w.add("--shard", "0/2")),
+     ["{out}/enc/encode.shard-000-of-002.h5", "exists already", "--overwrite"]),
 ]
 
 
@@ -926,6 +932,86 @@ def merge_work(tmp_path, shards) -> Work:
 def test_merge_refuses_bad_input(net2brain, merge_work, brk, expected):
     brk(merge_work)
     check_case(net2brain, merge_work, expected)
+
+
+# ------------------------------------------------------------------ net2brain merge of encode shards
+
+
+@pytest.fixture(scope="module")
+def encode_shards(tmp_path_factory) -> Path:
+    """An encode run of 2 layers (conv, fc: 2 units) in 3 shards (enc/; shard 0 holds none), its
+    unsharded folder (whole/), shard 1 of a run with other folds (other/) and of a run of 2
+    shards (two/), made once."""
+    from net2brain_cli.app import main
+
+    folder = tmp_path_factory.mktemp("encode_shards")
+    inputs = folder / "inputs"
+    inputs.mkdir()
+    rng = np.random.default_rng(6)
+    write_activations(inputs / "acts.h5", {"conv": rng.normal(size=(NE, 2, 2, 2)).astype(np.float32),
+                                           "fc": rng.normal(size=(NE, 5)).astype(np.float32)}, stimuli=IDS_E)
+    volume(inputs / "sub-1.nii.gz", GRID_E, n=NE, seed=1)
+    volume(inputs / "sub-2.nii.gz", GRID_E, n=NE, seed=2)
+    args = ["encode", "--activations", inputs / "acts.h5", "--betas", inputs / "sub-1.nii.gz", "--betas",
+            inputs / "sub-2.nii.gz", "--folds", 3, "--device", "cpu"]
+    runs = [("enc", "0/3"), ("enc", "1/3"), ("enc", "2/3"), ("whole", None), ("other", "1/3"), ("two", "1/2")]
+    for out, part in runs:
+        extra = (["--shard", part] if part else []) + (["--folds", 4] if out == "other" else [])
+        assert main([str(a) for a in [*args, "--out-dir", folder / out, *extra]]) == 0
+    return folder
+
+
+SHARDS_E = [f"enc/encode.shard-00{i}-of-003.h5" for i in range(3)]
+
+
+def encode_merge_args(w: Work, *names: str) -> None:
+    w.args[1:1] = [str(w.out / name) for name in names]
+
+
+def set_attr(name: str, key: str, value):
+    def change(file):
+        file[name].attrs[key] = value
+    return change
+
+
+def delete(name: str):
+    def change(file):
+        del file[name]
+    return change
+
+
+ENCODE_MERGE = [
+    # case id                      how the input is broken                                          the message says
+    ("no-shards-in-out",           lambda w: w.set("--out", w.out / "whole"),                       ["{out}/whole", "no shard files", "as arguments"]),
+    ("a-shard-is-missing",         lambda w: (w.out / SHARDS_E[1]).unlink(),                        ["shard(s) 1 of 3 are missing", "run them"]),
+    ("a-shard-given-twice",        lambda w: encode_merge_args(w, *SHARDS_E, SHARDS_E[2]),          ["shard 2/3 is given twice", SHARDS_E[2]]),
+    ("shards-of-two-runs",         lambda w: encode_merge_args(w, SHARDS_E[0], "other/encode.shard-001-of-003.h5", SHARDS_E[2]),
+     ["come from different runs (job_sha256 differs)", "same options and inputs"]),
+    ("shards-of-another-count",    lambda w: encode_merge_args(w, *SHARDS_E, "two/encode.shard-001-of-002.h5"), ["come from different runs (shard_count differs)"]),
+    ("shard-truncated",            lambda w: cut_tail(w.out / SHARDS_E[2]),                         [SHARDS_E[2], "not a readable HDF5 file", "rerun that shard"]),
+    ("shard-targets-missing",      lambda w: edit_h5(w.out / SHARDS_E[2], set_attr("scores/fc", "stop", 5)), [SHARDS_E[2], "holds the scores of fc[0:5]", "needs fc[0:48]", "rerun that shard"]),
+    ("shard-scores-of-another-shape", lambda w: edit_h5(w.out / SHARDS_E[1], replace_dataset("scores/conv/r", lambda a: a[:, :3])),
+     [SHARDS_E[1], "layer 'conv' are (2, 3), not (subjects, targets) (2, 48)", "rerun that shard"]),
+    ("shard-layout-missing",       lambda w: edit_h5(w.out / SHARDS_E[0], delete("roi_masks")),    [SHARDS_E[0], "not a complete encode shard", "rerun that shard"]),
+    ("shards-of-two-commands",     lambda w: (w.out / "enc" / "searchlight.shard-000-of-001.h5").write_bytes(b""), ["{out}/enc holds the shards of two commands", "as arguments"]),
+    ("summary-exists",             lambda w: (w.out / "enc" / "summary.csv").write_text("old"),   ["{out}/enc/summary.csv exists already", "--overwrite"]),
+    ("out-is-a-shard",             lambda w: (encode_merge_args(w, *SHARDS_E), w.set("--out", w.out / SHARDS_E[0])),
+     [f"--out {{out}}/{SHARDS_E[0]} is an input of this run (--shards)"]),
+]
+
+
+@pytest.fixture
+def merge_encode_work(tmp_path, encode_shards) -> Work:
+    """The shards in the folder they merge into, {out}/enc."""
+    shutil.copytree(encode_shards, tmp_path / "out", ignore=shutil.ignore_patterns("inputs"))
+    (tmp_path / "in").mkdir()
+    return Work(tmp_path, ["merge", "--out", tmp_path / "out" / "enc"])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(ENCODE_MERGE))
+def test_merge_of_encode_shards_refuses_bad_input(net2brain, merge_encode_work, brk, expected):
+    brk(merge_encode_work)
+    check_case(net2brain, merge_encode_work, expected)
 
 
 # ------------------------------------------------------------------ net2brain info

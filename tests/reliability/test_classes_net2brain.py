@@ -44,11 +44,13 @@ from tests.reliability.test_bad_input_net2brain import (  # noqa: F401  (the wor
     MODEL,
     SHARD_0,
     SHARD_1,
+    SHARDS_E,
     N,
     brain_rdms,
     check_case,
     cka_work,
     demo_work,
+    encode_shards,
     encode_work,
     extract_work,
     factory_file,
@@ -57,6 +59,7 @@ from tests.reliability.test_bad_input_net2brain import (  # noqa: F401  (the wor
     layers_work,
     mask,
     merge_args,
+    merge_encode_work,
     merge_work,
     models_work,
     nifti,
@@ -152,6 +155,10 @@ A = [
      ["--out-dir {inputs}/stim is an input of this run (--stimuli)", "!--overwrite to"]),
     ("out-dir-holds-a-finished-run",   "encode",      lambda w: ((w.out / "enc").mkdir(), (w.out / "enc" / "summary.csv").write_text("old")),
      ["exists already", "--overwrite"]),
+    ("out-dir-holds-a-finished-run",   "merge_encode", lambda w: (w.out / "enc" / "summary.csv").write_text("old"),
+     ["{out}/enc/summary.csv exists already", "--overwrite"]),
+    ("sidecar-is-the-config",          "merge_encode", lambda w: (the_config_is_the_sidecar(w, "enc/encode.config.yaml"), w.add("--overwrite")),
+     ["{out}/enc/encode.config.yaml is an input of this run (--config)", "!--overwrite to"]),
     ("sidecar-is-the-config",          "cka",         lambda w: (the_config_is_the_sidecar(w, "cka.config.yaml"), w.add("--overwrite")),
      ["{out}/cka.config.yaml is an input of this run (--config)", "!--overwrite to"]),
 ]
@@ -170,11 +177,27 @@ def test_plot_suffix_names_the_format_it_is_written_in(net2brain, rsa_work):  # 
 
 
 @pytest.mark.parametrize(("command", "out"), [("rdm", "rdms.h5"), ("rsa", "rsa.csv"), ("cka", "cka.csv"),
-                                              ("encode", "enc")])
+                                              ("encode", "enc"), ("merge_encode", "enc")])
 def test_a_second_run_is_refused_while_the_first_writes(request, net2brain, command, out):
     """Two real processes on one output: the second is told that another run holds it."""
     run_held(request, net2brain, command, lambda w: None, Held(held_lock, lambda w: w.out / out,
                                                                [f"another run holds {{out}}/{out}", "wait", "!--resume"]))
+
+
+@pytest.mark.parametrize(("command", "folder", "shard"), [("searchlight", "sl", "searchlight"), ("encode", "enc", "encode")])
+def test_the_shards_of_one_folder_run_at_the_same_time(request, net2brain, command, folder, shard):
+    """A SLURM array writes its shards into one folder at once: a shard locks its own file, not the folder
+    (which another shard running would hold if it did), and the same shard twice is refused."""
+    work = request.getfixturevalue(f"{command}_work")
+    (work.out / folder).mkdir(parents=True, exist_ok=True)
+    work.add("--shard", "1/2")
+    mine = work.out / folder / f"{shard}.shard-001-of-002.h5"
+    with held_lock(mine):
+        result = net2brain(*work.args)
+        assert result.code == 2 and f"another run holds {mine}" in result.err
+    with held_lock(work.out / folder):
+        assert net2brain(*work.args).code == 0
+    assert mine.is_file()
 
 
 # ================================================================== B. no exit 1 on input a user can give
@@ -212,6 +235,19 @@ def more_shards_than_stimuli(w: Work) -> None:
 def empty_shard_written(w: Work) -> None:
     with h5py.File(w.out / "acts.shard-002-of-005.h5") as file:
         assert file["stimuli"].shape == (0,) and all(file["layers"][name].shape[0] == 0 for name in file["layers"])
+
+
+def empty_encode_shard_written(w: Work) -> None:
+    with h5py.File(w.out / "enc" / "encode.shard-003-of-005.h5") as file:  # conv and fc: shards 2 and 4
+        assert "scores" not in file and int(file.attrs["items_total"]) == 2 and list(file["layers"].asstr()) == ["conv", "fc"]
+
+
+def merged_as_the_unsharded_run(w: Work) -> None:
+    """An empty shard (0 of 3, for 2 units) is merged like the others: the folder is the unsharded one."""
+    whole, merged = w.out / "whole", w.out / "enc"
+    assert (merged / "summary.csv").read_text() == (whole / "summary.csv").read_text()
+    for path in whole.glob("*.nii.gz"):
+        assert np.array_equal(nib.load(path).get_fdata(), nib.load(merged / path.name).get_fdata(), equal_nan=True)
 
 
 def roi_named(w: Work, name: str) -> None:
@@ -258,6 +294,8 @@ B = [
     ("stimulus-name-not-utf-8",        "extract",     lambda w: stimulus_named(w, b"caf\xe9.png"),                     ["stimulus folder {inputs}/stim", "b'caf\\xe9.png' is not valid UTF-8", "rename the file"]),
     ("bootstrap-over-3-stimuli",       "rsa",         three_stimuli,                                                   Accepted(["bootstrap samples over 3 stimuli", "left out of the confidence intervals"], intervals_defined)),
     ("more-shards-than-stimuli",       "extract",     more_shards_than_stimuli,                                        Accepted([], empty_shard_written)),
+    ("more-shards-than-units",         "encode",      lambda w: w.add("--shard", "3/5"),                               Accepted([], empty_encode_shard_written)),
+    ("an-empty-shard",                 "merge_encode", lambda w: None,                                                 Accepted([], merged_as_the_unsharded_run)),
     *[(f"factory-{kind}", command, failing_factory(kind)[0], failing_factory(kind)[1])
       for kind in FAILING_FACTORIES for command in ("layers", "extract")],
 ]
@@ -482,6 +520,8 @@ HELD = [
     ("activations-being-written",      "rdm",         Held(held_open, lambda w: w.inputs / "acts.h5", ["{inputs}/acts.h5 is open for writing in another program", "wait"])),
     ("model-rdms-being-written",       "rsa",         Held(held_open, lambda w: w.inputs / "model.h5", ["{inputs}/model.h5 is open for writing in another program"])),
     ("shard-being-written",            "merge",       Held(held_open, lambda w: w.inputs / SHARD_1, [f"{{inputs}}/{SHARD_1} is open for writing in another program"])),
+    ("shard-being-written",            "merge_encode", Held(held_open, lambda w: w.out / SHARDS_E[1], [f"{{out}}/{SHARDS_E[1]} is open for writing in another program"])),
+    ("out-held-by-another-run",        "merge_encode", Held(held_lock, lambda w: w.out / "enc", ["another run holds {out}/enc"])),
     ("out-held-by-another-run",        "extract",     Held(held_lock, lambda w: w.out / "acts.h5", ["another run holds {out}/acts.h5", "!--resume"])),
     ("out-held-by-another-run",        "searchlight", Held(held_lock, lambda w: w.out / "sl", ["another run holds {out}/sl"])),
     ("out-held-by-another-run",        "merge",       Held(held_lock, lambda w: w.out / "acts.h5", ["another run holds {out}/acts.h5"])),

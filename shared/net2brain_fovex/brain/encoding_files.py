@@ -10,10 +10,35 @@ mask voxel, NaN elsewhere, on the input's grid) or `<subject>_<layer>.csv` (arra
 folder is complete when `summary.csv` exists: it is written last. Each file is written
 atomically, and a (subject, layer) is done when its files exist, so `resume` continues an
 interrupted run where it stopped.
+
+A shard (`shard` I/N) fits a share of the work and writes no maps, only
+`OUT_DIR/encode.shard-I-of-N.h5` (`ENCODE_SHARD_KIND`); `merge_encoding` turns the shards
+into exactly the folder one run writes. The work units are (layer, target chunk): every
+layer's targets (the mask voxels in C order, or the channels [x time points] flattened)
+cut into contiguous chunks of the targets the engine solves at once (`target_chunk`:
+`EncodingParameters.chunk`, fewer with many stimuli), so that a unit's fit solves the
+blocks of an unsharded fit (a last chunk of a single target joins the one before), listed
+layer by layer; shard I takes the units [floor(I u / N), floor((I + 1) u / N)) of the u units
+(`net2brain_fovex.io.shards.Shard`), so shards differ by at most one unit, and with more
+shards than units some hold none. A shard reads and checks every input, as a whole run
+does, and fits its units' targets for every subject, a layer's units in one fit; a
+target's r and R^2 do not depend on the other targets fitted with it, so the merged files
+are the unsharded run's. The shard file holds, per layer it fitted, `scores/<layer>/r` and
+`r2` (subjects, targets of the shard) float64 (for `betas` rounded to the float32 of the
+maps, as a whole run keeps them) with attributes `start` and `stop` (its targets
+[start, stop)); `subjects`, `layers`, `roi_names` and `roi_masks` (ROIs, targets) uint8;
+for `betas` the `mask`, `affine`, `header` and `header_extensions` of the maps (attribute
+`header_class`), for `responses` the `shape` (channels[, time]) and with `repetitions` the
+`noise_ceiling` (subjects, targets); root attributes `kind`, the shard's (`shard_index`,
+`shard_count`, `items_total`: the units; `job_sha256`: inputs and options), `targets`
+(`nifti` or `array`), `chunk`, `plot` (drawn by the merge), the resolved options `config`
+and `provenance`.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,16 +47,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..io.atomic import check_new_output, check_output_dir, make_output_dir
-from ..io.config import options_output, read_resolved_config, record_options
-from ..io.hdf5 import check_name
+from ..io.atomic import atomic_output, check_new_output, check_output_dir, make_output_dir
+from ..io.config import options_output, read_resolved_config, record_options, write_resolved_config
+from ..io.hdf5 import ENCODE_SHARD_KIND, ENCODE_SHARD_NAME, check_name
 from ..io.locks import holds_outputs
 from ..io.outputs import Output, check_outputs
-from ..io.provenance import plain
+from ..io.provenance import current_command, files_sha256, input_entries, plain, provenance_attr
+from ..io.shards import Shard, check_same, check_shards, job_signature, parse_shard, plan_output, read_shard
 from ..io.tables import write_csv
 from ..selection import ALL
 
-__all__ = ["EncodingFiles", "encode_to_file", "predict_to_file", "best_layers", "SUMMARY_COLUMNS",
+__all__ = ["EncodingFiles", "encode_to_file", "merge_encoding", "predict_to_file", "best_layers", "SUMMARY_COLUMNS",
            "PARTITION_COLUMNS", "CONFIG_NAME"]
 
 log = logging.getLogger(__name__)
@@ -61,6 +87,8 @@ class EncodingFiles:
         The maps or tables, per subject and layer, then the group's.
     resumed : int
         (subject, layer) results found complete and kept (`resume`).
+    shard_file : Path or None
+        The shard's file, for a shard (`summary`, `best` and `files` are then empty).
     """
 
     out_dir: Path
@@ -68,6 +96,7 @@ class EncodingFiles:
     best: dict[str, dict]
     files: list[Path]
     resumed: int = 0
+    shard_file: Path | None = None
 
 
 @dataclass
@@ -84,6 +113,11 @@ class _Targets:
     timed: bool = False
     key: str | None = None  # array: the array inside each file
     stimuli: int = 0
+
+    @property
+    def count(self) -> int:
+        """The number of targets."""
+        return int(self.mask.sum()) if self.kind == "nifti" else int(np.prod(self.shape))
 
 
 @holds_outputs
@@ -110,6 +144,7 @@ def encode_to_file(
     save_models: bool = False,
     plot: str | Path | None = None,
     device: str = "auto",
+    shard: str | Shard | None = None,
     overwrite: bool = False,
     resume: bool = False,
     config: dict | None = None,
@@ -170,10 +205,15 @@ def encode_to_file(
         (`encoding_profile_figure`), or with `partition` the unique and shared R^2 per ROI
         (`partition_figure`).
     device : str, default "auto"
+    shard : str or Shard, optional
+        `I/N` or `auto`: fit only this share of the (layer, target chunk) units into
+        `out_dir/encode.shard-I-of-N.h5` (module docstring; `merge_encoding` joins the
+        shards, and draws `plot`). Not with `partition` or `save_models`.
     overwrite : bool
-        Replace a complete folder.
+        Replace a complete folder (a shard: its file).
     resume : bool
-        Keep the (subject, layer) results an interrupted run of the same options wrote.
+        Keep the (subject, layer) results an interrupted run of the same options wrote (a
+        shard: its file, when complete).
     config : dict, optional
         The resolved options, written to `encode.config.yaml` (before the first fit, so that
         `resume` can compare them).
@@ -209,16 +249,28 @@ def encode_to_file(
                           "them out")
     if resume and overwrite:
         raise ConfigError("`resume` keeps an interrupted run's results and `overwrite` replaces them: give one")
+    part = shard if isinstance(shard, Shard) else parse_shard(shard)
+    if part is not None and partition is not None:
+        raise ConfigError("`shard` divides the per-layer fits; a `partition` run fits the feature spaces of every "
+                          "target together and is not sharded: run it without `shard`")
+    if part is not None and save_models:
+        raise ConfigError("`save_models` writes the whole model of each (subject, layer), and a `shard` fits part of "
+                          "its targets: save the models in a run without `shard`")
     spaces = _partition_spaces(partition, Path(activations), layers, model, save_models, resume)
     out_dir = check_output_dir(out_dir, "out_dir")  # created only when there is something to write
     inputs = {"activations": [activations], "betas": list(betas or ()), "mask": [mask], "rois": list(rois or ()),
               "responses": list(responses or ()), "stimuli": [stimuli], "test_stimuli": [test_stimuli],
               "partition": [space[1] for space in spaces or ()]}
-    leftover = not (out_dir / "summary.csv").exists()
-    outputs = [Output("out_dir", out_dir, "folder"), Output("out_dir", out_dir / "summary.csv", "csv", folder_made=True),
-               *options_output(out_dir, config, out_dir / CONFIG_NAME, "out_dir", folder_made=True,
-                               replaceable=leftover)]
-    outputs += [Output("plot", Path(plot), "figure")] if plot is not None else []
+    if part is None:
+        outputs = _folder_outputs(out_dir, config, "out_dir")
+    else:  # only the shard's file: the merge writes the folder (and checks its files then)
+        plan = plan_output(out_dir / ENCODE_SHARD_NAME, part, resume=resume)
+        if plan.complete:
+            return EncodingFiles(out_dir, [], {}, [], shard_file=plan.path)
+        outputs = [Output("out_dir", plan.path, "hdf5", folder_made=True),
+                   *options_output(plan.path, config, parameter="out_dir", folder_made=True, replaceable=resume)]
+    # a shard leaves the figure to the merge, but its name is checked now, before any work
+    outputs += [Output("plot", Path(plot), "figure", replaceable=part is not None)] if plot is not None else []
     check_outputs(outputs, inputs, overwrite=overwrite)
     if spaces is not None:
         return _partition_run(Path(activations), out_dir, spaces, outputs, inputs, parameters, betas=betas, mask=mask,
@@ -234,11 +286,18 @@ def encode_to_file(
         targets = _nifti_targets([Path(p) for p in betas], mask, list(rois or ()), len(ids), order, activations)
     else:
         targets = _array_targets([Path(p) for p in responses], key, roi, repetitions, len(ids), order, activations)
+    if part is not None:
+        job = {"command": "encode", "layers": names, "parameters": dataclasses.asdict(parameters), "key": key,
+               "roi": roi, "repetitions": repetitions, "plot": None if plot is None else str(plot),
+               "inputs": {name: files_sha256(input_entries(p for p in paths if p is not None))
+                          for name, paths in inputs.items()}}  # what changes the merged files
+        return _shard_run(Path(activations), out_dir, plan.path, part, job, names, targets, order, parameters,
+                          test_sets, repetitions=repetitions, plot=plot, device=device, config=config,
+                          progress=progress)
     planned = {(s, layer): _pair_paths(out_dir, s, layer, targets.kind) for s in targets.subjects for layer in names}
     group = _group_paths(out_dir, names, targets) if len(targets.subjects) > 1 else {}
     models = {pair: out_dir / f"{pair[0]}_{pair[1]}_model.h5" for pair in planned} if save_models else {}
-    files = [Output("out_dir", path, "nifti" if targets.kind == "nifti" else "csv", replaceable=True, folder_made=True)
-             for paths in [*planned.values(), *group.values()] for path in paths]
+    files = _result_outputs("out_dir", planned, group, targets)
     files += [Output("out_dir", path, "hdf5", replaceable=True, folder_made=True) for path in models.values()]
     check_outputs([*outputs, *files], inputs, overwrite=overwrite)
     if resume:
@@ -276,14 +335,7 @@ def encode_to_file(
             count += 1
             if progress:
                 progress(count, len(planned))
-    group_files = _write_group(group, names, scores, targets)
-    rows = _summary_rows(names, scores, ceilings, targets)
-    if plot is not None:
-        from ..figures.encoding import encoding_profile_figure
-
-        encoding_profile_figure(rows, names, Path(plot))
-    write_csv(summary, rows, [c for c in SUMMARY_COLUMNS if (c != "time" or targets.timed)
-                              and (c not in ("noise_ceiling", "pct_of_nc") or repetitions)])  # last: complete
+    rows, group_files = _finish_folder(summary, group, names, scores, ceilings, targets, plot, repetitions)
     log.info("wrote %d (subject, layer) results and summary.csv to %s", len(planned), out_dir)
     written = [path for paths in planned.values() for path in paths] + list(models.values()) + group_files
     written += [Path(plot)] if plot is not None else []
@@ -410,7 +462,7 @@ def _subjects(paths: Sequence[Path], what: str) -> list[str]:
 def _nifti_targets(paths: list[Path], mask, rois: list, n: int, order, activations) -> _Targets:
     """Check every volume's header, the masks and every volume's responses at the targets."""
     from .activation_inputs import check_stimulus_count
-    from .nifti import check_dimensions, check_same_grid, load_mask, load_volume, nifti_header, roi_name, usable_voxels
+    from .nifti import check_dimensions, check_same_grid, load_mask, nifti_header, roi_name, usable_voxels_of
 
     subjects = _subjects(paths, "betas")
     first = None
@@ -433,12 +485,10 @@ def _nifti_targets(paths: list[Path], mask, rois: list, n: int, order, activatio
         given = np.logical_or.reduce(list(roi_masks.values()))
     selected = given.copy() if given is not None else np.ones(first.shape[:3], dtype=bool)
     for path in paths:  # every volume read once, so that bad responses stop the run before the first fit
-        data = load_volume(path, stimuli=n, order=order, reference=first).data
-        usable = usable_voxels(data)
+        finite, usable = usable_voxels_of(path, stimuli=n, reference=first)
         if given is not None and not usable[given].all():
             voxel = tuple(int(i) for i in np.argwhere(given & ~usable)[0])
-            values = data[voxel]
-            problem = "NaN or infinite" if not np.isfinite(values).all() else "constant"
+            problem = "NaN or infinite" if not finite[voxel] else "constant"
             where = "`mask`" if mask is not None else "the `rois`"
             raise InputError(f"{path}: voxel {voxel} of {where} has {problem} responses over the stimuli; an encoding "
                              "model cannot be fitted to it: fix the volume, or drop the voxel from the mask (without "
@@ -493,10 +543,10 @@ def _read_targets(targets: _Targets, number: int, order, repetitions: bool, seed
 
     path = targets.paths[number]
     if targets.kind == "nifti":
-        from .nifti import load_volume
+        from .nifti import masked_responses
 
-        data = load_volume(path, stimuli=targets.stimuli, order=order, reference=targets.reference).data
-        return np.ascontiguousarray(data[targets.mask].T), None
+        return masked_responses(path, stimuli=targets.stimuli, mask=targets.mask, order=order,
+                                reference=targets.reference), None
     array = load_responses(path, targets.key)
     if order is not None:
         array = array[order]
@@ -536,7 +586,7 @@ def _fit_pair(path: Path, layer: str, responses: np.ndarray, parameters, test_se
         features = _features(file, path, layer)
     try:
         result = encoding.fit_encoding(features, responses, parameters, test_sets=test_sets, device=str(device),
-                                       layer=layer)
+                                       layer=layer, keep_predictions=False)  # the scores suffice: memory bounded
         if model_path is not None:
             encoding.save_models(model_path, features, responses, parameters, result, device=str(device), layer=layer)
     except InputError as error:
@@ -557,6 +607,21 @@ def _group_paths(out_dir: Path, names: Sequence[str], targets: _Targets) -> dict
     if targets.kind == "nifti":
         return {layer: [out_dir / f"group_{layer}_{kind}.nii.gz" for kind in ("mean_r", "t", "p")] for layer in names}
     return {layer: [out_dir / f"group_{layer}.csv"] for layer in names}
+
+
+def _folder_outputs(out_dir: Path, config: dict | None, parameter: str) -> list[Output]:
+    """The folder, its summary.csv and its resolved options, as checked outputs; the options
+    of a folder without summary.csv (an interrupted run's) are replaced."""
+    leftover = not (out_dir / "summary.csv").exists()
+    return [Output(parameter, out_dir, "folder"), Output(parameter, out_dir / "summary.csv", "csv", folder_made=True),
+            *options_output(out_dir, config, out_dir / CONFIG_NAME, parameter, folder_made=True, replaceable=leftover)]
+
+
+def _result_outputs(parameter: str, planned: dict, group: dict, targets: _Targets) -> list[Output]:
+    """The (subject, layer) and group maps or tables, as checked outputs (those an interrupted run left are
+    replaced)."""
+    return [Output(parameter, path, "nifti" if targets.kind == "nifti" else "csv", replaceable=True, folder_made=True)
+            for paths in [*planned.values(), *group.values()] for path in paths]
 
 
 def _target_labels(targets: _Targets) -> list[dict]:
@@ -661,6 +726,244 @@ def _summary_rows(names, scores, ceilings, targets: _Targets) -> list[dict]:
                             row["pct_of_nc"] = row["mean_r"] / nc * 100 if nc > 0 else float("nan")
                     rows.append(row)
     return rows
+
+
+def _finish_folder(summary: Path, group: dict, names: Sequence[str], scores, ceilings, targets: _Targets, plot,
+                   repetitions: bool) -> tuple[list[dict], list[Path]]:
+    """The group maps or tables, the figure and, last, summary.csv of a folder whose (subject, layer) files are
+    written: (the summary rows, the group files)."""
+    group_files = _write_group(group, names, scores, targets)
+    rows = _summary_rows(names, scores, ceilings, targets)
+    if plot is not None:
+        from ..figures.encoding import encoding_profile_figure
+
+        encoding_profile_figure(rows, names, Path(plot))
+    write_csv(summary, rows, [c for c in SUMMARY_COLUMNS if (c != "time" or targets.timed)
+                              and (c not in ("noise_ceiling", "pct_of_nc") or repetitions)])  # last: complete
+    return rows, group_files
+
+
+# ------------------------------------------------------------------ shards
+
+
+def _units(names: Sequence[str], count: int, chunk: int) -> list[tuple[str, int, int]]:
+    """The work units a shard takes a share of, (layer, start, stop), layer by layer: every
+    layer's `count` targets cut at the multiples of `chunk` (module docstring)."""
+    starts = list(range(0, count, chunk))
+    if len(starts) > 1 and count - starts[-1] == 1:
+        # numpy sums one column pairwise but several column by column: a fit of a single target would
+        # differ in its last bits from the same target fitted among others
+        starts.pop()
+    return [(layer, start, stop) for layer in names for start, stop in zip(starts, [*starts[1:], count], strict=True)]
+
+
+def _ranges(units: Sequence[tuple[str, int, int]]) -> dict[str, tuple[int, int]]:
+    """The targets [start, stop) of each layer of a shard's units (contiguous: units are listed layer by layer)."""
+    ranges: dict[str, tuple[int, int]] = {}
+    for layer, start, stop in units:
+        ranges[layer] = (ranges.get(layer, (start, stop))[0], stop)
+    return ranges
+
+
+def _shard_run(activations: Path, out_dir: Path, shard_file: Path, part: Shard, job: dict, names: list[str],
+               targets: _Targets, order, parameters, test_sets, *, repetitions: bool, plot, device, config,
+               progress) -> EncodingFiles:
+    """`encode_to_file` with `shard`: every layer checked as a whole run checks it, this shard's units fitted for
+    every subject (a layer's units in one fit) and its file written."""
+    from ..device import resolve_device
+    from .encoding import target_chunk
+
+    _check_activations(activations, names)  # every layer read once: NaN or constant layers stop every shard
+    target = resolve_device(device)
+    # the engine's blocks, so that a unit's fit solves the blocks of an unsharded fit
+    chunk = target_chunk(parameters, targets.stimuli)
+    units = _units(names, targets.count, chunk)
+    taken = part.take(units)
+    ranges = _ranges(taken)
+    out_dir = make_output_dir(out_dir, "out_dir")
+    scores: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    ceilings: dict[str, np.ndarray | None] = {}
+    for number, subject in enumerate(targets.subjects):
+        if not ranges and not repetitions:
+            continue  # an empty shard: its inputs are checked, and it has nothing to fit
+        responses_of, ceilings[subject] = _read_targets(targets, number, order, repetitions, parameters.seed)
+        for layer, (start, stop) in ranges.items():
+            scores[subject, layer] = _fit_pair(activations, layer, np.ascontiguousarray(responses_of[:, start:stop]),
+                                               parameters, test_sets, target, targets, subject)
+            if progress:
+                progress(len(scores), len(ranges) * len(targets.subjects))
+    _write_encode_shard(shard_file, part, len(units), job, names, targets, ranges, scores, ceilings, chunk=chunk,
+                        plot=plot, config=config,
+                        provenance=provenance_attr(config=config, seed=parameters.seed, device=target))
+    record_options(shard_file, config)
+    log.info("wrote shard %s (%d of %d (layer, target chunk) units: %s) to %s", part, len(taken), len(units),
+             _describe(ranges), shard_file)
+    return EncodingFiles(out_dir, [], {}, [], shard_file=shard_file)
+
+
+def _describe(ranges: dict[str, tuple[int, int]]) -> str:
+    """The layers and targets of a shard, for messages: `a[0:100], b[0:40]`, or `none`."""
+    return ", ".join(f"{layer}[{start}:{stop}]" for layer, (start, stop) in ranges.items()) or "none"
+
+
+def _write_encode_shard(path: Path, part: Shard, units: int, job: dict, names: list[str], targets: _Targets,
+                        ranges: dict[str, tuple[int, int]], scores, ceilings, *, chunk: int, plot, config,
+                        provenance: str) -> None:
+    """One shard's scores with all that the merge needs to write the folder (module docstring), atomically."""
+    import h5py
+
+    from .nifti import header_bytes
+
+    strings = h5py.string_dtype()
+    attrs = {}
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as file:
+        file.create_dataset("subjects", data=targets.subjects, dtype=strings)
+        file.create_dataset("layers", data=names, dtype=strings)
+        file.create_dataset("roi_names", data=list(targets.rois), dtype=strings)
+        file.create_dataset("roi_masks", data=np.stack(list(targets.rois.values())).astype(np.uint8),
+                            compression="gzip")
+        if targets.kind == "nifti":
+            attrs["header_class"], header, extensions = header_bytes(targets.reference)
+            file.create_dataset("mask", data=targets.mask.astype(np.uint8), compression="gzip")
+            file.create_dataset("affine", data=np.asarray(targets.reference.affine, dtype=np.float64))
+            file.create_dataset("header", data=np.frombuffer(header, dtype=np.uint8))
+            file.create_dataset("header_extensions", data=np.frombuffer(extensions, dtype=np.uint8))
+        else:
+            file.create_dataset("shape", data=np.asarray(targets.shape, dtype=np.int64))
+        if any(ceiling is not None for ceiling in ceilings.values()):
+            file.create_dataset("noise_ceiling", data=np.stack([ceilings[s] for s in targets.subjects]))
+        for layer, (start, stop) in ranges.items():
+            group = file.create_group(f"scores/{layer}")
+            group.attrs.update({"start": start, "stop": stop})
+            for number, name in enumerate(("r", "r2")):
+                group.create_dataset(name, data=np.stack([scores[s, layer][number] for s in targets.subjects]))
+        file.attrs.update({
+            "kind": ENCODE_SHARD_KIND, **part.attrs(units), "job_sha256": job_signature(job), "targets": targets.kind,
+            "chunk": chunk, "plot": "" if plot is None else str(plot), "config": json.dumps(config, default=str),
+            "command": current_command() or "python", "provenance": provenance, **attrs,
+        })
+
+
+def _shard_layout(file) -> dict:
+    """What the merge needs of an encode shard file, all but the scores."""
+    layout = {
+        "subjects": list(file["subjects"].asstr()[()]), "layers": list(file["layers"].asstr()[()]),
+        "roi_names": list(file["roi_names"].asstr()[()]), "roi_masks": file["roi_masks"][()],
+        "targets": str(file.attrs["targets"]), "chunk": int(file.attrs["chunk"]), "plot": str(file.attrs["plot"]),
+        "noise_ceiling": file["noise_ceiling"][()] if "noise_ceiling" in file else None,
+        "ranges": {layer: (int(group.attrs["start"]), int(group.attrs["stop"]))
+                   for layer, group in file.get("scores", {}).items()},
+        "shapes": {layer: (group["r"].shape, group["r2"].shape) for layer, group in file.get("scores", {}).items()},
+    }
+    if layout["targets"] == "nifti":
+        layout |= {"mask": file["mask"][()], "affine": file["affine"][()], "header": file["header"][()].tobytes(),
+                   "extensions": file["header_extensions"][()].tobytes(),
+                   "header_class": str(file.attrs["header_class"])}
+    else:
+        layout["shape"] = tuple(int(size) for size in file["shape"][()])
+    return layout
+
+
+def _shard_scores(file) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """An encode shard's (r, R^2), (subjects, targets of the shard) per layer."""
+    return {layer: (group["r"][()], group["r2"][()]) for layer, group in file.get("scores", {}).items()}
+
+
+@holds_outputs
+def merge_encoding(paths: Sequence[str | Path], out_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Join the shard files of one sharded `encode_to_file` run into the files the unsharded
+    run writes in `out_dir`: the (subject, layer) maps or tables, the group's, the figure
+    (`plot` of the run), `encode.config.yaml` (shard 0's options, `shard` none and `out_dir`
+    this folder) and, last, summary.csv; returns `out_dir`.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        The shard files, every shard of the run once, in any order (empty shards
+        included).
+    out_dir : path
+        The output folder, created (with its parents) when missing; usually the one the
+        shards lie in.
+    overwrite : bool, default False
+        Replace the files of a complete folder (one with summary.csv) and the figure.
+
+    Returns
+    -------
+    Path
+        `out_dir`.
+
+    Raises
+    ------
+    ConfigError
+        No `paths`.
+    InputError
+        Missing, duplicate or foreign shards (other options, inputs or shard count:
+        `net2brain_fovex.io.shards.check_shards`), or shards whose targets, layouts or
+        scores do not fit together. Nothing is written then.
+    OutputError
+        `out_dir` cannot be created (the message names `out`, as the merge calls it), it
+        holds a summary.csv or the figure exists, and `overwrite` is False.
+    """
+    from .nifti import image_from_header
+
+    shards = check_shards(paths, ENCODE_SHARD_KIND)
+    attrs = shards[0][1]
+    total, count = int(attrs["items_total"]), int(attrs["shard_count"])
+    parts = [(path, read_shard(path, _shard_layout, "encode shard")) for path, _ in shards]
+    first_path, first = parts[0]
+    keys = ["subjects", "layers", "roi_names", "roi_masks", "targets", "chunk", "plot", "noise_ceiling"]
+    keys += ["mask", "affine", "header", "extensions", "header_class"] if first["targets"] == "nifti" else ["shape"]
+    check_same(parts, keys)
+    subjects, names, n = first["subjects"], first["layers"], first["roi_masks"].shape[1]
+    units = _units(names, n, first["chunk"])
+    if len(units) != total:
+        raise InputError(f"{first_path} holds {n} targets of {len(names)} layers in chunks of {first['chunk']}: "
+                         f"{len(units)} units, not the {total} of its run; rerun that shard")
+    for number, (path, part) in enumerate(parts):
+        expected = _ranges(Shard(number, count).take(units))
+        if part["ranges"] != expected:
+            raise InputError(f"{path} holds the scores of {_describe(part['ranges'])}; shard {number}/{count} of "
+                             f"{total} units needs {_describe(expected)}; rerun that shard")
+        for layer, (start, stop) in expected.items():
+            if part["shapes"][layer] != ((len(subjects), stop - start),) * 2:
+                raise InputError(f"{path}: the scores of layer {layer!r} are {part['shapes'][layer][0]}, not "
+                                 f"(subjects, targets) {(len(subjects), stop - start)}; rerun that shard")
+    nifti = first["targets"] == "nifti"
+    targets = _Targets(subjects, [], first["targets"], dict(zip(first["roi_names"], first["roi_masks"].astype(bool),
+                                                                strict=True)),
+                       mask=first["mask"].astype(bool) if nifti else None,
+                       reference=image_from_header(first["header_class"], first["header"], first["extensions"],
+                                                   first["affine"]) if nifti else None,
+                       shape=() if nifti else first["shape"], timed=not nifti and len(first["shape"]) == 2)
+    scores = {(s, layer): (np.empty(n), np.empty(n)) for s in subjects for layer in names}
+    for path, part in parts:
+        for layer, (r, r2) in read_shard(path, _shard_scores, "encode shard").items():
+            start, stop = part["ranges"][layer]
+            for number, subject in enumerate(subjects):
+                scores[subject, layer][0][start:stop], scores[subject, layer][1][start:stop] = r[number], r2[number]
+    ceiling = first["noise_ceiling"]
+    ceilings = {s: None if ceiling is None else ceiling[number] for number, s in enumerate(subjects)}
+    out_dir, plot = Path(out_dir), first["plot"] or None
+    config = json.loads(attrs["config"])
+    if config is not None:  # the options of the run in out_dir, as one unsharded run records them
+        config = {**config, **({"shard": None} if "shard" in config else {}), "out_dir": str(out_dir)}
+    planned = {(s, layer): _pair_paths(out_dir, s, layer, targets.kind) for s in subjects for layer in names}
+    group = _group_paths(out_dir, names, targets) if len(subjects) > 1 else {}
+    outputs = [*_folder_outputs(out_dir, config, "out"), *([Output("plot", Path(plot), "figure")] if plot else []),
+               *_result_outputs("out", planned, group, targets)]
+    check_outputs(outputs, {"shards": [path for path, _ in parts]}, overwrite=overwrite)
+    out_dir = make_output_dir(out_dir, "out")
+    summary = check_new_output(out_dir / "summary.csv", overwrite)
+    if overwrite:
+        summary.unlink(missing_ok=True)  # incomplete until the new summary.csv is written
+    if config is not None:  # the options are those of the encode run, whatever command merges them
+        write_resolved_config(out_dir / CONFIG_NAME, attrs.get("command") or current_command() or "python", config)
+    for (subject, layer), files in planned.items():
+        _write_pair(files, scores[subject, layer], ceilings[subject], targets)
+    _finish_folder(summary, group, names, scores, ceilings, targets, plot, ceiling is not None)
+    log.info("merged %d shards: wrote %d (subject, layer) results and summary.csv to %s", count, len(planned),
+             out_dir)
+    return out_dir
 
 
 # ------------------------------------------------------------------ variance partitioning

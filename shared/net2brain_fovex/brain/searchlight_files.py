@@ -23,11 +23,11 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..io.atomic import atomic_output, check_new_output, check_output_dir, make_output_dir
 from ..io.config import options_output, record_options, write_resolved_config
-from ..io.hdf5 import SEARCHLIGHT_SHARD_KIND, SEARCHLIGHT_SHARD_NAME, check_name, locked, open_error
+from ..io.hdf5 import SEARCHLIGHT_SHARD_KIND, SEARCHLIGHT_SHARD_NAME, check_name
 from ..io.locks import holds_outputs
 from ..io.outputs import Output, check_outputs
 from ..io.provenance import current_command, files_sha256
-from ..io.shards import Shard, check_shards, job_signature, parse_shard
+from ..io.shards import Shard, check_same, check_shards, job_signature, parse_shard, read_shard
 from ..io.tables import write_csv
 from ..selection import ALL
 from .nifti import header_bytes, image_from_header, roi_name, save_binary, save_map
@@ -162,16 +162,16 @@ def searchlight_to_file(
     shard_file = None if part is None else part.path(out_dir / SEARCHLIGHT_SHARD_NAME)
     inputs = {"betas": betas, "mask": [mask], "model_rdms": [model_rdms], "stimuli": [stimuli],
               "searchlight_rdms": [searchlight_rdms], "centres": [centres], "reference": [reference]}
-    # a complete folder (it has summary.csv), or this shard's file, is refused before any work
-    outputs = [Output("out_dir", out_dir, "folder")]
+    # a complete folder (it has summary.csv), or this shard's file, is refused before any work; the first
+    # output is the one locked: a shard's own file, so that the shards of an array write one folder at once
     if part is None:  # a folder without summary.csv is an interrupted run's: its files are replaced
         leftover = not (out_dir / "summary.csv").exists()
-        outputs += [Output("out_dir", out_dir / "summary.csv", "csv", folder_made=True),
-                    *options_output(out_dir, config, out_dir / CONFIG_NAME, "out_dir", folder_made=True,
-                                    replaceable=leftover)]
+        outputs = [Output("out_dir", out_dir, "folder"), Output("out_dir", out_dir / "summary.csv", "csv", folder_made=True),
+                   *options_output(out_dir, config, out_dir / CONFIG_NAME, "out_dir", folder_made=True,
+                                   replaceable=leftover)]
     else:
-        outputs += [Output("out_dir", shard_file, "hdf5", folder_made=True),
-                    *options_output(shard_file, config, parameter="out_dir", folder_made=True)]
+        outputs = [Output("out_dir", shard_file, "hdf5", folder_made=True), Output("out_dir", out_dir, "folder"),
+                   *options_output(shard_file, config, parameter="out_dir", folder_made=True)]
     check_outputs(outputs, inputs, overwrite=overwrite)
     model = read_model_rdms(model_rdms)
     model.rdms = choose_rdms(model, layers)
@@ -277,9 +277,8 @@ def merge_searchlight(paths: Sequence[str | Path], out_dir: str | Path, *, overw
         if part["shape"] != expected:
             raise InputError(f"{path} holds scores of shape {part['shape']}; shard {number}/{count} of {total} "
                              f"centres needs {expected}; rerun that shard")
-        for key in ("subjects", "layers", "mask", "affine", "header", "extensions", "header_class", "maps"):
-            if not _same(part[key], first[key]):
-                raise InputError(f"{path} and {first_path} differ in their {key}; merge only the shards of one run")
+    check_same([(path, part) for (path, _), part in zip(shards, parts, strict=True)],
+               ("subjects", "layers", "mask", "affine", "header", "extensions", "header_class", "maps"))
     values = np.empty((len(first["subjects"]), len(first["layers"]), total))
     for number, (path, _) in enumerate(shards):
         start, stop = Shard(number, count).bounds(total)
@@ -400,30 +399,17 @@ def _write_shard(path: Path, shard: Shard, result, job: dict, options: dict, map
 def _read_shard(path: Path, scores: bool = False):
     """What the merge needs of a searchlight shard file (the scores' shape, not the
     scores), or its scores."""
-    import h5py
+    def read(file):
+        if scores:
+            return file["scores"][()]
+        return {
+            "shape": file["scores"].shape, "mask": file["mask"][()], "affine": file["affine"][()],
+            "header": file["header"][()].tobytes(), "extensions": file["header_extensions"][()].tobytes(),
+            "subjects": list(file["subjects"].asstr()[()]), "layers": list(file["layers"].asstr()[()]),
+            "header_class": str(file.attrs["header_class"]), "maps": json.loads(file.attrs["maps"]),
+        }
 
-    try:
-        with h5py.File(path, "r") as file:
-            if scores:
-                return file["scores"][()]
-            return {
-                "shape": file["scores"].shape, "mask": file["mask"][()], "affine": file["affine"][()],
-                "header": file["header"][()].tobytes(), "extensions": file["header_extensions"][()].tobytes(),
-                "subjects": list(file["subjects"].asstr()[()]), "layers": list(file["layers"].asstr()[()]),
-                "header_class": str(file.attrs["header_class"]), "maps": json.loads(file.attrs["maps"]),
-            }
-    except OSError as error:
-        if locked(error):
-            raise open_error(path, error, "rerun that shard") from None
-        raise InputError(f"{path} is not a complete searchlight shard ({error}); rerun that shard") from None
-    except (KeyError, ValueError) as error:
-        raise InputError(f"{path} is not a complete searchlight shard ({error}); rerun that shard") from None
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(a, b)
-    return a == b
+    return read_shard(path, read, "searchlight shard")
 
 
 # ------------------------------------------------------------------ precomputed searchlight RDMs

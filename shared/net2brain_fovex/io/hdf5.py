@@ -16,8 +16,8 @@ from ..errors import InputError
 from .paths import what_is_there
 
 __all__ = ["PARTIAL_SUFFIX", "ACTIVATIONS_KIND", "RDMS_KIND", "ATTRIBUTIONS_KIND", "EVALUATION_KIND",
-           "SEARCHLIGHT_SHARD_KIND", "SEARCHLIGHT_SHARD_NAME", "KINDS", "json_attr", "check_name", "open_h5",
-           "locked", "open_error", "unfinished_message", "read_stimuli"]
+           "SEARCHLIGHT_SHARD_KIND", "SEARCHLIGHT_SHARD_NAME", "ENCODE_SHARD_KIND", "ENCODE_SHARD_NAME", "KINDS",
+           "json_attr", "check_name", "open_h5", "locked", "open_error", "unfinished_message", "read_stimuli"]
 
 PARTIAL_SUFFIX = ".partial"
 ROWS_DONE = "_rows_done"
@@ -27,9 +27,12 @@ ATTRIBUTIONS_KIND = "attributions"
 EVALUATION_KIND = "evaluation"
 SEARCHLIGHT_SHARD_KIND = "searchlight-shard"
 SEARCHLIGHT_SHARD_NAME = "searchlight.h5"  # a searchlight's shards: OUT_DIR/searchlight.shard-I-of-N.h5
+ENCODE_SHARD_KIND = "encode-shard"
+ENCODE_SHARD_NAME = "encode.h5"  # an encoding run's shards: OUT_DIR/encode.shard-I-of-N.h5
 # the core function that writes each kind of file
 KINDS = {ACTIVATIONS_KIND: "extract_to_file", RDMS_KIND: "rdms_to_file", ATTRIBUTIONS_KIND: "explain_to_file",
-         EVALUATION_KIND: "evaluate_to_file", SEARCHLIGHT_SHARD_KIND: "searchlight_to_file"}
+         EVALUATION_KIND: "evaluate_to_file", SEARCHLIGHT_SHARD_KIND: "searchlight_to_file",
+         ENCODE_SHARD_KIND: "encode_to_file"}
 
 
 def json_attr(value: Any) -> str:

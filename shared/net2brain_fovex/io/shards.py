@@ -1,9 +1,9 @@
 """Splitting a run over the tasks of an array job, and putting the parts back together.
 
 A shard I/N (0 <= I < N) takes the contiguous block of items
-[floor(I n / N), floor((I + 1) n / N)) of an ordered list of n (stimuli, images, centres):
-deterministic, disjoint, and together the whole list, so concatenating the shards'
-outputs in shard order gives what one run writes. The shard `auto` reads the task from
+[floor(I n / N), floor((I + 1) n / N)) of an ordered list of n (stimuli, images, centres,
+encoding work units): deterministic, disjoint, and together the whole list, so
+concatenating the shards' outputs in shard order gives what one run writes. The shard `auto` reads the task from
 SLURM: I = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN, N = SLURM_ARRAY_TASK_COUNT.
 
 A shard's output is named after the run's: `acts.h5` -> `acts.shard-002-of-008.h5`.
@@ -18,9 +18,10 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import h5py
 import numpy as np
@@ -30,19 +31,23 @@ from .atomic import atomic_output, check_new_output
 from .hdf5 import (
     ACTIVATIONS_KIND,
     ATTRIBUTIONS_KIND,
+    ENCODE_SHARD_KIND,
+    ENCODE_SHARD_NAME,
     SEARCHLIGHT_SHARD_KIND,
     SEARCHLIGHT_SHARD_NAME,
+    locked,
     open_error,
     unfinished_message,
 )
 from .locks import holds_outputs
 from .paths import what_is_there
 
-__all__ = ["Shard", "parse_shard", "shard_outputs", "check_shards", "OutputPlan", "plan_output", "merge_rows",
+__all__ = ["Shard", "parse_shard", "shard_outputs", "check_shards", "read_shard", "check_same", "OutputPlan", "plan_output", "merge_rows",
            "merge_activations", "merge_attributions", "MERGERS", "merge_shards", "shards_beside", "dataset_paths"]
 
 log = logging.getLogger(__name__)
 SHARD_ATTRS = ("shard_index", "shard_count", "items_total")
+Read = TypeVar("Read")
 _PATTERN = re.compile(r"^(?P<stem>.+)\.shard-(?P<index>\d+)-of-(?P<count>\d+)(?P<suffix>\.[^/]*)$")
 
 
@@ -204,6 +209,39 @@ def check_shards(paths: Sequence[Path], kind: str | None = None) -> list[tuple[P
     if missing:
         raise InputError(f"shard(s) {listed(missing)} of {count} are missing; run them (or wait for them) before merging")
     return sorted(shards, key=lambda item: int(item[1]["shard_index"]))
+
+
+def read_shard(path: Path, read: Callable[[h5py.File], Read], what: str) -> Read:
+    """`read(file)` of the shard file `path`, open for reading; `InputError` (rerun that
+    shard) when another program holds it open for writing, when it is damaged, or when
+    it lacks what `read` looks up (a `KeyError` or `ValueError`). `what` names the kind of
+    shard in the message ("a searchlight shard")."""
+    try:
+        with h5py.File(path, "r") as file:
+            return read(file)
+    except OSError as error:
+        if locked(error):
+            raise open_error(path, error, "rerun that shard") from None
+        raise InputError(f"{path} is not a complete {what} ({error}); rerun that shard") from None
+    except (KeyError, ValueError) as error:
+        raise InputError(f"{path} is not a complete {what} ({error}); rerun that shard") from None
+
+
+def check_same(parts: Sequence[tuple[Path, Mapping]], keys: Sequence[str]) -> None:
+    """`InputError` naming the first shard (path, what was read of it) whose value of one
+    of `keys` differs from the first shard's; arrays are compared value by value (NaN
+    equal to NaN)."""
+    first_path, first = parts[0]
+    for path, part in parts[1:]:
+        for key in keys:
+            a, b = part[key], first[key]
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                a, b = np.asarray(a), np.asarray(b)
+                same = np.array_equal(a, b, equal_nan=a.dtype.kind == "f" and b.dtype.kind == "f")
+            else:
+                same = a == b
+            if not same:
+                raise InputError(f"{path} and {first_path} differ in their {key}; merge only the shards of one run")
 
 
 @dataclass
@@ -373,9 +411,12 @@ def merge_attributions(shards: Sequence[str | Path], out: str | Path, *, overwri
     return merge_rows(shards, out, ATTRIBUTIONS_KIND, overwrite=overwrite)
 
 
-# the merge of each kind of shard (searchlight shards: `net2brain_fovex.brain.searchlight_files`)
+# the merge of each kind of shard (searchlight and encoding shards: `net2brain_fovex.brain.searchlight_files`,
+# `net2brain_fovex.brain.encoding_files`)
 MERGERS = {ACTIVATIONS_KIND: "merge_activations", ATTRIBUTIONS_KIND: "merge_attributions",
-           SEARCHLIGHT_SHARD_KIND: "merge_searchlight"}
+           SEARCHLIGHT_SHARD_KIND: "merge_searchlight", ENCODE_SHARD_KIND: "merge_encoding"}
+# the shards of runs that write a folder lie inside it, named after these
+_FOLDER_SHARDS = (SEARCHLIGHT_SHARD_NAME, ENCODE_SHARD_NAME)
 
 
 @holds_outputs
@@ -388,14 +429,14 @@ def merge_shards(
     config: dict | None = None,
 ) -> Path:
     """Join the shard files of one sharded run into exactly what the unsharded run
-    writes: the activations or attribution file `out`, or the searchlight folder `out`.
+    writes: the activations or attribution file `out`, or the searchlight or encoding folder `out`.
 
     Parameters
     ----------
     out : path
-        The unsharded output (a file, or a searchlight's output folder).
+        The unsharded output (a file, or a searchlight's or encoding run's output folder).
     shards : sequence of path, optional
-        The shard files; default: those beside `out` (in `out` for a searchlight).
+        The shard files; default: those beside `out` (in `out` for a searchlight or an encoding run).
     kinds : sequence of str, optional
         The kinds of shard accepted (default: every kind of `MERGERS`).
     overwrite : bool
@@ -422,6 +463,10 @@ def merge_shards(
 
         check_outputs([Output("out", Path(out), "folder")], {"shards": paths}, overwrite=overwrite)
         return merge_searchlight(paths, out, overwrite=overwrite)
+    if kind == ENCODE_SHARD_KIND:
+        from ..brain.encoding_files import merge_encoding
+
+        return merge_encoding(paths, out, overwrite=overwrite)  # checks its outputs: it knows which files it writes
     from .config import options_output, record_options
 
     check_outputs([Output("out", Path(out), "hdf5"), *options_output(out, config)], {"shards": paths},
@@ -432,10 +477,17 @@ def merge_shards(
 
 
 def shards_beside(out: str | Path) -> list[Path]:
-    """The shard files of the output `out` found beside it (for a searchlight folder,
-    inside it), in shard order; `InputError` when there are none."""
+    """The shard files of the output `out` found beside it (for a searchlight or encoding
+    folder, inside it), in shard order; `InputError` when there are none, or when a folder
+    holds the shards of two commands."""
     out = Path(out)
-    found = shard_outputs(out) or (shard_outputs(out / SEARCHLIGHT_SHARD_NAME) if out.is_dir() else [])
+    found = shard_outputs(out)
+    if not found and out.is_dir():
+        sets = [shards for shards in (shard_outputs(out / name) for name in _FOLDER_SHARDS) if shards]
+        if len(sets) > 1:
+            raise InputError(f"{out} holds the shards of two commands ({sets[0][0].name}, {sets[1][0].name}); give "
+                             "the shard files of one as arguments")
+        found = sets[0] if sets else []
     if not found:
         raise InputError(f"no shard files (NAME.shard-I-of-N.EXT) beside {out}; give the shard files as arguments")
     return found
