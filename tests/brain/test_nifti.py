@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from net2brain_fovex.brain import nifti
 from net2brain_fovex.brain.nifti import (
     check_dimensions,
     check_same_grid,
@@ -28,7 +29,6 @@ from net2brain_fovex.brain.nifti import (
     usable_voxels,
     usable_voxels_of,
 )
-from net2brain_fovex.brain import nifti
 from net2brain_fovex.errors import InputError, OutputError
 
 SHAPE = (4, 5, 3)
