@@ -12,7 +12,7 @@ from cli_common.config_merge import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
-from net2brain_fovex.brain.registry import ENCODING_MODELS
+from net2brain_fovex.brain.registry import ENCODING_MODELS, INNER_CVS
 
 log = logging.getLogger("net2brain")
 # options of the fits, refused in prediction mode (--predict)
@@ -48,7 +48,11 @@ def encode_command(
         help="Ridge penalties A,B,... (default: 25 log-spaced from 1e-3 to 1e9), chosen per target by inner CV.")] = None,
     reduce: Annotated[str | None, typer.Option(
         help="pca:N or srp:N: reduce each layer to N features, fitted on the training stimuli of each fold.")] = None,
-    seed: Annotated[int, typer.Option(help=ranged("Seed of the folds and of SRP.", "seed"))] = 0,
+    inner: Annotated[choice(INNER_CVS), typer.Option(
+        help="How each target's ridge alpha is chosen on the training stimuli: " + choice_help(INNER_CVS))] = "gcv",
+    inner_folds: Annotated[int, typer.Option(help=ranged("Folds of --inner kfold (shuffled, seeded).",
+                                                         "inner_folds"))] = 5,
+    seed: Annotated[int, typer.Option(help=ranged("Seed of the folds, the inner folds and SRP.", "seed"))] = 0,
     partition: Annotated[str | None, typer.Option(
         help="A,B[,C]: variance partitioning of these layers (or FILE:LAYER of other activations files) instead of "
              "the per-layer fits.")] = None,
@@ -91,6 +95,7 @@ def encode_command(
         result = encode_to_file(
             activations, out_dir, layers=layers, betas=betas, mask=mask, rois=rois, responses=responses, key=key,
             roi=roi, repetitions=repetitions, stimuli=stimuli, test_stimuli=test_stimuli, model=model, folds=folds,
+            inner=inner, inner_folds=inner_folds,
             alphas=alphas, reduce=reduce, seed=seed, partition=partition, save_models=save_models, plot=plot,
             device=device, shard=shard, overwrite=overwrite, resume=resume,
             config=options, progress=update,

@@ -66,6 +66,26 @@ def test_alphas_and_the_linear_model(net2brain, inputs, tmp_path):
     assert bad.code == 2 and "--alphas" in bad.err and not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("inner", [["--inner", "loo"], ["--inner", "kfold", "--inner-folds", "3"]])
+def test_the_inner_cross_validation_is_chosen_on_the_command_line(net2brain, planted, tmp_path, inner):  # noqa: F811
+    """The r of each channel are the engine's with the same inner criterion, and the options are recorded."""
+    from net2brain_fovex.brain.encoding import EncodingParameters, fit_encoding, outer_folds
+
+    folder, _, layers = planted
+    rng = np.random.default_rng(3)
+    responses = layers["a"] @ rng.normal(size=(layers["a"].shape[1], 4)) + rng.normal(size=(len(layers["a"]), 4))
+    np.save(tmp_path / "sub.npy", responses)
+    result = net2brain("encode", "--activations", folder / "acts.h5", "--layers", "a", "--responses",
+                       tmp_path / "sub.npy", "--out-dir", tmp_path / "enc", "--device", "cpu", *inner)
+    assert result.code == 0, result.err
+    rows = (tmp_path / "enc" / "sub_a.csv").read_text().splitlines()[1:]
+    parameters = EncodingParameters(inner=inner[1], inner_folds=int(inner[3]) if len(inner) > 2 else 5)
+    expected = fit_encoding(layers["a"], responses, parameters, test_sets=outer_folds(len(responses), 5, 0))
+    np.testing.assert_allclose([float(row.split(",")[1]) for row in rows], expected.r, rtol=1e-6)
+    options = yaml.safe_load((tmp_path / "enc" / "encode.config.yaml").read_text())
+    assert options["inner"] == inner[1]
+
+
 def test_partition_save_models_predict_and_plot(net2brain, inputs, planted, tmp_path):  # noqa: F811
     folder, _, layers = planted
     part = net2brain("encode", *inputs, "--out-dir", tmp_path / "p", "--partition", "a,b", "--alphas", "0.01,1,100",

@@ -138,6 +138,8 @@ def encode_to_file(
     model: str = "ridge",
     folds: int = 5,
     alphas: str | Sequence[float] | None = None,
+    inner: str = "gcv",
+    inner_folds: int = 5,
     reduce: str | None = None,
     seed: int = 0,
     partition: str | Sequence[str] | None = None,
@@ -187,7 +189,7 @@ def encode_to_file(
     test_stimuli : path, optional
         A text file of stimulus ids (one a line): a fixed split, fitted on the others and
         scored on these, instead of `folds`.
-    model, folds, alphas, reduce, seed
+    model, folds, alphas, inner, inner_folds, reduce, seed
         As `EncodingParameters`; `alphas` may be text, `A,B,...` (default `DEFAULT_ALPHAS`).
     partition : str or sequence of str, optional
         Two or three feature spaces, `A,B[,C]`: layers of `activations`, or `FILE:LAYER` of
@@ -238,8 +240,8 @@ def encode_to_file(
     from .encoding import DEFAULT_ALPHAS, EncodingParameters, check_solvers, fixed_split, outer_folds
 
     check_solvers()
-    parameters = EncodingParameters(model=model, folds=folds, alphas=_alphas(alphas, DEFAULT_ALPHAS), reduce=reduce,
-                                    seed=seed)  # validated when made
+    parameters = EncodingParameters(model=model, folds=folds, alphas=_alphas(alphas, DEFAULT_ALPHAS), inner=inner,
+                                    inner_folds=inner_folds, reduce=reduce, seed=seed)  # validated when made
     if bool(betas) == bool(responses):
         raise ConfigError("give either `betas` (4D volumes) or `responses` (array files), not both or neither")
     if (mask is not None or rois) and not betas:
@@ -410,7 +412,8 @@ def _check_training(test_sets: list[np.ndarray], n: int, parameters) -> None:
     the ridge penalties (as `fit_encoding` requires), before the first fit."""
     kfold = parameters.model == "ridge" and parameters.inner == "kfold"
     needed = 2 * parameters.inner_folds if kfold else 3 if parameters.model == "ridge" else 2
-    how = f"{parameters.inner_folds} inner folds" if kfold else "leave-one-out" if parameters.model == "ridge" else "a fit"
+    how = (f"{parameters.inner_folds} inner folds" if kfold else f"`inner` {parameters.inner}"
+           if parameters.model == "ridge" else "a fit")
     smallest = n - max(len(test) for test in test_sets)
     if smallest < needed:
         raise InputError(f"a fold has {smallest} training stimuli of {n}; choosing the ridge penalties by "
