@@ -63,7 +63,8 @@ def encode_command(
     predict: Annotated[Path | None, typer.Option(
         help="Prediction mode: a --save-models file; predicts the responses to the stimuli of --activations "
              "into --out.")] = None,
-    out: Annotated[Path | None, typer.Option(help="With --predict: the predictions, .npy or .h5.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="With --predict: the predictions, .nii.gz/.nii (a 4D volume, for a model of --betas), .npy or .h5.")] = None,
     device: Device = "auto",
     out_dir: Annotated[Path | None, typer.Option(help="Folder for the maps or tables and summary.csv (created).")] = None,
     shard: ShardSpec = None,  # a share of the (layer, target chunk) fits -> OUT_DIR/encode.shard-I-of-N.h5

@@ -303,6 +303,41 @@ def test_saved_models_predict_new_stimuli(planted, two_spaces, tmp_path):
         assert file["predictions"].shape == (7, 6) and list(file["stimuli"].asstr()[()]) == IDS[:7]
 
 
+def test_predictions_are_put_back_on_the_volumes_grid_or_in_the_channels_shape(planted, tmp_path):
+    from net2brain_fovex.brain.encoding_files import predict_to_file
+    from net2brain_fovex.errors import ConfigError
+
+    folder, betas, layers = planted
+    run = encode_to_file(folder / "acts.h5", tmp_path / "enc", betas=betas[:1], rois=[folder / "A.nii.gz"],
+                         layers="a", save_models=True, device="cpu")
+    model = run.out_dir / "sub-1_a_model.h5"
+    new = np.random.default_rng(5).normal(size=(5, FEATURES)).astype(np.float32)
+    acts = write_activations(tmp_path / "new.h5", {"a": new}, ids=IDS[:5])
+    flat = encoding.predict(model, new)
+    image = nib.load(predict_to_file(model, acts, tmp_path / "pred.nii.gz"))
+    training = nib.load(betas[0])
+    assert image.shape == (*training.shape[:3], 5) and np.allclose(image.affine, training.affine)
+    data = image.get_fdata(dtype=np.float32)
+    mask = nib.load(folder / "A.nii.gz").get_fdata() > 0
+    np.testing.assert_array_equal(data[mask].T, flat)
+    assert np.isnan(data[~mask]).all()
+    np.testing.assert_array_equal(np.load(predict_to_file(model, acts, tmp_path / "pred.npy")), flat)
+
+    rng = np.random.default_rng(8)
+    array = rng.normal(size=(N, 3, 4))
+    array[:, 0, :] += (layers["a"] @ rng.normal(size=(FEATURES, 4))) * 3
+    np.save(tmp_path / "meg.npy", array)
+    timed = encode_to_file(folder / "acts.h5", tmp_path / "meg", responses=[tmp_path / "meg.npy"], layers="a",
+                           save_models=True, device="cpu")
+    meg_model = timed.out_dir / "meg_a_model.h5"
+    shaped = np.load(predict_to_file(meg_model, acts, tmp_path / "meg_pred.npy"))
+    assert shaped.shape == (5, 3, 4)
+    np.testing.assert_array_equal(shaped.reshape(5, -1), encoding.predict(meg_model, new))
+    with pytest.raises(ConfigError, match="is a NIfTI, but .* models channels of no volume; write .npy or .h5"):
+        predict_to_file(meg_model, acts, tmp_path / "meg_pred.nii.gz")
+    assert not (tmp_path / "meg_pred.nii.gz").exists()
+
+
 def test_the_profile_figure_is_the_mean_and_sem_across_subjects(result):
     from net2brain_fovex.figures.encoding import profile_values
 

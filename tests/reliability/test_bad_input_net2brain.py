@@ -808,6 +808,7 @@ ENCODE = [
     ("predict-model-missing",      lambda w: predict_args(w, w.inputs / "gone.h5", "pred.npy"),     ["{inputs}/gone.h5", "does not exist"]),
     ("predict-model-is-rdms",      lambda w: predict_args(w, model_rdms(w.inputs / "model.h5"), "pred.npy"), ["{inputs}/model.h5", "holds rdms, expected encoding-model"]),
     ("predict-out-of-another-format", lambda w: predict_args(w, w.inputs / "model.h5", "pred.csv"), ["--out", ".npy or .h5"]),
+    ("predict-nifti-of-channels",  lambda w: predict_args(w, array_model(w), "pred.nii.gz"),         ["--out", "is a NIfTI", "models channels of no volume", ".npy or .h5"]),
     ("shard-invalid",              lambda w: w.add("--shard", "3/2"),                               ["3/2", "0 <= I < N"]),
     ("shard-with-partition",       lambda w: w.add("--partition", "conv,fc", "--shard", "0/2"),     ["--shard", "--partition", "not sharded"]),
     ("shard-with-save-models",     lambda w: w.add("--save-models", "--shard", "0/2"),              ["--save-models", "without --shard"]),
@@ -821,6 +822,16 @@ def partition_file(w: Work, ids) -> None:
     """--partition conv,OTHER:fc with OTHER an activations file of other stimulus ids."""
     write_activations(w.inputs / "other.h5", {"fc": RNG.normal(size=(NE, 5)).astype(np.float32)}, stimuli=ids)
     w.add("--partition", f"conv,{w.inputs / 'other.h5'}:fc")
+
+
+def array_model(w: Work):
+    """The saved encoding model of array responses (channels, no volume) of a fit in the workspace."""
+    from net2brain_fovex.brain.encoding_files import encode_to_file
+
+    np.save(w.inputs / "meg.npy", RNG.normal(size=(NE, 3)))
+    encode_to_file(w.inputs / "acts.h5", w.inputs / "fit", responses=[w.inputs / "meg.npy"], layers="fc", folds=3,
+                   save_models=True, device="cpu")
+    return w.inputs / "fit" / "meg_fc_model.h5"
 
 
 def predict_args(w: Work, model, out: str) -> None:

@@ -591,7 +591,8 @@ def _fit_pair(path: Path, layer: str, responses: np.ndarray, parameters, test_se
         result = encoding.fit_encoding(features, responses, parameters, test_sets=test_sets, device=str(device),
                                        layer=layer, keep_predictions=False)  # the scores suffice: memory bounded
         if model_path is not None:
-            encoding.save_models(model_path, features, responses, parameters, result, device=str(device), layer=layer)
+            encoding.save_models(model_path, features, responses, parameters, result, device=str(device), layer=layer,
+                                 layout=_target_layout(targets))
     except InputError as error:
         raise InputError(f"subject {subject!r}, layer {layer!r}: {error}") from None
     # the scores as stored (maps are float32), so that group maps and summary are the same whether a
@@ -815,24 +816,17 @@ def _write_encode_shard(path: Path, part: Shard, units: int, job: dict, names: l
     """One shard's scores with all that the merge needs to write the folder (module docstring), atomically."""
     import h5py
 
-    from .nifti import header_bytes
-
     strings = h5py.string_dtype()
-    attrs = {}
+    layout = _target_layout(targets)
+    attrs = {"header_class": layout.pop("header_class").decode()} if "header_class" in layout else {}
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as file:
         file.create_dataset("subjects", data=targets.subjects, dtype=strings)
         file.create_dataset("layers", data=names, dtype=strings)
         file.create_dataset("roi_names", data=list(targets.rois), dtype=strings)
         file.create_dataset("roi_masks", data=np.stack(list(targets.rois.values())).astype(np.uint8),
                             compression="gzip")
-        if targets.kind == "nifti":
-            attrs["header_class"], header, extensions = header_bytes(targets.reference)
-            file.create_dataset("mask", data=targets.mask.astype(np.uint8), compression="gzip")
-            file.create_dataset("affine", data=np.asarray(targets.reference.affine, dtype=np.float64))
-            file.create_dataset("header", data=np.frombuffer(header, dtype=np.uint8))
-            file.create_dataset("header_extensions", data=np.frombuffer(extensions, dtype=np.uint8))
-        else:
-            file.create_dataset("shape", data=np.asarray(targets.shape, dtype=np.int64))
+        for name, values in layout.items():
+            file.create_dataset(name, data=values, **({"compression": "gzip"} if name == "mask" else {}))
         if any(ceiling is not None for ceiling in ceilings.values()):
             file.create_dataset("noise_ceiling", data=np.stack([ceilings[s] for s in targets.subjects]))
         for layer, (start, stop) in ranges.items():
@@ -845,6 +839,19 @@ def _write_encode_shard(path: Path, part: Shard, units: int, job: dict, names: l
             "chunk": chunk, "plot": "" if plot is None else str(plot), "config": json.dumps(config, default=str),
             "command": current_command() or "python", "provenance": provenance, **attrs,
         })
+
+
+def _target_layout(targets: _Targets) -> dict[str, np.ndarray]:
+    """How the targets lie, as arrays: a volume's mask (uint8), affine, header and its
+    class (`header_bytes`), enough to write maps on its grid; or an array's shape."""
+    if targets.kind != "nifti":
+        return {"shape": np.asarray(targets.shape, dtype=np.int64)}
+    from .nifti import header_bytes
+
+    header_class, header, extensions = header_bytes(targets.reference)
+    return {"mask": targets.mask.astype(np.uint8), "affine": np.asarray(targets.reference.affine, dtype=np.float64),
+            "header": np.frombuffer(header, dtype=np.uint8), "header_extensions": np.frombuffer(extensions, dtype=np.uint8),
+            "header_class": np.bytes_(header_class)}
 
 
 def _shard_layout(file) -> dict:
@@ -1150,9 +1157,12 @@ def predict_to_file(model: str | Path, activations: str | Path, out: str | Path,
         The new stimuli's activations; the layer is the model's (`layers` "all") or the one
         `layers` names.
     out : path
-        `.npy` (an array stimuli x targets, float32) or `.h5` (datasets `predictions` and
-        `stimuli`, attributes `model` and `layer`). The targets are in the model's order:
-        the mask voxels in C order, or the channels [x time points] flattened.
+        The predictions, put back where the targets lie: `.nii.gz` / `.nii` (a model of
+        `betas`): a 4D float32 NIfTI, a volume per new stimulus (in the activations' order),
+        NaN outside the mask, on the training volumes' grid, affine and header; `.npy`: an
+        array (stimuli, targets) for `betas` (the mask voxels in C order), (stimuli,
+        channels[, time]) for `responses`; `.h5`: the same array as dataset `predictions`,
+        with `stimuli` and the attributes `model` and `layer`.
     layers : str, default "all"
     overwrite : bool
     config : dict, optional
@@ -1167,37 +1177,53 @@ def predict_to_file(model: str | Path, activations: str | Path, out: str | Path,
     from ..io.atomic import atomic_output
     from ..io.hdf5 import ACTIVATIONS_KIND, open_h5
     from ..io.outputs import suffix_of
-    from .encoding import ENCODING_MODEL_KIND, check_solvers, predict
+    from .encoding import ENCODING_MODEL_KIND, check_solvers, model_layout, predict
 
     check_solvers()
     out = Path(out)
-    kinds = {".npy": "npy", ".h5": "hdf5", ".hdf5": "hdf5"}
-    if suffix_of(out) not in kinds:
-        raise ConfigError(f"`out` {out} must end in .npy or .h5 (the predictions, stimuli x targets)")
+    kinds = {".npy": "npy", ".h5": "hdf5", ".hdf5": "hdf5", ".nii": "nifti", ".nii.gz": "nifti"}
+    kind = kinds.get(suffix_of(out))
+    if kind is None:
+        raise ConfigError(f"`out` {out} must end in .nii.gz or .nii (a model of volumes), .npy or .h5 (the "
+                          "predictions)")
     chosen = [part.strip() for part in layers.split(",")] if isinstance(layers, str) else list(layers)
     if len(chosen) != 1:
         raise ConfigError(f"a model predicts from one layer; give `layers` one name (or leave it out), got {layers!r}")
-    outputs = [Output("out", out, kinds[suffix_of(out)]), *options_output(out, config)]
+    outputs = [Output("out", out, kind), *options_output(out, config)]
     check_outputs(outputs, {"predict": [model], "activations": [activations]}, overwrite=overwrite)
     with open_h5(model, ENCODING_MODEL_KIND) as file:
         layer = str(file.attrs["layer"])
+    layout = model_layout(model)
+    if kind == "nifti" and "mask" not in layout:
+        raise ConfigError(f"`out` {out} is a NIfTI, but {model} models {'channels' if layout else 'targets'} of no "
+                          "volume; write .npy or .h5")
     if chosen != [ALL]:
         layer = chosen[0]
     _, ids = _layers_of(Path(activations), layer)
     with open_h5(activations, ACTIVATIONS_KIND) as file:
         features = _features(file, Path(activations), layer)
     predictions = predict(model, features)
-    with atomic_output(out) as tmp:
-        if kinds[suffix_of(out)] == "npy":
-            with open(tmp, "wb") as handle:
-                np.save(handle, predictions)
-        else:
-            with h5py.File(tmp, "w") as file:
-                file.attrs["kind"] = "predictions"
-                file.attrs["model"] = str(model)
-                file.attrs["layer"] = layer
-                file["predictions"] = predictions
-                file["stimuli"] = np.array(ids, dtype=h5py.string_dtype())
+    if "shape" in layout:  # the channels [x time points] of array responses
+        predictions = predictions.reshape(len(predictions), *(int(size) for size in layout["shape"]))
+    if kind == "nifti":
+        from .nifti import image_from_header, save_series
+
+        reference = image_from_header(layout["header_class"].decode(), layout["header"].tobytes(),
+                                      layout["header_extensions"].tobytes(), layout["affine"])
+        save_series(predictions, layout["mask"].astype(bool), out, reference=reference)
+    else:
+        with atomic_output(out) as tmp:
+            if kind == "npy":
+                with open(tmp, "wb") as handle:
+                    np.save(handle, predictions)
+            else:
+                with h5py.File(tmp, "w") as file:
+                    file.attrs["kind"] = "predictions"
+                    file.attrs["model"] = str(model)
+                    file.attrs["layer"] = layer
+                    file["predictions"] = predictions
+                    file["stimuli"] = np.array(ids, dtype=h5py.string_dtype())
     record_options(out, config)
-    log.info("wrote the predictions of %s for %d stimuli x %d targets to %s", model, *predictions.shape, out)
+    log.info("wrote the predictions of %s for %d stimuli x %d targets to %s", model, len(predictions),
+             predictions[0].size if len(predictions) else 0, out)
     return out

@@ -13,7 +13,7 @@ from ..io.atomic import atomic_output
 from ..io.paths import what_is_there
 
 __all__ = ["roi_name", "nifti_header", "load_nifti", "check_dimensions", "check_same_grid", "Volume", "load_volume",
-           "load_mask", "mask_voxels", "usable_voxels", "VOLUMES_AT_ONCE", "usable_voxels_of", "masked_responses", "save_map", "save_binary", "header_bytes", "image_from_header"]
+           "load_mask", "mask_voxels", "usable_voxels", "VOLUMES_AT_ONCE", "usable_voxels_of", "masked_responses", "save_map", "save_series", "save_binary", "header_bytes", "image_from_header"]
 
 
 def roi_name(mask_path: Path) -> str:
@@ -255,6 +255,18 @@ def save_map(values: np.ndarray, mask: np.ndarray, path: Path, *, reference) -> 
     volume = np.full(mask.shape, np.nan, dtype=np.float32)
     volume[mask] = values
     return _save(nib.Nifti1Image(volume, reference.affine, header=_header_3d(reference, np.float32)), path)
+
+
+def save_series(values: np.ndarray, mask: np.ndarray, path: Path, *, reference) -> Path:
+    """A 4D float32 series, a volume per row of `values` (stimuli, k) at the mask voxels
+    (C order), NaN elsewhere; otherwise as `save_map`."""
+    import nibabel as nib
+
+    series = np.full((*mask.shape, values.shape[0]), np.nan, dtype=np.float32)
+    series[mask] = values.T
+    header = _header_3d(reference, np.float32)
+    header.set_data_shape(series.shape)
+    return _save(nib.Nifti1Image(series, reference.affine, header=header), path)
 
 
 def save_binary(selected: np.ndarray, path: Path, *, reference) -> Path:
