@@ -270,13 +270,69 @@ def test_partition_of_volumes_writes_maps(planted, tmp_path):
         np.mean([rows["A", s, "unique", "a"]["mean_r2"] for s in ("sub-1", "sub-2")]), rel=1e-5)
 
 
+def test_partition_group_maps_are_the_mean_and_scipys_t(planted, tmp_path):
+    folder, betas, _ = planted
+    run = encode_to_file(folder / "acts.h5", tmp_path / "enc", betas=betas, rois=[folder / "A.nii.gz"],
+                         partition="a,b", alphas="0.01,1,100", device="cpu")
+    for measure in ("unique_a", "shared_a+b", "r2_a+b"):
+        subjects = np.stack([read_map(run.out_dir / f"sub-{s}_{measure}.nii.gz") for s in (1, 2)])
+        inside = np.isfinite(subjects).all(axis=0)
+        test = ttest_1samp(subjects[:, inside], 0.0, axis=0)
+        np.testing.assert_allclose(read_map(run.out_dir / f"group_{measure}_mean.nii.gz")[inside],
+                                   subjects[:, inside].mean(axis=0), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(read_map(run.out_dir / f"group_{measure}_t.nii.gz")[inside], test.statistic,
+                                   rtol=1e-4)
+        np.testing.assert_allclose(read_map(run.out_dir / f"group_{measure}_p.nii.gz")[inside], test.pvalue,
+                                   rtol=1e-4)
+        assert run.out_dir / f"group_{measure}_t.nii.gz" in run.files
+
+
+def test_partition_of_arrays_has_a_group_table(planted, two_spaces, tmp_path):
+    folder, _, _ = planted
+    path, _ = two_spaces
+    second = tmp_path / "again.npy"
+    np.save(second, np.load(path) + np.random.default_rng(2).normal(scale=0.5, size=np.load(path).shape))
+    run = encode_to_file(folder / "acts.h5", tmp_path / "enc", responses=[path, second], partition="a,b", folds=4,
+                         alphas="0.01,1,100", device="cpu")
+    with open(run.out_dir / "group_partition.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    subjects = []
+    for name in ("two", "again"):
+        with open(run.out_dir / f"{name}_partition.csv") as handle:
+            subjects.append([float(row["unique_a"]) for row in csv.DictReader(handle)])
+    np.testing.assert_allclose([float(row["unique_a_mean"]) for row in rows], np.mean(subjects, axis=0))
+    np.testing.assert_allclose([float(row["unique_a_t"]) for row in rows], ttest_1samp(subjects, 0.0).statistic)
+
+
+def test_partition_resumes_the_subjects_still_to_fit(planted, tmp_path, monkeypatch):
+    folder, betas, _ = planted
+    options = dict(betas=betas, rois=[folder / "A.nii.gz"], partition="a,b", alphas="0.01,1,100", device="cpu",
+                   config={"partition": "a,b", "alphas": "0.01,1,100"})
+    first = encode_to_file(folder / "acts.h5", tmp_path / "enc", **options)
+    before = (first.out_dir / "summary.csv").read_text()
+    (first.out_dir / "summary.csv").unlink()
+    (first.out_dir / "sub-2_unique_b.nii.gz").unlink()
+    fitted = []
+    original = encoding.partition_variance
+    monkeypatch.setattr(encoding, "partition_variance", lambda *a, **k: fitted.append(1) or original(*a, **k))
+    resumed = encode_to_file(folder / "acts.h5", tmp_path / "enc", resume=True, **options)
+    assert len(fitted) == 1 and resumed.resumed == 1
+    assert (first.out_dir / "summary.csv").read_text() == before
+    (first.out_dir / "summary.csv").unlink()
+    from net2brain_fovex.errors import InputError
+
+    with pytest.raises(InputError, match="`alphas`"):
+        encode_to_file(folder / "acts.h5", tmp_path / "enc", resume=True,
+                       **(options | {"alphas": "1,10", "config": {"partition": "a,b", "alphas": "1,10"}}))
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"partition": "a"}, "two or three feature spaces"),
     ({"partition": "a,a"}, "names a feature space twice"),
     ({"partition": "a,b", "model": "linear"}, "banded ridge"),
     ({"partition": "a,b", "layers": "a"}, "leave `layers` out"),
     ({"partition": "a,b", "save_models": True}, "`save_models`"),
-    ({"partition": "a,b", "resume": True}, "not resumable"),
+    ({"partition": "a,b", "resume": True, "overwrite": True}, "give one"),
 ])
 def test_partition_refuses_contradictory_options(planted, two_spaces, tmp_path, options, message):
     from net2brain_fovex.errors import ConfigError

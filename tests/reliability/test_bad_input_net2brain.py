@@ -761,7 +761,7 @@ ENCODE = [
     ("stimuli-other-count",        lambda w: w.add("--stimuli", w.inputs / "six_stim"),             ["{inputs}/six_stim", "lists 6 stimuli", "holds 16"]),
     ("too-few-stimuli-for-folds",  lambda w: w.set("--folds", 20),                                  ["16 stimuli are too few for --folds 20", "fewer folds"]),
     ("too-few-to-train-the-alphas", lambda w: w.set("--test-stimuli", w.file("test.txt", "\n".join(IDS_E[:14]) + "\n")),
-     ["2 training stimuli of 16", "leave-one-out needs 3", "--folds"]),
+     ["2 training stimuli of 16", "--inner gcv needs 3", "--folds"]),
     ("test-stimuli-unknown-id",    lambda w: w.add("--test-stimuli", w.file("test.txt", "img_1.png\nnope.png\n")), ["nope.png"]),
     ("test-stimuli-missing",       lambda w: w.add("--test-stimuli", w.inputs / "gone.txt"),        ["--test-stimuli", "{inputs}/gone.txt", "does not exist"]),
     ("betas-other-stimulus-count", lambda w: betas(w, "sub-1.nii.gz", "five.nii.gz"),               ["{inputs}/five.nii.gz", "holds 5 stimuli", "{inputs}/acts.h5 16"]),
@@ -801,7 +801,7 @@ ENCODE = [
     ("partition-with-linear",      lambda w: w.add("--partition", "conv,fc", "--model", "linear"),  ["--partition", "banded ridge", "--model"]),
     ("partition-with-layers",      lambda w: w.add("--partition", "conv,fc", "--layers", "fc"),     ["--partition", "--layers"]),
     ("partition-with-save-models", lambda w: w.add("--partition", "conv,fc", "--save-models"),      ["--save-models", "--partition"]),
-    ("partition-with-resume",      lambda w: w.add("--partition", "conv,fc", "--resume"),           ["--partition", "not resumable"]),
+    ("partition-resumed-otherwise", lambda w: resumed_partition_with_other_folds(w),                 ["--folds", "resume it with its options", "--overwrite"]),
     ("plot-of-another-format",     lambda w: w.add("--plot", w.out / "profile.csv"),                ["--plot", "ends in .csv"]),
     ("out-without-predict",        lambda w: w.add("--out", w.out / "pred.npy"),                    ["--out", "--predict", "--out-dir"]),
     ("predict-with-betas",         lambda w: w.add("--predict", w.inputs / "model.h5", "--out", w.out / "pred.npy"), ["--predict", "--betas", "leave it out"]),
@@ -822,6 +822,17 @@ def partition_file(w: Work, ids) -> None:
     """--partition conv,OTHER:fc with OTHER an activations file of other stimulus ids."""
     write_activations(w.inputs / "other.h5", {"fc": RNG.normal(size=(NE, 5)).astype(np.float32)}, stimuli=ids)
     w.add("--partition", f"conv,{w.inputs / 'other.h5'}:fc")
+
+
+def resumed_partition_with_other_folds(w: Work) -> None:
+    """A partition run (of the workspace's options) interrupted before its summary, resumed with other --folds."""
+    from net2brain_cli.app import main
+
+    w.add("--partition", "conv,fc")
+    assert main([str(a) for a in w.args]) == 0
+    (w.out / "enc" / "summary.csv").unlink()
+    w.add("--resume")
+    w.set("--folds", 4)
 
 
 def array_model(w: Work):

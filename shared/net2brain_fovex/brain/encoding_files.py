@@ -1,15 +1,24 @@
 """Encoding files: `encode_to_file`, which fits `fit_encoding` per subject and layer of an
-activations file and writes maps, tables and a summary.
+activations file (or `partition_variance` per subject) and writes maps, tables and a
+summary; `merge_encoding`, which joins its shards; `predict_to_file`, which predicts new
+stimuli with a saved model and puts the predictions back on the targets' grid.
 
 An output folder holds, per subject and layer, `<subject>_<layer>_r.nii.gz` and
 `<subject>_<layer>_r2.nii.gz` (4D NIfTI `betas`: the held-out Pearson r and R^2 at every
 mask voxel, NaN elsewhere, on the input's grid) or `<subject>_<layer>.csv` (array
 `responses`: a row per channel [and time point]); with several subjects the group maps
 `group_<layer>_mean_r.nii.gz`, `_t` and `_p` (or `group_<layer>.csv`); the resolved options
-`encode.config.yaml`; and `summary.csv`, a row per (ROI, layer, subject[, time]). The
-folder is complete when `summary.csv` exists: it is written last. Each file is written
-atomically, and a (subject, layer) is done when its files exist, so `resume` continues an
-interrupted run where it stopped.
+`encode.config.yaml`; with `save_models`, `<subject>_<layer>_model.h5` (the model refitted
+on all stimuli and the targets' layout, for `predict_to_file`); and `summary.csv`, a row per
+(ROI, layer, subject[, time]). The folder is complete when `summary.csv` exists: it is
+written last. Each file is written atomically, and a (subject, layer) is done when its
+files exist, so `resume` continues an interrupted run where it stopped.
+
+A `partition` run writes instead, per subject, `<subject>_<measure>_<spaces>.nii.gz` for
+every subset's R^2, every space's unique and every combination's shared R^2 (or
+`<subject>_partition.csv`), with several subjects `group_<measure>_<spaces>_mean.nii.gz`,
+`_t` and `_p` (or `group_partition.csv`), and a summary of `PARTITION_COLUMNS`; a subject
+is done when its files exist (`resume`).
 
 A shard (`shard` I/N) fits a share of the work and writes no maps, only
 `OUT_DIR/encode.shard-I-of-N.h5` (`ENCODE_SHARD_KIND`); `merge_encoding` turns the shards
@@ -258,7 +267,7 @@ def encode_to_file(
     if part is not None and save_models:
         raise ConfigError("`save_models` writes the whole model of each (subject, layer), and a `shard` fits part of "
                           "its targets: save the models in a run without `shard`")
-    spaces = _partition_spaces(partition, Path(activations), layers, model, save_models, resume)
+    spaces = _partition_spaces(partition, Path(activations), layers, model, save_models)
     out_dir = check_output_dir(out_dir, "out_dir")  # created only when there is something to write
     inputs = {"activations": [activations], "betas": list(betas or ()), "mask": [mask], "rois": list(rois or ()),
               "responses": list(responses or ()), "stimuli": [stimuli], "test_stimuli": [test_stimuli],
@@ -278,7 +287,7 @@ def encode_to_file(
         return _partition_run(Path(activations), out_dir, spaces, outputs, inputs, parameters, betas=betas, mask=mask,
                               rois=rois, responses=responses, key=key, roi=roi, repetitions=repetitions,
                               stimuli=stimuli, test_stimuli=test_stimuli, plot=plot, device=device,
-                              overwrite=overwrite, config=config, progress=progress)
+                              overwrite=overwrite, resume=resume, config=config, progress=progress)
     names, ids = _layers_of(Path(activations), layers)
     test_sets = (fixed_split(ids, _read_ids(Path(test_stimuli))) if test_stimuli is not None
                  else outer_folds(len(ids), parameters.folds, parameters.seed))
@@ -655,25 +664,34 @@ def _write_pair(paths: list[Path], scores, ceiling, targets: _Targets) -> None:
 def _read_scores(paths: list[Path], targets: _Targets) -> tuple[np.ndarray, np.ndarray]:
     """(r, R^2) of a (subject, layer) written by an earlier run."""
     if targets.kind == "nifti":
-        from .nifti import check_same_grid, load_nifti
-
-        values = []
-        for path in paths:
-            image = load_nifti(path, "an earlier run's map")
-            check_same_grid(image, targets.reference, what=f"{path}", reference_what="the volumes")
-            values.append(np.asarray(image.get_fdata(dtype=np.float32), dtype=np.float64)[targets.mask])
-        return values[0], values[1]
+        return _read_map(paths[0], targets), _read_map(paths[1], targets)
+    rows = _read_table(paths[0], targets)
     try:
-        with open(paths[0], encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        r = np.array([float(row["r"] or "nan") for row in rows])
-        r2 = np.array([float(row["r2"] or "nan") for row in rows])
-    except (OSError, KeyError, ValueError, TypeError) as error:
+        return tuple(np.array([float(row[column] or "nan") for row in rows]) for column in ("r", "r2"))
+    except (KeyError, ValueError) as error:
         raise InputError(f"cannot resume from {paths[0]} ({error}); add `overwrite=True` to start again") from None
-    if len(r) != int(np.prod(targets.shape)):
-        raise InputError(f"{paths[0]} holds {len(r)} targets, not {int(np.prod(targets.shape))}; add "
+
+
+def _read_map(path: Path, targets: _Targets) -> np.ndarray:
+    """An earlier run's map at the mask voxels, float64 of its float32."""
+    from .nifti import check_same_grid, load_nifti
+
+    image = load_nifti(path, "an earlier run's map")
+    check_same_grid(image, targets.reference, what=f"{path}", reference_what="the volumes")
+    return np.asarray(image.get_fdata(dtype=np.float32), dtype=np.float64)[targets.mask]
+
+
+def _read_table(path: Path, targets: _Targets) -> list[dict]:
+    """An earlier run's rows of a table of every array target."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"cannot resume from {path} ({error}); add `overwrite=True` to start again") from None
+    if len(rows) != int(np.prod(targets.shape)):
+        raise InputError(f"{path} holds {len(rows)} targets, not {int(np.prod(targets.shape))}; add "
                          "`overwrite=True` to start again")
-    return r, r2
+    return rows
 
 
 def _write_group(group: dict[str, list[Path]], names: Sequence[str], scores, targets: _Targets) -> list[Path]:
@@ -979,8 +997,8 @@ def merge_encoding(paths: Sequence[str | Path], out_dir: str | Path, *, overwrit
 # ------------------------------------------------------------------ variance partitioning
 
 
-def _partition_spaces(partition, activations: Path, layers, model: str, save_models: bool,
-                      resume: bool) -> list[tuple[str, Path, str]] | None:
+def _partition_spaces(partition, activations: Path, layers, model: str,
+                      save_models: bool) -> list[tuple[str, Path, str]] | None:
     """The feature spaces of `partition` as (name, file, layer), and the options it excludes."""
     if partition is None:
         return None
@@ -995,8 +1013,6 @@ def _partition_spaces(partition, activations: Path, layers, model: str, save_mod
                           "separately)")
     if save_models:
         raise ConfigError("`save_models` keeps the per-layer models, which `partition` does not fit: give one")
-    if resume:
-        raise ConfigError("a `partition` run is not resumable: run it again (with `overwrite`)")
     spaces = []
     for part in parts:
         file, _, layer = part.rpartition(":")
@@ -1057,9 +1073,10 @@ def _partition_paths(out_dir: Path, subject: str, measures, kind: str) -> dict:
 
 
 def _partition_run(activations: Path, out_dir: Path, spaces, outputs, inputs, parameters, *, betas, mask, rois,
-                   responses, key, roi, repetitions, stimuli, test_stimuli, plot, device, overwrite, config,
+                   responses, key, roi, repetitions, stimuli, test_stimuli, plot, device, overwrite, resume, config,
                    progress) -> EncodingFiles:
-    """`encode_to_file` with `partition`: `partition_variance` per subject, maps or tables, summary."""
+    """`encode_to_file` with `partition`: `partition_variance` per subject, maps or tables,
+    the group's with several subjects, summary; `resume` keeps the subjects whose files exist."""
     import warnings
 
     from ..device import resolve_device
@@ -1077,9 +1094,12 @@ def _partition_run(activations: Path, out_dir: Path, spaces, outputs, inputs, pa
     else:
         targets = _array_targets([Path(p) for p in responses], key, roi, repetitions, len(ids), order, activations)
     planned = {s: _partition_paths(out_dir, s, measures, targets.kind) for s in targets.subjects}
+    group = _partition_group_paths(out_dir, measures, targets) if len(targets.subjects) > 1 else {}
     files = [Output("out_dir", path, "nifti" if targets.kind == "nifti" else "csv", replaceable=True, folder_made=True)
-             for paths in planned.values() for path in paths.values()]
+             for paths in [*planned.values(), group] for path in paths.values()]
     check_outputs([*outputs, *files], inputs, overwrite=overwrite)
+    if resume:
+        _check_resumable(out_dir, config)
     features = _partition_features(spaces, activations, ids)  # every space read and checked before the first fit
     target = resolve_device(device)
     out_dir = make_output_dir(out_dir, "out_dir")
@@ -1087,18 +1107,27 @@ def _partition_run(activations: Path, out_dir: Path, spaces, outputs, inputs, pa
     if overwrite:
         summary.unlink(missing_ok=True)
     record_options(out_dir, config, sidecar=out_dir / CONFIG_NAME)
+    done = {s for s, paths in planned.items() if resume and all(p.is_file() for p in paths.values())}
+    if done:
+        log.info("resuming in %s: %d of %d subjects are complete and kept", out_dir, len(done), len(planned))
     values = {}
     for number, subject in enumerate(targets.subjects):
-        responses_of, _ = _read_targets(targets, number, order, repetitions, parameters.seed)
-        try:
-            result = encoding.partition_variance(features, responses_of, parameters, test_sets=test_sets,
-                                                 device=str(target))
-        except InputError as error:
-            raise InputError(f"subject {subject!r}: {error}") from None
-        values[subject] = _partition_values(result)
-        _write_partition(planned[subject], values[subject], measures, targets)
+        if subject in done:
+            values[subject] = _read_partition(planned[subject], measures, targets)
+        else:
+            responses_of, _ = _read_targets(targets, number, order, repetitions, parameters.seed)
+            try:
+                result = encoding.partition_variance(features, responses_of, parameters, test_sets=test_sets,
+                                                     device=str(target))
+            except InputError as error:
+                raise InputError(f"subject {subject!r}: {error}") from None
+            # as stored (maps are float32), so that the group and summary are the same fitted now or resumed
+            stored = np.float32 if targets.kind == "nifti" else np.float64
+            values[subject] = {m: v.astype(stored).astype(np.float64) for m, v in _partition_values(result).items()}
+            _write_partition(planned[subject], values[subject], measures, targets)
         if progress:
             progress(number + 1, len(targets.subjects))
+    group_files = _write_partition_group(group, values, list(targets.subjects), measures, targets)
     subjects = list(targets.subjects)
     if len(subjects) > 1:
         values["group"] = {m: np.mean([values[s][m] for s in subjects], axis=0) for m in measures}
@@ -1125,8 +1154,13 @@ def _partition_run(activations: Path, out_dir: Path, spaces, outputs, inputs, pa
     write_csv(summary, rows, [c for c in PARTITION_COLUMNS if c != "time" or targets.timed])  # last: complete
     log.info("wrote the variance partitioning of %s for %d subjects and summary.csv to %s", "+".join(names),
              len(targets.subjects), out_dir)
-    written = [path for paths in planned.values() for path in paths.values()]
-    return EncodingFiles(out_dir, rows, {}, written + ([Path(plot)] if plot is not None else []))
+    written = [path for paths in planned.values() for path in paths.values()] + group_files
+    return EncodingFiles(out_dir, rows, {}, written + ([Path(plot)] if plot is not None else []), len(done))
+
+
+def _partition_column(measure: tuple[str, str]) -> str:
+    """`unique_a`, `shared_a+b`, `r2_a+b`: a measure's column of the partition tables."""
+    return f"{measure[0]}_{measure[1]}"
 
 
 def _write_partition(paths: dict, values: dict, measures, targets: _Targets) -> None:
@@ -1136,10 +1170,47 @@ def _write_partition(paths: dict, values: dict, measures, targets: _Targets) -> 
         for measure in measures:
             save_map(values[measure], targets.mask, paths[measure], reference=targets.reference)
         return
-    columns = [f"{m}_{s}" if m != "r2" else f"r2_{s}" for m, s in measures]
-    rows = [label | {column: values[m][j] for column, m in zip(columns, measures, strict=True)}
-            for j, label in enumerate(_target_labels(targets))]
-    write_csv(paths["table"], rows, _table_columns(targets, *columns))
+    rows = [label | {_partition_column(m): values[m][j] for m in measures} for j, label in enumerate(_target_labels(targets))]
+    write_csv(paths["table"], rows, _table_columns(targets, *map(_partition_column, measures)))
+
+
+def _read_partition(paths: dict, measures, targets: _Targets) -> dict:
+    """A subject's partition values per measure as an earlier run wrote them (`resume`)."""
+    if targets.kind == "nifti":
+        return {m: _read_map(paths[m], targets) for m in measures}
+    rows = _read_table(paths["table"], targets)
+    try:
+        return {m: np.array([float(row[_partition_column(m)] or "nan") for row in rows]) for m in measures}
+    except (KeyError, ValueError) as error:
+        raise InputError(f"cannot resume from {paths['table']} ({error}); add `overwrite=True` to start again") from None
+
+
+def _partition_group_paths(out_dir: Path, measures, targets: _Targets) -> dict:
+    if targets.kind == "nifti":
+        return {(m, stat): out_dir / f"group_{_partition_column(m)}_{stat}.nii.gz" for m in measures
+                for stat in ("mean", "t", "p")}
+    return {"table": out_dir / "group_partition.csv"}
+
+
+def _write_partition_group(paths: dict, values: dict, subjects: list[str], measures, targets: _Targets) -> list[Path]:
+    """The group mean, one-sample t and p (against 0, per target) of every measure."""
+    if not paths:
+        return []
+    from .statistics import one_sample_t
+
+    tests = {m: one_sample_t(np.stack([values[s][m] for s in subjects])) for m in measures}
+    if targets.kind == "nifti":
+        from .nifti import save_map
+
+        for m in measures:
+            mean, _, t, p = tests[m]
+            for stat, vector in (("mean", mean), ("t", t), ("p", p)):
+                save_map(vector, targets.mask, paths[m, stat], reference=targets.reference)
+        return list(paths.values())
+    columns = [f"{_partition_column(m)}_{stat}" for m in measures for stat in ("mean", "t", "p")]
+    rows = [label | {f"{_partition_column(m)}_{stat}": tests[m][k][j] for m in measures
+                     for stat, k in (("mean", 0), ("t", 2), ("p", 3))} for j, label in enumerate(_target_labels(targets))]
+    return [write_csv(paths["table"], rows, _table_columns(targets, *columns))]
 
 
 # ------------------------------------------------------------------ predictions of saved models
