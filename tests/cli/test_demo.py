@@ -48,6 +48,11 @@ def test_demo(net2brain, tmp_path):
     best = {roi: max((row for row in summary if row["roi"] == roi and row["subject"] == "group"),
                      key=lambda row: float(row["mean_r"]))["layer"] for roi in ("early", "late")}
     assert best == {"early": "layer1", "late": "fc"}
+    assert "[unique to layer1: attributed]" in result.out and "[unique to fc: attributed]" in result.out
+    partition = [row for row in csv.DictReader(open(out / "partition" / "summary.csv"))
+                 if row["subject"] == "group" and row["measure"] == "unique"]
+    unique = {(row["roi"], row["spaces"]): float(row["mean_r2"]) for row in partition}
+    assert unique["early", "layer1"] > unique["early", "fc"] and unique["late", "fc"] > unique["late", "layer1"]
     assert "layer1   peak r" in result.out and "at voxel (4, 8, 6), planted at (4, 8, 6): in the planted sphere" in result.out
     assert "at voxel (11, 8, 6), planted at (11, 8, 6): in the planted sphere" in result.out
     assert (out / "searchlight" / "group_fc_mean.nii.gz").exists() and (out / "searchlight" / "summary.csv").exists()

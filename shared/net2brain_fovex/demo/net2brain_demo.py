@@ -6,7 +6,8 @@ whose best layer per ROI must be the generating one; and simulated 4D volumes wi
 sphere following one layer and another sphere another layer -> searchlight maps, which
 must peak in those spheres; and simulated voxels of two regions, each read out from one
 layer's features plus noise -> voxel-wise encoding models, whose best layer per region
-must be the generating one.
+must be the generating one, and the variance partitioning of the two layers, whose
+unique R^2 per region must be the generating layer's.
 """
 from __future__ import annotations
 
@@ -57,13 +58,14 @@ def run_net2brain_demo(
     """
     out = Path(out)
     names = ("activations.h5", "rdms.h5", "brain_rdms.h5", "rsa.csv", "rsa.png", "searchlight/summary.csv",
-             "encoding/summary.csv")
+             "encoding/summary.csv", "partition/summary.csv")
     _check_before_writing(out, names, device, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     (out / "searchlight").mkdir(exist_ok=True)
     (out / "volumes").mkdir(exist_ok=True)
     (out / "encoding_volumes").mkdir(exist_ok=True)
     (out / "encoding").mkdir(exist_ok=True)
+    (out / "partition").mkdir(exist_ok=True)
     paths = {name: check_new_output(out / name, overwrite) for name in names}
     folder = write_shape_stimuli(shape_stimuli(seed=0), out / "stimuli")
     stimuli = discover_stimuli(folder)
@@ -190,14 +192,26 @@ def _encoding(out: Path, activations: Path, overwrite: bool) -> list[str]:
         rois.append(path)
     import warnings
 
+    spaces = list(dict.fromkeys(ENCODED.values()))
     with warnings.catch_warnings():  # 24 stimuli: many voxels choose an alpha at the grid's edge, as expected here
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = encode_to_file(activations, out / "encoding", layers=list(dict.fromkeys(ENCODED.values())),
-                                betas=paths, rois=rois, device="cpu", overwrite=overwrite)
+        result = encode_to_file(activations, out / "encoding", layers=spaces, betas=paths, rois=rois, device="cpu",
+                                overwrite=overwrite)
+        partition = encode_to_file(activations, out / "partition", partition=spaces, betas=paths, rois=rois,
+                                   device="cpu", overwrite=overwrite)
     lines = []
     for region, layer in ENCODED.items():
         best = result.best[region]
         verdict = "recovered" if best["layer"] == layer else "NOT recovered"
         lines.append(f"  {region:<6} best {best['layer']:<8} mean r = {float(best['mean_r']):.3f}  "
                      f"[read out from {layer}: {verdict}]")
+    lines.append(f"variance partitioning ({out / 'partition'}: banded ridge of {' and '.join(spaces)} together and "
+                 "apart): the group's mean unique R^2 per region")
+    unique = {(row["roi"], row["spaces"]): row["mean_r2"] for row in partition.summary
+              if row["subject"] == "group" and row["measure"] == "unique"}
+    for region, layer in ENCODED.items():
+        values = {space: unique[region, space] for space in spaces}
+        verdict = "attributed" if max(values, key=values.get) == layer else "NOT attributed"
+        lines.append(f"  {region:<6} " + ", ".join(f"{space} {value:.3f}" for space, value in values.items())
+                     + f"  [unique to {layer}: {verdict}]")
     return lines
