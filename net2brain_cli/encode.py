@@ -50,8 +50,8 @@ def encode_command(
         help="pca:N or srp:N: reduce each layer to N features, fitted on the training stimuli of each fold.")] = None,
     inner: Annotated[choice(INNER_CVS), typer.Option(
         help="How each target's ridge alpha is chosen on the training stimuli: " + choice_help(INNER_CVS))] = "gcv",
-    inner_folds: Annotated[int, typer.Option(help=ranged("Folds of --inner kfold (shuffled, seeded).",
-                                                         "inner_folds"))] = 5,
+    inner_folds: Annotated[int, typer.Option(
+        help=ranged("Folds of --inner kfold and of --partition (shuffled, seeded).", "inner_folds"))] = 5,
     seed: Annotated[int, typer.Option(help=ranged("Seed of the folds, the inner folds and SRP.", "seed"))] = 0,
     partition: Annotated[str | None, typer.Option(
         help="A,B[,C]: variance partitioning of these layers (or FILE:LAYER of other activations files) instead of "

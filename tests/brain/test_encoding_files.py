@@ -1,6 +1,7 @@
 """`encode_to_file` on small planted data: the best layer per ROI is the planted one, the
 maps are the engine's scores, the group t map is scipy's, arrays with time, a fixed
-split, repetitions and resume."""
+split, repetitions, resume, the inner cross-validation, variance partitioning (its group
+files and resume), saved models and their predictions put back in place."""
 from __future__ import annotations
 
 import csv
@@ -199,6 +200,29 @@ def test_resume_refuses_other_options(planted, tmp_path):
                        resume=True, config={**config, "folds": 4}, device="cpu")
 
 
+def test_the_inner_cross_validation_reaches_the_engine(planted, tmp_path):
+    """`inner` and `inner_folds` choose the alphas: kfold's (of 3 inner folds) are the engine's and not loo's,
+    and both give valid scores."""
+    folder, _, layers = planted
+    rng = np.random.default_rng(21)
+    # channels from clean to mostly noise: the inner criteria choose alphas across the grid
+    responses = layers["a"] @ rng.normal(size=(FEATURES, 8)) * np.geomspace(3, 0.05, 8) + rng.normal(size=(N, 8))
+    np.save(tmp_path / "sub.npy", responses)
+    chosen = {}
+    for inner in ("loo", "kfold"):
+        run = encode_to_file(folder / "acts.h5", tmp_path / inner, responses=[tmp_path / "sub.npy"], layers="a",
+                             inner=inner, inner_folds=3, save_models=True, device="cpu")
+        with h5py.File(run.out_dir / "sub_a_model.h5", "r") as file:
+            chosen[inner] = file["alphas"][()]
+        with open(run.out_dir / "sub_a.csv") as handle:
+            r = np.array([float(row["r"]) for row in csv.DictReader(handle)])
+        assert np.isfinite(r).all() and (np.abs(r) <= 1).all() and r[0] > 0.9
+    engine = fit_encoding(layers["a"], responses, EncodingParameters(inner="kfold", inner_folds=3),
+                          test_sets=outer_folds(N, 5, 0))
+    np.testing.assert_allclose(chosen["kfold"], np.exp(np.median(np.log(engine.alphas), axis=0)), rtol=1e-6)
+    assert not np.array_equal(chosen["kfold"], chosen["loo"])
+
+
 # ------------------------------------------------------------------ partition, saved models, plots
 
 
@@ -330,6 +354,7 @@ def test_partition_resumes_the_subjects_still_to_fit(planted, tmp_path, monkeypa
     ({"partition": "a"}, "two or three feature spaces"),
     ({"partition": "a,a"}, "names a feature space twice"),
     ({"partition": "a,b", "model": "linear"}, "banded ridge"),
+    ({"partition": "a,b", "inner": "loo"}, "leave `inner` out, or give kfold"),
     ({"partition": "a,b", "layers": "a"}, "leave `layers` out"),
     ({"partition": "a,b", "save_models": True}, "`save_models`"),
     ({"partition": "a,b", "resume": True, "overwrite": True}, "give one"),
@@ -389,9 +414,29 @@ def test_predictions_are_put_back_on_the_volumes_grid_or_in_the_channels_shape(p
     shaped = np.load(predict_to_file(meg_model, acts, tmp_path / "meg_pred.npy"))
     assert shaped.shape == (5, 3, 4)
     np.testing.assert_array_equal(shaped.reshape(5, -1), encoding.predict(meg_model, new))
+    with h5py.File(predict_to_file(meg_model, acts, tmp_path / "meg_pred.h5"), "r") as file:
+        np.testing.assert_array_equal(file["predictions"][()], shaped)
     with pytest.raises(ConfigError, match="is a NIfTI, but .* models channels of no volume; write .npy or .h5"):
         predict_to_file(meg_model, acts, tmp_path / "meg_pred.nii.gz")
     assert not (tmp_path / "meg_pred.nii.gz").exists()
+
+
+def test_a_model_saved_without_layout_predicts_flat_arrays_only(planted, tmp_path):
+    """A model a Python user saved without `layout`: (stimuli, targets) predictions, and no NIfTI."""
+    from net2brain_fovex.brain.encoding_files import predict_to_file
+    from net2brain_fovex.errors import ConfigError
+
+    folder, _, layers = planted
+    responses = layers["a"] @ np.random.default_rng(6).normal(size=(FEATURES, 3))
+    parameters = EncodingParameters(alphas=(0.1, 1.0))
+    fitted = fit_encoding(layers["a"], responses, parameters, test_sets=outer_folds(N, 5, 0))
+    model = encoding.save_models(tmp_path / "bare_model.h5", layers["a"], responses, parameters, fitted, layer="a")
+    assert encoding.model_layout(model) == {}
+    assert np.load(predict_to_file(model, folder / "acts.h5", tmp_path / "pred.npy")).shape == (N, 3)
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(ConfigError, match="models targets of no volume; write .npy or .h5"):
+        predict_to_file(model, folder / "acts.h5", tmp_path / "pred.nii")
+    assert sorted(tmp_path.iterdir()) == before  # nothing written
 
 
 def test_the_profile_figure_is_the_mean_and_sem_across_subjects(result):

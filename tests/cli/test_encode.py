@@ -1,9 +1,11 @@
 """`net2brain encode` through the command line: maps, the best layer per ROI on stderr,
-`--json`, the resolved options as a config that repeats the run, `--resume`, `--alphas`, `--shard` and `merge`."""
+`--json`, the resolved options as a config that repeats the run, `--resume`, `--alphas`, `--inner`, `--partition`
+(its group maps and `--resume`), predictions put back on the volumes' grid, `--shard` and `merge`."""
 from __future__ import annotations
 
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 import yaml
@@ -132,3 +134,56 @@ def test_shards_of_a_slurm_array_merge_into_the_unsharded_folder(net2brain, inpu
     assert one.pop("resume") is False and other.pop("resume") is True and one == other  # shard 0's options
     again = net2brain("merge", "--out", out)
     assert again.code == 2 and "exists already" in again.err and "--overwrite" in again.err
+
+
+def test_predictions_of_a_volume_model_are_a_nifti_on_its_grid(net2brain, inputs, planted, tmp_path):  # noqa: F811
+    """--out X.nii.gz: a volume per new stimulus, the flat predictions at the mask voxels, NaN elsewhere;
+    a NIfTI for a model of channels exits 2 writing nothing."""
+    from net2brain_fovex.brain.encoding import predict
+
+    folder, betas, layers = planted
+    assert net2brain("encode", *inputs, "--out-dir", tmp_path / "m", "--layers", "a", "--save-models").code == 0
+    model = tmp_path / "m" / "sub-1_a_model.h5"
+    result = net2brain("encode", "--predict", model, "--activations", folder / "acts.h5", "--out", tmp_path / "p.nii.gz",
+                       "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["files"]["predictions"] == str(tmp_path / "p.nii.gz")
+    image, training = nib.load(tmp_path / "p.nii.gz"), nib.load(betas[0])
+    assert image.shape == (*training.shape[:3], len(layers["a"])) and np.allclose(image.affine, training.affine)
+    data = image.get_fdata(dtype=np.float32)
+    inside = (nib.load(folder / "A.nii.gz").get_fdata() > 0) | (nib.load(folder / "B.nii.gz").get_fdata() > 0)
+    np.testing.assert_array_equal(data[inside].T, predict(model, layers["a"]))
+    assert np.isnan(data[~inside]).all()
+
+    np.save(tmp_path / "meg.npy", layers["a"] @ np.random.default_rng(1).normal(size=(layers["a"].shape[1], 3)))
+    assert net2brain("encode", "--activations", folder / "acts.h5", "--layers", "a", "--responses", tmp_path / "meg.npy",
+                     "--out-dir", tmp_path / "meg", "--save-models", "--device", "cpu").code == 0
+    before = sorted(tmp_path.iterdir())
+    refused = net2brain("encode", "--predict", tmp_path / "meg" / "meg_a_model.h5", "--activations",
+                        folder / "acts.h5", "--out", tmp_path / "meg.nii.gz")
+    assert refused.code == 2 and "--out" in refused.err and "models channels of no volume" in refused.err
+    assert len(refused.err.strip().splitlines()) == 1 and sorted(tmp_path.iterdir()) == before
+
+
+def test_an_interrupted_partition_resumes_with_its_group_maps(net2brain, inputs, tmp_path):
+    """--partition with several subjects writes the group's mean, t and p maps; --resume refits only the
+    subject whose files are missing and gives the same folder."""
+    out = tmp_path / "p"
+    args = ["encode", *inputs, "--out-dir", out, "--partition", "a,b", "--alphas", "0.01,1,100"]
+    assert net2brain(*args).code == 0
+    group = sorted(p.name for p in out.glob("group_*.nii.gz"))
+    assert group == sorted(f"group_{m}_{stat}.nii.gz" for m in ("r2_a", "r2_b", "r2_a+b", "unique_a", "unique_b",
+                                                                "shared_a+b") for stat in ("mean", "t", "p"))
+    maps = {name: nib.load(out / name).get_fdata() for name in group}
+    summary = (out / "summary.csv").read_text()
+    (out / "summary.csv").unlink()
+    (out / "sub-2_shared_a+b.nii.gz").unlink()
+    resumed = net2brain(*args, "--resume")
+    assert resumed.code == 0, resumed.err
+    assert "1 of 2 subjects are complete and kept" in resumed.err
+    assert (out / "summary.csv").read_text() == summary
+    for name, values in maps.items():  # the kept subject's maps read back and the other refitted: the same
+        np.testing.assert_array_equal(nib.load(out / name).get_fdata(), values)
+    (out / "summary.csv").unlink()
+    refused = net2brain(*args, "--resume", "--folds", 4)
+    assert refused.code == 2 and "--folds" in refused.err and "--overwrite" in refused.err

@@ -799,6 +799,8 @@ ENCODE = [
     ("partition-file-missing",     lambda w: w.add("--partition", f"conv,{w.inputs / 'gone.h5'}:fc"), ["{inputs}/gone.h5", "does not exist"]),
     ("partition-file-other-ids",   lambda w: partition_file(w, [f"pic_{i}.png" for i in range(1, NE + 1)]), ["{inputs}/other.h5", "pic_1.png"]),
     ("partition-with-linear",      lambda w: w.add("--partition", "conv,fc", "--model", "linear"),  ["--partition", "banded ridge", "--model"]),
+    ("partition-with-inner-loo",   lambda w: w.add("--partition", "conv,fc", "--inner", "loo"),     ["--partition", "inner folds", "--inner"]),
+    ("partition-inner-folds-too-many", lambda w: w.add("--partition", "conv,fc", "--inner-folds", 9, "--folds", 2), ["8 training stimuli", "9 inner folds", "needs 18"]),
     ("partition-with-layers",      lambda w: w.add("--partition", "conv,fc", "--layers", "fc"),     ["--partition", "--layers"]),
     ("partition-with-save-models", lambda w: w.add("--partition", "conv,fc", "--save-models"),      ["--save-models", "--partition"]),
     ("partition-resumed-otherwise", lambda w: resumed_partition_with_other_folds(w),                 ["--folds", "resume it with its options", "--overwrite"]),

@@ -42,6 +42,7 @@ from tests.reliability.test_bad_input_net2brain import (  # noqa: F401  (the wor
     GRID,
     IDS,
     MODEL,
+    NE,
     SHARD_0,
     SHARD_1,
     SHARDS_E,
@@ -63,6 +64,7 @@ from tests.reliability.test_bad_input_net2brain import (  # noqa: F401  (the wor
     merge_work,
     models_work,
     nifti,
+    predict_args,
     rdm_work,
     rsa_work,
     searchlight_work,
@@ -161,6 +163,8 @@ A = [
      ["{out}/enc/encode.config.yaml is an input of this run (--config)", "!--overwrite to"]),
     ("sidecar-is-the-config",          "cka",         lambda w: (the_config_is_the_sidecar(w, "cka.config.yaml"), w.add("--overwrite")),
      ["{out}/cka.config.yaml is an input of this run (--config)", "!--overwrite to"]),
+    ("predictions-out-is-the-model",   "encode",      lambda w: (volume_model(w), w.set("--out", w.inputs / "fit" / "sub-1_fc_model.h5"), w.add("--overwrite")),
+     ["--out {inputs}/fit/sub-1_fc_model.h5 is an input of this run (--predict)", "!--overwrite to"]),
 ]
 
 
@@ -294,6 +298,7 @@ B = [
     ("stimulus-name-not-utf-8",        "extract",     lambda w: stimulus_named(w, b"caf\xe9.png"),                     ["stimulus folder {inputs}/stim", "b'caf\\xe9.png' is not valid UTF-8", "rename the file"]),
     ("bootstrap-over-3-stimuli",       "rsa",         three_stimuli,                                                   Accepted(["bootstrap samples over 3 stimuli", "left out of the confidence intervals"], intervals_defined)),
     ("more-shards-than-stimuli",       "extract",     more_shards_than_stimuli,                                        Accepted([], empty_shard_written)),
+    ("inner-folds-beyond-range",       "encode",      lambda w: w.add("--inner", "kfold", "--inner-folds", 10**4),     ["--inner-folds", "at most 1000"]),
     ("more-shards-than-units",         "encode",      lambda w: w.add("--shard", "3/5"),                               Accepted([], empty_encode_shard_written)),
     ("an-empty-shard",                 "merge_encode", lambda w: None,                                                 Accepted([], merged_as_the_unsharded_run)),
     *[(f"factory-{kind}", command, failing_factory(kind)[0], failing_factory(kind)[1])
@@ -420,6 +425,43 @@ def duplicate_keys(w: Work, text: str) -> None:
     config(w, text)
 
 
+def fc_features(w: Work) -> np.ndarray:
+    with h5py.File(w.inputs / "acts.h5") as file:
+        return file["layers/fc"][()]
+
+
+def volume_model(w: Work) -> None:
+    """Prediction mode (--out pred.nii.gz) with the saved model of layer fc of sub-1's voxels in the corner mask."""
+    from net2brain_fovex.brain.encoding_files import encode_to_file
+
+    encode_to_file(w.inputs / "acts.h5", w.inputs / "fit", betas=[w.inputs / "sub-1.nii.gz"],
+                   mask=w.inputs / "corner.nii.gz", layers="fc", folds=3, save_models=True, device="cpu")
+    predict_args(w, w.inputs / "fit" / "sub-1_fc_model.h5", "pred.nii.gz")
+
+
+def predictions_at_the_mask_voxels(w: Work) -> None:
+    """A volume per stimulus on sub-1's grid and affine: the model's predictions at the mask voxels, NaN elsewhere."""
+    from net2brain_fovex.brain.encoding import predict
+
+    image, training = nib.load(w.out / "pred.nii.gz"), nib.load(w.inputs / "sub-1.nii.gz")
+    assert image.shape == (*training.shape[:3], NE) and np.array_equal(image.affine, training.affine)
+    data = image.get_fdata(dtype=np.float32)
+    inside = nib.load(w.inputs / "corner.nii.gz").get_fdata() > 0
+    np.testing.assert_array_equal(data[inside].T, predict(w.inputs / "fit" / "sub-1_fc_model.h5", fc_features(w)))
+    assert np.isnan(data[~inside]).all()
+
+
+def bare_model(w: Work) -> None:
+    """Prediction mode (--out pred.nii.gz) with a model a Python user saved without its targets' layout."""
+    from net2brain_fovex.brain import encoding
+
+    features, responses = fc_features(w), np.random.default_rng(7).normal(size=(NE, 3))
+    parameters = encoding.EncodingParameters(folds=3)
+    fitted = encoding.fit_encoding(features, responses, parameters, test_sets=encoding.outer_folds(NE, 3, 0))
+    encoding.save_models(w.inputs / "bare.h5", features, responses, parameters, fitted, layer="fc")
+    predict_args(w, w.inputs / "bare.h5", "pred.nii.gz")
+
+
 C = [
     # case id                          command        how the workspace is broken                                     expected
     ("png-16-bit",                     "extract",     sixteen_bit_png,                                                 Accepted([], same_as_the_8_bit_images)),
@@ -456,6 +498,8 @@ C = [
     ("config-value-out-of-range",      "rdm",         lambda w: config(w, "memory: 0\n"),                              ["--memory", "(--memory is set in config file {inputs}/options.yaml)"]),
     ("config-value-out-of-range",      "extract",     lambda w: config(w, "seed: -3\n"),                               ["--seed", "set in config file {inputs}/options.yaml"]),
     ("config-value-out-of-range",      "rsa",         lambda w: config(w, "bootstrap: -1\n"),                          ["--bootstrap", "set in config file {inputs}/options.yaml"]),
+    ("predictions-nifti-on-the-training-grid", "encode", volume_model,                                                  Accepted([], predictions_at_the_mask_voxels)),
+    ("predictions-nifti-of-a-model-without-layout", "encode", bare_model,                                              ["--out {out}/pred.nii.gz is a NIfTI", "models targets of no volume", ".npy or .h5"]),
 ]
 
 

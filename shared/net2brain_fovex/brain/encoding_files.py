@@ -9,16 +9,21 @@ mask voxel, NaN elsewhere, on the input's grid) or `<subject>_<layer>.csv` (arra
 `responses`: a row per channel [and time point]); with several subjects the group maps
 `group_<layer>_mean_r.nii.gz`, `_t` and `_p` (or `group_<layer>.csv`); the resolved options
 `encode.config.yaml`; with `save_models`, `<subject>_<layer>_model.h5` (the model refitted
-on all stimuli and the targets' layout, for `predict_to_file`); and `summary.csv`, a row per
-(ROI, layer, subject[, time]). The folder is complete when `summary.csv` exists: it is
+on all stimuli and, in its group `layout`, where the targets lie: the `mask`, `affine`, `header`,
+`header_extensions` and `header_class` of the volumes, or the `shape` (channels[, time]) of the
+arrays, for `predict_to_file`: a 4D NIfTI on the training grid, or (stimuli, channels[, time]));
+and `summary.csv`, a row per (ROI, layer, subject[, time]). The folder is complete when `summary.csv` exists: it is
 written last. Each file is written atomically, and a (subject, layer) is done when its
 files exist, so `resume` continues an interrupted run where it stopped.
 
 A `partition` run writes instead, per subject, `<subject>_<measure>_<spaces>.nii.gz` for
 every subset's R^2, every space's unique and every combination's shared R^2 (or
 `<subject>_partition.csv`), with several subjects `group_<measure>_<spaces>_mean.nii.gz`,
-`_t` and `_p` (or `group_partition.csv`), and a summary of `PARTITION_COLUMNS`; a subject
-is done when its files exist (`resume`).
+`_t` and `_p` (or `group_partition.csv`: a row per target, columns `<measure>_<spaces>_mean`,
+`_t` and `_p`), the mean and one-sample t-test against 0 per target as for the layers' group
+files, and a summary of `PARTITION_COLUMNS`; a subject is done when its files exist, so
+`resume` (of the same options, as for the layers) refits only the others. Every alpha of a
+partition is chosen by `inner_folds` inner folds (`inner` kfold; loo is refused).
 
 A shard (`shard` I/N) fits a share of the work and writes no maps, only
 `OUT_DIR/encode.shard-I-of-N.h5` (`ENCODE_SHARD_KIND`); `merge_encoding` turns the shards
@@ -204,10 +209,13 @@ def encode_to_file(
         Two or three feature spaces, `A,B[,C]`: layers of `activations`, or `FILE:LAYER` of
         other activations files (of the same stimuli, reordered to `activations`' order;
         named `<file stem>.<layer>`). Instead of the per-layer fits, `partition_variance`
-        per subject (the same folds, seed and alphas; `model` ridge, `layers` left out):
+        per subject (the same folds, seed and alphas; every alpha chosen by `inner_folds` inner folds, `inner`
+        left out or kfold; `model` ridge, `layers` left out):
         `<subject>_partition.csv` (array `responses`) or, for `betas`, the maps
         `<subject>_r2_<spaces>.nii.gz` of every subset, `<subject>_unique_<space>.nii.gz`
-        and `<subject>_shared_<a+b>.nii.gz`; summary.csv then has `PARTITION_COLUMNS`.
+        and `<subject>_shared_<a+b>.nii.gz`; with several subjects the group's mean, t and p of every
+        measure (module docstring); summary.csv then has `PARTITION_COLUMNS`. `resume` keeps the subjects
+        whose files exist.
     save_models : bool, default False
         Also write `<subject>_<layer>_model.h5` (`save_models`: refitted on all stimuli) for
         `predict_to_file`.
@@ -267,7 +275,7 @@ def encode_to_file(
     if part is not None and save_models:
         raise ConfigError("`save_models` writes the whole model of each (subject, layer), and a `shard` fits part of "
                           "its targets: save the models in a run without `shard`")
-    spaces = _partition_spaces(partition, Path(activations), layers, model, save_models)
+    spaces = _partition_spaces(partition, Path(activations), layers, model, inner, save_models)
     out_dir = check_output_dir(out_dir, "out_dir")  # created only when there is something to write
     inputs = {"activations": [activations], "betas": list(betas or ()), "mask": [mask], "rois": list(rois or ()),
               "responses": list(responses or ()), "stimuli": [stimuli], "test_stimuli": [test_stimuli],
@@ -696,23 +704,39 @@ def _read_table(path: Path, targets: _Targets) -> list[dict]:
 
 def _write_group(group: dict[str, list[Path]], names: Sequence[str], scores, targets: _Targets) -> list[Path]:
     """Group mean r, one-sample t and p (against 0, per target) of every layer."""
-    from .statistics import one_sample_t
-
+    stats = [stat for stat, _ in _GROUP_STATS]
     written = []
-    for layer in names:
+    for layer in names:  # a layer at a time: one layer's statistics in memory
         if layer not in group:
             continue
-        values = np.stack([scores[s, layer][0] for s in targets.subjects])
-        mean, _, t, p = one_sample_t(values)
-        if targets.kind == "nifti":
-            from .nifti import save_map
-
-            for path, vector in zip(group[layer], (mean, t, p), strict=True):
-                written.append(save_map(vector, targets.mask, path, reference=targets.reference))
-        else:
-            rows = [label | {"mean_r": mean[j], "t": t[j], "p": p[j]} for j, label in enumerate(_target_labels(targets))]
-            written.append(write_csv(group[layer][0], rows, _table_columns(targets, "mean_r", "t", "p")))
+        files = (dict(zip(group[layer], [(layer, stat) for stat in stats], strict=True)) if targets.kind == "nifti"
+                 else {group[layer][0]: {column: (layer, stat) for column, stat in zip(("mean_r", "t", "p"), stats,
+                                                                                       strict=True)}})
+        written += _write_group_tests({layer: np.stack([scores[s, layer][0] for s in targets.subjects])}, files,
+                                      targets)
     return written
+
+
+_GROUP_STATS = [("mean", 0), ("t", 2), ("p", 3)]  # the group files' statistics: indices into `one_sample_t`
+
+
+def _write_group_tests(samples: dict, files: dict, targets: _Targets) -> list[Path]:
+    """The group mean, one-sample t and p (against 0, per target) of every (subjects, targets) array of
+    `samples`, written to `files`: {map: (key, stat)} for volumes, {table: {column: (key, stat)}} for arrays."""
+    from .statistics import one_sample_t
+
+    tests = {}
+    for key, values in samples.items():
+        result = one_sample_t(values)
+        tests |= {(key, stat): result[index] for stat, index in _GROUP_STATS}
+    if targets.kind == "nifti":
+        from .nifti import save_map
+
+        return [save_map(tests[which], targets.mask, path, reference=targets.reference) for path, which in files.items()]
+    labels = _target_labels(targets)
+    return [write_csv(path, [label | {column: tests[which][j] for column, which in columns.items()}
+                             for j, label in enumerate(labels)], _table_columns(targets, *columns))
+            for path, columns in files.items()]
 
 
 def _summary_rows(names, scores, ceilings, targets: _Targets) -> list[dict]:
@@ -997,7 +1021,7 @@ def merge_encoding(paths: Sequence[str | Path], out_dir: str | Path, *, overwrit
 # ------------------------------------------------------------------ variance partitioning
 
 
-def _partition_spaces(partition, activations: Path, layers, model: str,
+def _partition_spaces(partition, activations: Path, layers, model: str, inner: str,
                       save_models: bool) -> list[tuple[str, Path, str]] | None:
     """The feature spaces of `partition` as (name, file, layer), and the options it excludes."""
     if partition is None:
@@ -1008,6 +1032,9 @@ def _partition_spaces(partition, activations: Path, layers, model: str,
                           f"FILE:LAYER), got {partition!r}")
     if model != "ridge":
         raise ConfigError("`partition` fits banded ridge models; leave `model` at ridge")
+    if inner == "loo":  # the default gcv cannot be told from one not given: both mean "not chosen"
+        raise ConfigError("`partition` chooses every alpha by `inner_folds` inner folds (banded ridge has no "
+                          "leave-one-out); leave `inner` out, or give kfold")
     if layers != ALL:
         raise ConfigError("`partition` names the layers it fits; leave `layers` out (or run the per-layer fits "
                           "separately)")
@@ -1085,7 +1112,8 @@ def _partition_run(activations: Path, out_dir: Path, spaces, outputs, inputs, pa
     _, ids = _layers_of(activations, ALL)
     test_sets = (encoding.fixed_split(ids, _read_ids(Path(test_stimuli))) if test_stimuli is not None
                  else encoding.outer_folds(len(ids), parameters.folds, parameters.seed))
-    _check_training(test_sets, len(ids), parameters)
+    # every alpha of a partition is chosen by inner folds, whatever `inner` says (`partition_variance`)
+    _check_training(test_sets, len(ids), dataclasses.replace(parameters, inner="kfold"))
     names = [space[0] for space in spaces]
     measures = _measures(names)
     order = _brain_order(ids, stimuli, activations)
@@ -1188,7 +1216,7 @@ def _read_partition(paths: dict, measures, targets: _Targets) -> dict:
 def _partition_group_paths(out_dir: Path, measures, targets: _Targets) -> dict:
     if targets.kind == "nifti":
         return {(m, stat): out_dir / f"group_{_partition_column(m)}_{stat}.nii.gz" for m in measures
-                for stat in ("mean", "t", "p")}
+                for stat, _ in _GROUP_STATS}
     return {"table": out_dir / "group_partition.csv"}
 
 
@@ -1196,21 +1224,10 @@ def _write_partition_group(paths: dict, values: dict, subjects: list[str], measu
     """The group mean, one-sample t and p (against 0, per target) of every measure."""
     if not paths:
         return []
-    from .statistics import one_sample_t
-
-    tests = {m: one_sample_t(np.stack([values[s][m] for s in subjects])) for m in measures}
-    if targets.kind == "nifti":
-        from .nifti import save_map
-
-        for m in measures:
-            mean, _, t, p = tests[m]
-            for stat, vector in (("mean", mean), ("t", t), ("p", p)):
-                save_map(vector, targets.mask, paths[m, stat], reference=targets.reference)
-        return list(paths.values())
-    columns = [f"{_partition_column(m)}_{stat}" for m in measures for stat in ("mean", "t", "p")]
-    rows = [label | {f"{_partition_column(m)}_{stat}": tests[m][k][j] for m in measures
-                     for stat, k in (("mean", 0), ("t", 2), ("p", 3))} for j, label in enumerate(_target_labels(targets))]
-    return [write_csv(paths["table"], rows, _table_columns(targets, *columns))]
+    files = ({path: which for which, path in paths.items()} if targets.kind == "nifti"
+             else {paths["table"]: {f"{_partition_column(m)}_{stat}": (m, stat) for m in measures
+                                    for stat, _ in _GROUP_STATS}})
+    return _write_group_tests({m: np.stack([values[s][m] for s in subjects]) for m in measures}, files, targets)
 
 
 # ------------------------------------------------------------------ predictions of saved models
