@@ -16,7 +16,15 @@ from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run, state
 from net2brain_fovex.evaluate.registry import METRICS as EVALUATION_METRICS
-from net2brain_fovex.explain.registry import METHODS, PRED, CAMParameters, FovExParameters, RISEParameters, help_of
+from net2brain_fovex.explain.registry import (
+    METHODS,
+    PRED,
+    CAMParameters,
+    CentreParameters,
+    FovExParameters,
+    RISEParameters,
+    help_of,
+)
 from net2brain_fovex.models.sources import AUTO
 
 app = make_app("fovex", "Explain image classifiers with FovEx and the usual baselines, and evaluate explanations.")
@@ -26,6 +34,7 @@ FOVEX, CAM, RISE = "FovEx (--method fovex)", "Grad-CAM / Grad-CAM++ / random CAM
 # the options of each method: the fields of its parameters dataclass
 METHOD_OPTIONS = {name: tuple(f.name for f in fields(entry.parameters)) for name, entry in METHODS.items()}
 _F, _C, _R = FovExParameters, CAMParameters, RISEParameters
+CENTRE, _CB = "centre bias (--method centre)", CentreParameters
 
 
 def _option(kind: type, name: str, panel: str, *flags: str):
@@ -70,6 +79,7 @@ def explain_command(
     grid: Annotated[int, _option(_R, "grid", RISE)] = _R.grid,
     p_keep: Annotated[float, _option(_R, "p_keep", RISE)] = _R.p_keep,
     mask_batch: Annotated[int, _option(_R, "mask_batch", RISE)] = _R.mask_batch,
+    centre_sigma: Annotated[float, _option(_CB, "centre_sigma", CENTRE)] = _CB.centre_sigma,
     shard: ShardSpec = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     overwrite: Overwrite = False,
@@ -115,7 +125,8 @@ def evaluate_command(
     pretrained_tag: mo.PretrainedTag = None,
     source: mo.Source = AUTO,
     weights: mo.Weights = "pretrained",
-    seed: Annotated[int, typer.Option(help=ranged("Seed of random weights (use the one given to explain).", "seed"))] = 42,
+    seed: Annotated[int, typer.Option(help=ranged(
+        "Seed of random weights (use the one given to explain) and of sauc's negatives.", "seed"))] = 42,
     device: mo.Device = "auto",
     image_size: mo.ImageSize = None,
     crop_pct: mo.CropPct = None,
@@ -130,11 +141,12 @@ def evaluate_command(
         help=f"Comma-separated: {', '.join(EVALUATION_METRICS)} (default: all that the given ground truth allows).")] = None,
     boxes: Annotated[Path | None, typer.Option(help="CSV of object boxes: image, x0, y0, x1, y1 in the image's pixels.")] = None,
     fixations: Annotated[Path | None, typer.Option(
-        help="Human fixations: CSV (image, row, col in the image's pixels) or a folder of fixation-map images.")] = None,
+        help="Human fixations: CSV (image, row, col in the image's pixels), a folder of fixation-map images, or an "
+             "MIT1003 folder (ALLFIXATIONMAPS/<name>_fixPts.jpg and _fixMap.jpg).")] = None,
     step: Annotated[int | None, typer.Option(help=ranged("Pixels per deletion / insertion step (default H*W/224: 224 steps).", "step"))] = None,
     gaze_sigma: Annotated[float | None, typer.Option(
-        help=ranged("Sigma of the fixation density for cc, kld and sim, in input pixels (default: input size / 32).",
-                    "gaze_sigma"))] = None,
+        help=ranged("Sigma of the fixation density for cc, kld and sim, in input pixels (default: input size / 32, "
+                    "or an MIT1003 folder's own fixMap densities).", "gaze_sigma"))] = None,
     batch_size: Annotated[int, typer.Option(help=ranged("Images evaluated together.", "batch_size"))] = 16,
     plot: Annotated[Path | None, typer.Option(help="PNG of the mean deletion and insertion curves per method.")] = None,
     json: Json = False,
@@ -143,7 +155,8 @@ def evaluate_command(
     config: ConfigFile = None,
 ) -> None:
     """Score attribution maps: faithfulness (average drop / increase, deletion, insertion), localisation
-    (EBPG, pointing game), agreement with human gaze (NSS, AUC-Judd, CC, KLD, SIM) and sparseness."""
+    (EBPG, pointing game), agreement with human gaze (NSS, AUC-Judd, CC, KLD, SIM, shuffled AUC, information gain)
+    and sparseness."""
     from net2brain_fovex.evaluate.evaluation import evaluate_to_file
 
     options = resolved_options(ctx)

@@ -199,10 +199,11 @@ def test_evaluate_maps_batched_equals_one_image_at_a_time():
     model, (images, maps, targets) = tiny_model(), tiny_batch(5)
     regions = box_regions([np.array([[1, 1, 5, 4]])] * 5, 8, 10)
     counts, _ = gaze.fixation_counts([np.array([[2.0, 3.0], [5.0, 7.0]])] * 5, 8, 10)
-    truth = Truth(regions, counts, gaze.fixation_density(counts, 1.5))
+    others, _ = gaze.fixation_counts([np.array([[1.0, 1.0], [4.0, 6.0], [6.0, 2.0], [2.0, 3.0]])] * 5, 8, 10)
+    truth = Truth(regions, counts, gaze.fixation_density(counts, 1.5), others)
     batched, curves = evaluate_maps(model, images, maps, targets, black=BLACK, names=list(METRICS), truth=truth, step=9)
     for b in range(5):
-        one = Truth(regions[b:b + 1], counts[b:b + 1], truth.density[b:b + 1])
+        one = Truth(regions[b:b + 1], counts[b:b + 1], truth.density[b:b + 1], others[b:b + 1])
         single, single_curves = evaluate_maps(model, images[b:b + 1], maps[b:b + 1], targets[b:b + 1], black=BLACK,
                                               names=list(METRICS), truth=one, step=9)
         for name in METRICS:
@@ -271,11 +272,13 @@ def test_evaluate_writes_the_tables_curves_and_plot_with_the_core_values(fovex, 
     regions = box_regions([boxes_to_input(np.array([[4, 6, 20, 24]]), size, loaded.preprocessing) for size in sizes], 32, 32)
     points = [points_to_input(np.array([[10.0, 12], [15, 15], [30, 5]]), size, loaded.preprocessing) for size in sizes]
     counts, _ = gaze.fixation_counts(points, 32, 32)
-    truth = Truth(regions, counts, gaze.fixation_density(counts, 1.0))
+    partners = gaze.shuffle_partners([True] * 5, seed=42)  # the command's seed: 4 partners each, all the others
+    others, _ = gaze.fixation_counts([np.concatenate([points[j] for j in chosen]) for chosen in partners], 32, 32)
+    truth = Truth(regions, counts, gaze.fixation_density(counts, 1.0), others)
     black = -torch.tensor(loaded.preprocessing.mean) / torch.tensor(loaded.preprocessing.std)
     values, curves = evaluate_maps(loaded.module, images, torch.from_numpy(content["maps"]),
                                    torch.from_numpy(content["targets"]), black=black, names=list(METRICS), truth=truth,
-                                   step=64)
+                                   step=64, seed=42)
     for name in METRICS:
         written = np.array([float(r[name]) if r[name] else np.nan for r in rows if r["method"] == "gradcam"])
         np.testing.assert_allclose(written, values[name].numpy(), rtol=1e-6, atol=1e-9, err_msg=name)
@@ -355,9 +358,10 @@ def test_cuda_gives_the_cpu_values():
     model, (images, maps, targets) = tiny_model(), tiny_batch(5)
     regions = box_regions([np.array([[1, 1, 5, 4]])] * 5, 8, 10)
     counts, _ = gaze.fixation_counts([np.array([[2.0, 3.0], [5.0, 7.0]])] * 5, 8, 10)
-    truth = Truth(regions, counts, gaze.fixation_density(counts, 1.5))
+    others, _ = gaze.fixation_counts([np.array([[1.0, 1.0], [4.0, 6.0], [6.0, 2.0]])] * 5, 8, 10)
+    truth = Truth(regions, counts, gaze.fixation_density(counts, 1.5), others)
     on_cpu, curves_cpu = evaluate_maps(model, images, maps, targets, black=BLACK, names=list(METRICS), truth=truth, step=9)
-    cuda_truth = Truth(regions.cuda(), counts.cuda(), truth.density.cuda())
+    cuda_truth = Truth(regions.cuda(), counts.cuda(), truth.density.cuda(), others.cuda())
     on_gpu, curves_gpu = evaluate_maps(model.cuda(), images.cuda(), maps.cuda(), targets.cuda(), black=BLACK.cuda(),
                                        names=list(METRICS), truth=cuda_truth, step=9)
     for name in METRICS:

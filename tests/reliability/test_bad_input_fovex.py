@@ -107,6 +107,8 @@ EXPLAIN = [
     ("target-not-a-class",         lambda w: w.set("--target", "best"),                             ["--target 'best'", "give --target pred or a whole number"]),
     ("masks-negative",             lambda w: method(w, "rise", "--masks", -5),                      ["masks = -5", ">= 1", "--masks"]),
     ("p-keep-outside-0-1",         lambda w: method(w, "rise", "--p-keep", 1.5),                    ["p_keep = 1.5", "(0, 1]", "--p-keep"]),
+    ("centre-sigma-zero",          lambda w: method(w, "centre", "--centre-sigma", 0),              ["centre_sigma = 0", "> 0", "--centre-sigma"]),
+    ("centre-option-with-gradcam", lambda w: method(w, "gradcam", "--centre-sigma", 0.3),           ["--centre-sigma", "--method centre, not gradcam"]),
     ("blur-filter-size-even",      lambda w: w.set("--blur-filter-size", 4),                        ["--blur-filter-size", "odd"]),
     ("batch-size-zero",            lambda w: w.set("--batch-size", 0),                              ["--batch-size", "at least 1"]),
     ("image-size-too-small",       lambda w: w.set("--image-size", 2),                              ["--image-size", "at least 8"]),
@@ -206,6 +208,29 @@ def fixation_map_of_another_size(w: Work) -> None:
     w.set("--fixations", w.inputs / "fixmaps")
 
 
+def mit1003_folder(broken: str):
+    """An MIT1003 folder (ALLFIXATIONMAPS/<name>_fixPts.jpg, <name>_fixMap.jpg) as --fixations, broken."""
+    def brk(w: Work) -> None:
+        from PIL import Image
+
+        maps = w.inputs / "mit1003" / "ALLFIXATIONMAPS"
+        maps.mkdir(parents=True)
+        for name in IDS:
+            width, height = Image.open(w.images / name).size
+            fixated = np.zeros((height, width), dtype=np.uint8)
+            fixated[10, 12] = 255
+            for suffix in ("_fixPts", "_fixMap"):
+                Image.fromarray(fixated).save(maps / f"{name.removesuffix('.png')}{suffix}.jpg")
+        if broken == "points missing":
+            (maps / "img_2_fixPts.jpg").unlink()
+        elif broken == "density missing":
+            (maps / "img_3_fixMap.jpg").unlink()
+        else:
+            Image.fromarray(np.zeros((10, 12), dtype=np.uint8)).save(maps / "img_1_fixMap.jpg")
+        w.set("--fixations", maps.parent)
+    return brk
+
+
 BOXES = "image,x0,y0,x1,y1"
 
 EVALUATE = [
@@ -235,6 +260,9 @@ EVALUATE = [
     ("fixations-not-numbers",      lambda w: write_rows(w.fixations, "image,row,col", "img_1.png,a,3"), ["gaze.csv, line 2", "must be numbers"]),
     ("fixations-missing",          lambda w: w.set("--fixations", w.inputs / "gone.csv"),           ["{inputs}/gone.csv", "does not exist"]),
     ("fixation-map-another-size",  fixation_map_of_another_size,                                    ["fixmaps/img_1.png", "10 x 10", "its image's size"]),
+    ("mit1003-points-missing",     mit1003_folder("points missing"),                                ["MIT1003 folder {inputs}/mit1003", "img_2_fixPts.jpg", "stimulus img_2.png"]),
+    ("mit1003-density-missing",    mit1003_folder("density missing"),                               ["MIT1003 folder {inputs}/mit1003", "img_3_fixMap.jpg", "stimulus img_3.png"]),
+    ("mit1003-map-another-size",   mit1003_folder("density of another size"),                       ["img_1_fixMap.jpg is 12 x 10 px", "img_1.png is 36 x 36 px", "its image's size"]),
     ("metric-unknown",             lambda w: w.add("--metrics", "deletion,insertoin"),              ["unknown metric 'insertoin'", "insertion"]),
     ("metric-needs-boxes",         lambda w: (w.drop("--boxes"), w.add("--metrics", "ebpg")),       ["ebpg", "add --boxes"]),
     ("step-zero",                  lambda w: w.set("--step", 0),                                    ["--step", "at least 1"]),

@@ -10,7 +10,8 @@ SEM and the direction of "better" per method and metric).
 Curves file (`kind` = "evaluation"): `/stimuli` (n,); per method label a group with
 `targets` (n,), one (n,) dataset per metric and, for deletion or insertion,
 `deletion_curve` / `insertion_curve` (n, steps + 1); root attributes: the metrics, step,
-gaze sigma, model, the maps files and the run's provenance.
+gaze sigma, gaze density (the data set's maps or the blurred fixations) and gaze seed
+(sAUC's draws), model, the maps files and the run's provenance.
 """
 from __future__ import annotations
 
@@ -43,7 +44,15 @@ from ..io.tables import write_csv
 from ..models.loading import LoadedModel, as_loaded, check_model_options, model_files
 from ..models.sources import AUTO
 from . import complexity, faithfulness, gaze, localisation
-from .ground_truth import boxes_to_input, image_size, points_to_input, read_boxes, read_fixations
+from .ground_truth import (
+    boxes_to_input,
+    density_to_input,
+    image_size,
+    points_to_input,
+    read_boxes,
+    read_density_maps,
+    read_fixations,
+)
 from .registry import BOXES, CURVES, FIXATIONS, METRICS
 
 __all__ = ["Truth", "Evaluation", "choose_metrics", "evaluate_maps", "evaluate_to_file", "read_curves", "summarise"]
@@ -62,12 +71,16 @@ class Truth:
     counts : tensor (B, H, W)
         Human fixations per pixel.
     density : tensor (B, H, W)
-        The blurred fixation density, summing to 1 per image (0 without fixations).
+        The fixation density, summing to 1 per image (0 without fixations): the blurred
+        counts, or the data set's own density maps (MIT1003).
+    others : tensor (B, H, W)
+        Each image's sAUC negatives: the fixations of its `gaze.shuffle_partners` (> 0).
     """
 
     regions: torch.Tensor | None = None
     counts: torch.Tensor | None = None
     density: torch.Tensor | None = None
+    others: torch.Tensor | None = None
 
 
 @dataclass
@@ -96,8 +109,8 @@ def choose_metrics(names: str | Sequence[str] | None, boxes: bool, fixations: bo
         if needs == BOXES and not boxes:
             raise ConfigError(f"metric {name} needs the objects' boxes: add `boxes=boxes.csv` (image, x0, y0, x1, y1)")
         if needs == FIXATIONS and not fixations:
-            raise ConfigError(f"metric {name} needs human fixations: add `fixations=FILE.csv` (image, row, col) or a "
-                              "folder of fixation maps")
+            raise ConfigError(f"metric {name} needs human fixations: add `fixations=FILE.csv` (image, row, col), a "
+                              "folder of fixation maps or an MIT1003 folder")
     return chosen
 
 
@@ -112,6 +125,7 @@ def evaluate_maps(
     truth: Truth | None = None,
     step: int | None = None,
     batch: int | None = None,
+    seed: int = 0,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Every named metric of a batch of maps.
 
@@ -135,6 +149,8 @@ def evaluate_maps(
         Pixels per deletion / insertion step (default H * W / 224, rounded).
     batch : int, optional
         Images per forward pass (default: `net2brain_fovex.evaluate.faithfulness.default_batch`).
+    seed : int, default 0
+        Seed of sAUC's draws of negatives (`gaze.sauc`).
 
     Returns
     -------
@@ -159,9 +175,14 @@ def evaluate_maps(
         values["pointing_game"] = 100 * localisation.pointing_game(maps, regions).to(maps.dtype)
         for name in ("ebpg", "pointing_game"):
             values[name] = torch.where(no_region, torch.nan, values[name].double())
-    for name in ("nss", "auc_judd"):
+    for name in ("nss", "auc_judd", "info_gain"):  # info_gain over its default baseline, the centre bias
         if name in names:
             values[name] = getattr(gaze, name)(maps, truth.counts.to(maps.device))
+    if "sauc" in names:
+        if truth.others is None:
+            raise ConfigError("metric sauc needs the fixations of other images as negatives: give `Truth.others` "
+                              "(the fixation counts of each image's `gaze.shuffle_partners`)")
+        values["sauc"] = gaze.sauc(maps, truth.counts.to(maps.device), truth.others.to(maps.device), seed=seed)
     for name in ("cc", "kld", "sim"):
         if name in names:
             values[name] = getattr(gaze, name)(maps, truth.density.to(maps.device))
@@ -217,12 +238,15 @@ def evaluate_to_file(
     metrics : str or sequence of str, optional
         Names of `METRICS` (default: every metric the given ground truth allows).
     boxes, fixations : path, optional
-        Ground truth (`net2brain_fovex.evaluate.ground_truth`).
+        Ground truth (`net2brain_fovex.evaluate.ground_truth`). `seed` also seeds sAUC's
+        choice of partner images and its draws of negatives.
     step : int, optional
         Pixels per deletion / insertion step.
     gaze_sigma : float, optional
         Sigma of the fixation density in input pixels; default crop / 32 (7 px at
         224 px, about one degree of visual angle for an image seen 30 degrees wide).
+        Where `fixations` is an MIT1003 folder and `gaze_sigma` is not given, the
+        density is the data set's own (its fixMap images, carried onto the input).
     batch_size : int, default 16
         Images evaluated together.
     plot : path, optional
@@ -285,14 +309,16 @@ def evaluate_to_file(
     sigma = crop / 32 if gaze_sigma is None else float(gaze_sigma)
     sources = _open_maps(maps, stimuli, crop)
     truth_files = {"boxes": read_boxes(boxes, stimuli) if boxes is not None else None,
-                   "fixations": read_fixations(fixations, stimuli) if fixations is not None else None}
+                   "fixations": read_fixations(fixations, stimuli) if fixations is not None else None,
+                   "densities": read_density_maps(fixations, stimuli)
+                   if fixations is not None and gaze_sigma is None and {"cc", "kld", "sim"} & set(chosen) else None}
     for key, found in truth_files.items():
         if found is not None and not found:
             raise InputError(f"the {key} file names none of the evaluated images")
     _check_targets(loaded, stimuli, sources)
     others = [Path(p) for p in [*(s.path for s in sources), boxes, fixations] if p is not None]
     job = {**loaded.describe(), "metrics": chosen, "step": step, "gaze_sigma": sigma, "batch_size": batch_size,
-           "stimuli_sha256": fingerprint(stimuli),
+           "gaze_density": _density_source(truth_files), "gaze_seed": seed, "stimuli_sha256": fingerprint(stimuli),
            "inputs": files_sha256((str(p.resolve()), p) for p in others)}
     signature = job_signature(job)
     if resume and paths["curves"].exists():
@@ -303,8 +329,8 @@ def evaluate_to_file(
     else:
         if overwrite:  # `out`, written last, marks a complete run: none until the new one is
             out.unlink(missing_ok=True)
-        _write_curves(loaded, stimuli, sources, chosen, truth_files, paths["curves"], step, sigma, batch_size, job,
-                      signature, resume, overwrite, config, progress, others)
+        _write_curves(loaded, stimuli, sources, chosen, truth_files, paths["curves"], step, sigma, seed, batch_size,
+                      job, signature, resume, overwrite, config, progress, others)
     values, _ = read_curves(paths["curves"])
     result = _write_tables(values, chosen, paths)
     if plot is not None and set(CURVES) & set(chosen):
@@ -456,7 +482,7 @@ def _name_uniquely(sources: list[_MapsSource]) -> None:
         raise ConfigError(f"two `maps` files share the name {twice}; rename one")
 
 
-def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sigma, batch_size, job, signature,
+def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sigma, seed, batch_size, job, signature,
                   resume, overwrite, config, progress, inputs) -> None:
     crop = loaded.preprocessing.crop
     points = math.ceil(crop * crop / (step or max(1, round(crop * crop / 224)))) + 1
@@ -473,17 +499,20 @@ def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sig
     writer = RowWriter(path, EVALUATION_KIND, [s.id for s in stimuli], specs, signature, resume, batch_rows=batch_size)
     black = context_for(loaded, 0).black
     report = progress or (lambda done, total: None)
+    fixations = _input_points(stimuli, truth_files["fixations"], loaded.preprocessing)
+    # every image's sAUC partners, drawn over the whole set up front: the same however it is batched or resumed
+    partners = gaze.shuffle_partners([len(p) > 0 for p in fixations], seed=seed) if "sauc" in chosen else None
     with writer:
         report(writer.rows_done, len(stimuli))
         for start in range(writer.rows_done, len(stimuli), batch_size):
             batch = stimuli[start:start + batch_size]
             images = load_images(batch, loaded).to(loaded.device)
-            truth = _truth(batch, truth_files, loaded, sigma, chosen)
+            truth = _truth(batch, start, truth_files, fixations, partners, loaded, sigma, chosen)
             rows = {}
             for source in sources:
                 maps, targets = source.read(slice(start, start + batch_size))
                 values, curves = evaluate_maps(loaded.module, images, maps.to(loaded.device), targets.to(loaded.device),
-                                               black=black, names=chosen, truth=truth, step=step)
+                                               black=black, names=chosen, truth=truth, step=step, seed=seed)
                 rows[f"{source.label}/targets"] = targets.numpy()
                 rows.update({f"{source.label}/{name}": value.numpy() for name, value in {**values, **curves}.items()})
             writer.write(start, rows)
@@ -491,7 +520,8 @@ def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sig
         writer.finish({
             "kind": EVALUATION_KIND, "labels": json_attr([s.label for s in sources]), "metrics": json_attr(chosen),
             "maps_files": json_attr({s.label: str(s.path) for s in sources}), "step": step or "default",
-            "gaze_sigma": sigma, "model": loaded.name, "package_version": __version__,
+            "gaze_sigma": sigma, "gaze_density": job["gaze_density"], "gaze_seed": seed, "model": loaded.name,
+            "package_version": __version__,
             "stimuli_sha256": job["stimuli_sha256"], "inputs_sha256": job["inputs"],
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": json_attr(config or {}),
             "provenance": provenance_attr(
@@ -500,22 +530,41 @@ def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sig
         })
 
 
-def _truth(batch: Sequence[Stimulus], truth_files: dict, loaded: LoadedModel, sigma: float, chosen) -> Truth:
-    """The ground truth of a batch of stimuli at the input resolution."""
+def _input_points(stimuli: Sequence[Stimulus], fixations: dict | None, preprocessing) -> list[np.ndarray]:
+    """Every stimulus's fixations (k, 2) in input pixels, in stimulus order (none without fixations)."""
+    if fixations is None:
+        return []
+    empty = np.zeros((0, 2))
+    return [points_to_input(fixations.get(s.id, empty), image_size(s.path), preprocessing) for s in stimuli]
+
+
+def _density_source(truth_files: dict) -> str:
+    """What the fixation density of cc, kld and sim is: the data set's maps or the blurred fixations."""
+    return "data set maps" if truth_files["densities"] is not None else "blurred fixations"
+
+
+def _truth(batch: Sequence[Stimulus], start: int, truth_files: dict, fixations: list[np.ndarray],
+           partners: list[np.ndarray] | None, loaded: LoadedModel, sigma: float, chosen) -> Truth:
+    """The ground truth of the batch of stimuli from position `start` at the input resolution."""
     crop, preprocessing = loaded.preprocessing.crop, loaded.preprocessing
     truth = Truth()
-    sizes = [image_size(s.path) for s in batch]
     if truth_files["boxes"] is not None and {"ebpg", "pointing_game"} & set(chosen):
         empty = np.zeros((0, 4), dtype=np.int64)
-        boxes = [boxes_to_input(truth_files["boxes"].get(s.id, empty), size, preprocessing) for s, size in zip(batch, sizes, strict=True)]
+        boxes = [boxes_to_input(truth_files["boxes"].get(s.id, empty), image_size(s.path), preprocessing) for s in batch]
         truth.regions = localisation.box_regions(boxes, crop, crop)
-    if truth_files["fixations"] is not None and {"nss", "auc_judd", "cc", "kld", "sim"} & set(chosen):
-        empty = np.zeros((0, 2))
-        points = [points_to_input(truth_files["fixations"].get(s.id, empty), size, preprocessing) for s, size in zip(batch, sizes, strict=True)]
-        truth.counts, dropped = gaze.fixation_counts(points, crop, crop)
+    if fixations and any(METRICS[name].needs == FIXATIONS for name in chosen):
+        truth.counts, dropped = gaze.fixation_counts(fixations[start:start + len(batch)], crop, crop)
         if int(dropped.sum()):
             log.info("%d fixations fall outside the centre crop and are left out", int(dropped.sum()))
-        truth.density = gaze.fixation_density(truth.counts, sigma)
+        if truth_files["densities"] is not None:
+            truth.density = torch.from_numpy(np.stack([density_to_input(truth_files["densities"][s.id], preprocessing)
+                                                       for s in batch]))
+        elif {"cc", "kld", "sim"} & set(chosen):
+            truth.density = gaze.fixation_density(truth.counts, sigma)
+        if partners is not None:  # the union of the partners' fixations; theirs outside the crop drop silently
+            pools = [np.concatenate([fixations[j] for j in partners[start + i]] or [np.zeros((0, 2))])
+                     for i in range(len(batch))]
+            truth.others, _ = gaze.fixation_counts(pools, crop, crop)
     return truth
 
 

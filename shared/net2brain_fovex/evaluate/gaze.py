@@ -28,25 +28,57 @@ binary fixation map), k = |F| and D the fixation density.
   eps = 2.220446049250313e-16 (np.finfo(float).eps), as MIT's KLdiv. Lower is better.
 * SIM: S and D each min-max normalised to [0, 1] and then divided by their sum;
   sum min(P, Q). In [0, 1], higher is better.
+* sAUC, shuffled AUC (Borji et al., "Analysis of scores, datasets, and models in visual
+  saliency prediction", ICCV 2013; MIT's AUC_shuffled): the positives are S at F, the
+  negatives S at the fixated pixels of other images (O, the union of the fixations of
+  up to 10 other images, `shuffle_partners`, on the same grid), so a centre bias
+  common to all images cancels. As MIT: for each
+  of 100 splits, n = min(k, |O|) pixels of O drawn without replacement; the split's
+  AUC is the area under the ROC of positives against those negatives; the score is the
+  mean over the splits. The area is exact, over every threshold, with ties counted
+  half: (#(pos > neg) + #(pos = neg) / 2) / (k n) over all pairs (MIT sweeps
+  thresholds at a step of 0.1 of the normalised map, which coarsens it). A pixel of O
+  may also be in F, as in MIT's code. The draw is seeded: split j ranks every pixel of
+  the grid by a uniform key drawn from `seed`, the same for every image, and takes the
+  n pixels of O with the lowest keys, so an image's score does not depend on its batch
+  (each image has its own O).
+* IG, information gain (Kümmerer, Wallis & Bethge, "Information-theoretic model
+  comparison unifies saliency metrics", PNAS 2015; MIT's InfoGain): S and a baseline
+  map C each min-max normalised and divided by their sum, P and Q; IG is the mean over
+  F of log2(eps + P) - log2(eps + Q), in bits per fixated pixel, eps as for KLD. A map
+  that is 0 at a fixated pixel costs log2(eps) = -52 bits there, as in MIT's code. The
+  default baseline is the centre bias (`net2brain_fovex.explain.methods.centre`), so
+  IG > 0 says the map predicts the fixations better than "look at the middle".
+
+sAUC and IG resize a map of another size than the fixation grid to it (bilinear, with
+antialiasing when shrinking), as MIT resizes the saliency map to the fixation map.
 
 NaN marks a score that is undefined: an image without fixations (every metric); a
 constant map or density for CC and SIM (no correlation, no min-max normalisation);
 a map or density with a negative value or a zero sum for KLD (not a distribution);
-an image whose every pixel is fixated for AUC-Judd (no negatives). A constant map
-has z = 0, so NSS 0, and min-max normalises to all 0 for AUC-Judd.
+an image whose every pixel is fixated for AUC-Judd (no negatives); an image without
+fixations on other images for sAUC; a constant map or baseline for IG (no density). A
+constant map has z = 0, so NSS 0, and min-max normalises to all 0 for AUC-Judd; it
+ties every pair for sAUC, 0.5.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import ConfigError, InputError
+from ..explain.methods.centre import centre_bias
 
-__all__ = ["EPS", "fixation_counts", "fixation_density", "nss", "auc_judd", "cc", "kld", "sim"]
+__all__ = ["EPS", "SPLITS", "PARTNERS", "fixation_counts", "fixation_density", "nss", "auc_judd", "cc", "kld", "sim",
+           "sauc", "shuffle_partners", "info_gain"]
 
 EPS = torch.finfo(torch.float64).eps  # np.finfo(float).eps, MATLAB's eps in MIT's KLdiv
+SPLITS = 100  # sAUC's random splits of the negatives, MIT's Nsplits
+PARTNERS = 10  # the other images whose fixations are an image's sAUC negatives (Borji's M, in MIT's code)
 
 
 def fixation_counts(
@@ -322,6 +354,179 @@ def sim(maps: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
     p = p / torch.where(undefined, 1, p.sum(dim=1))[:, None]
     q = q / torch.where(undefined, 1, q.sum(dim=1))[:, None]
     return torch.where(undefined, torch.nan, torch.minimum(p, q).sum(dim=1))
+
+
+def shuffle_partners(has_fixations: Sequence[bool], *, count: int = PARTNERS, seed: int = 0) -> list[np.ndarray]:
+    """The other images whose fixations are each image's sAUC negatives.
+
+    For image i, `count` images drawn without replacement among the other images with
+    fixations (all of them where there are fewer), by a generator seeded with (seed, i),
+    so that the draw does not depend on how the images are batched. MIT's benchmark
+    takes the union of the fixations of M = 10 random other images: the union over a
+    whole data set would cover nearly every pixel and lose the centre bias the negatives
+    are there to carry.
+
+    Parameters
+    ----------
+    has_fixations : sequence of bool
+        Whether each image of the evaluated set, in its order, has fixations.
+    count : int, default 10
+        Partners per image.
+    seed : int, default 0
+        A whole number from 0 to 2^32 - 1.
+
+    Returns
+    -------
+    list of ndarray (m_i,) int64
+        The positions of each image's partners, ascending; m_i = min(count, the other
+        images with fixations).
+
+    Raises
+    ------
+    ConfigError
+        When `count` is below 1 or `seed` is not a whole number >= 0.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"sAUC needs at least one partner image per image; got count={count!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"the sAUC seed must be a whole number >= 0; got seed={seed!r}")
+    eligible = np.flatnonzero(np.asarray(has_fixations, dtype=bool))
+    partners = []
+    for index in range(len(has_fixations)):  # one small draw per image, not per pixel
+        others = eligible[eligible != index]
+        chosen = np.random.default_rng([seed, index]).choice(others, size=min(count, len(others)), replace=False)
+        partners.append(np.sort(chosen).astype(np.int64))
+    return partners
+
+
+def sauc(
+    maps: torch.Tensor, counts: torch.Tensor, others: torch.Tensor, *, splits: int = SPLITS, seed: int = 0,
+) -> torch.Tensor:
+    """Shuffled AUC: the map's values at the image's fixated pixels against those at the
+    fixated pixels of other images, averaged over random splits (module docstring).
+
+    Parameters
+    ----------
+    maps : tensor (B, h, w)
+        Resized to the grid of `counts` where it differs.
+    counts : tensor (B, H, W)
+        Fixations per pixel (`fixation_counts`); the pixels with counts > 0 are the
+        positives, each once however often.
+    others : tensor (B, H, W)
+        Each image's pool of negatives: the fixations of other images on its grid
+        (> 0), e.g. `fixation_counts` of the points of its `shuffle_partners`.
+    splits : int, default 100
+        Random draws of the negatives (MIT's Nsplits).
+    seed : int, default 0
+        Seed of the draws (a torch.Generator on the CPU).
+
+    Returns
+    -------
+    tensor (B,) float64
+        In [0, 1], 0.5 for chance and for a constant map; NaN for an image without
+        fixations or with an empty pool.
+
+    Raises
+    ------
+    ConfigError
+        When `splits` is not a whole number >= 1.
+    InputError
+        When the batches differ in size, `others` is not on the grid of `counts`, or an
+        input holds NaN or infinite values.
+    """
+    if isinstance(splits, bool) or not isinstance(splits, int) or splits < 1:
+        raise ConfigError(f"sAUC needs at least 1 split; got splits={splits!r}")
+    maps = _checked(maps, "maps")
+    counts = _checked(counts.to(maps.device) if isinstance(counts, torch.Tensor) else counts, "counts")
+    others = _checked(others.to(maps.device) if isinstance(others, torch.Tensor) else others, "others")
+    if others.shape != counts.shape:
+        raise InputError(f"others and counts must have one shape (B, H, W); got {tuple(others.shape)} and "
+                         f"{tuple(counts.shape)}")
+    saliency = _on_grid(maps, counts, "maps")
+    fixated, pool = counts.flatten(1) > 0, others.flatten(1) > 0
+    batch, pixels = saliency.shape
+    k, size = fixated.sum(dim=1), pool.sum(dim=1)
+    drawn = torch.minimum(k, size)  # n per image: as many negatives as positives, if the pool has them
+    if batch == 0 or int(drawn.max()) == 0:
+        return saliency.new_full((batch,), torch.nan)
+    most_k, most_pool, most_drawn = int(k.max()), int(size.max()), int(drawn.max())
+    # ascending, led by -inf pads that no negative reaches or ties
+    positives = torch.where(fixated, saliency, -torch.inf).sort(dim=1).values[:, pixels - most_k:].contiguous()
+    # each image's pool as pixel indices, padded with `pixels`, whose key below is +inf
+    members = torch.where(pool, torch.arange(pixels, device=saliency.device), pixels).sort(dim=1).values[:, :most_pool]
+    keys = torch.rand(splits, pixels, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    keys = torch.cat([keys, torch.full((splits, 1), torch.inf, dtype=torch.float64)], dim=1).to(saliency.device)
+    valid = torch.arange(most_drawn, device=saliency.device) < drawn[:, None, None]  # (B, 1, n)
+    area = saliency.new_zeros(batch, splits)
+    chunk = max(1, 2**22 // (batch * most_pool))  # splits at a time: bounds the (splits, B, pool) keys
+    for start in range(0, splits, chunk):
+        block = keys[start:start + chunk][:, members]  # (c, B, pool)
+        lowest = block.topk(most_drawn, dim=2, largest=False).indices.transpose(0, 1)  # (B, c, n), keys ascending
+        chosen = members.gather(1, lowest.flatten(1)).clamp(max=pixels - 1)  # pads past an image's n are masked
+        negatives = saliency.gather(1, chosen)
+        at_most = torch.searchsorted(positives, negatives, right=True)
+        below = torch.searchsorted(positives, negatives)
+        wins = ((most_k - at_most) + 0.5 * (at_most - below)).to(torch.float64).view(batch, -1, most_drawn)
+        area[:, start:start + chunk] = (wins * valid).sum(dim=2) / (k * drawn).clamp(min=1).to(torch.float64)[:, None]
+    return torch.where(drawn > 0, area.mean(dim=1), torch.nan)
+
+
+def info_gain(maps: torch.Tensor, counts: torch.Tensor, baseline: torch.Tensor | None = None) -> torch.Tensor:
+    """Information gain of the map over a baseline at the fixated pixels, in bits (module docstring).
+
+    Parameters
+    ----------
+    maps : tensor (B, h, w)
+        Resized to the grid of `counts` where it differs.
+    counts : tensor (B, H, W)
+        Fixations per pixel (`fixation_counts`); the pixels with counts > 0 are
+        fixated, each once however often.
+    baseline : tensor (B, h', w') or (h', w'), optional
+        The baseline map, one per image or one for all, resized to the grid where it
+        differs; default the centre bias
+        (`net2brain_fovex.explain.methods.centre.centre_bias` on the grid, its default
+        width).
+
+    Returns
+    -------
+    tensor (B,) float64
+        Bits per fixated pixel; 0 for a map equal to the baseline, > 0 where the map
+        puts more probability on the fixations. NaN for an image without fixations,
+        or a constant map or baseline.
+
+    Raises
+    ------
+    InputError
+        When the batches differ in size or an input holds NaN or infinite values.
+    """
+    maps = _checked(maps, "maps")
+    counts = _checked(counts.to(maps.device) if isinstance(counts, torch.Tensor) else counts, "counts")
+    if baseline is None:
+        baseline = centre_bias(*counts.shape[1:], device=maps.device)
+    if isinstance(baseline, torch.Tensor) and baseline.dim() == 2:
+        baseline = baseline.expand(len(maps), -1, -1)
+    baseline = _checked(baseline.to(maps.device) if isinstance(baseline, torch.Tensor) else baseline, "baseline")
+    saliency, reference = _on_grid(maps, counts, "maps"), _on_grid(baseline, counts, "baseline")
+    fixated = counts.flatten(1) > 0
+    k = fixated.sum(dim=1)
+    p, q = _min_max(saliency), _min_max(reference)
+    undefined = _constant(saliency) | _constant(reference) | (k == 0)
+    p = p / torch.where(undefined, 1, p.sum(dim=1))[:, None]
+    q = q / torch.where(undefined, 1, q.sum(dim=1))[:, None]
+    gain = ((torch.log2(EPS + p) - torch.log2(EPS + q)) * fixated).sum(dim=1) / k.clamp(min=1)
+    return torch.where(undefined, torch.nan, gain)
+
+
+def _on_grid(values: torch.Tensor, grid: torch.Tensor, name: str) -> torch.Tensor:
+    """Checked (B, h, w) float64 `values` on the (B, H, W) grid of `grid`, flattened to
+    (B, H * W): resized bilinearly (antialiased, which only acts when shrinking) where
+    the sizes differ, as MIT's imresize of the map to the fixation map."""
+    if len(values) != len(grid):
+        raise InputError(f"{name} and counts must hold one map per image; got {len(values)} and {len(grid)}")
+    if values.shape[1:] != grid.shape[1:]:
+        values = F.interpolate(values[:, None], size=tuple(grid.shape[1:]), mode="bilinear", align_corners=False,
+                               antialias=True)[:, 0]
+    return values.flatten(1)
 
 
 def _gaussian_kernel(sigma: float, device: torch.device) -> torch.Tensor:

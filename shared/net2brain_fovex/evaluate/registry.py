@@ -36,6 +36,8 @@ METRICS: Registry[Metric] = Registry("metric", [
     Metric("cc", "higher", FIXATIONS, "linear correlation with the fixation density"),
     Metric("kld", "lower", FIXATIONS, "KL divergence of the map from the fixation density"),
     Metric("sim", "higher", FIXATIONS, "histogram intersection with the fixation density"),
+    Metric("sauc", "higher", FIXATIONS, "shuffled AUC: fixated pixels against other images' fixations"),
+    Metric("info_gain", "higher", FIXATIONS, "bits per fixation gained over the centre bias"),
     Metric("sparseness", "higher", None, "Gini index of the map (1: everything in one pixel)"),
 ])
 CURVES = ("deletion", "insertion")  # the metrics that come with a curve

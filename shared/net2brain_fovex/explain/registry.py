@@ -19,8 +19,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..registry import Registry
 
-__all__ = ["Method", "METHODS", "FovExParameters", "CAMParameters", "RISEParameters", "parameters_for",
-           "help_of", "PRED"]
+__all__ = ["Method", "METHODS", "FovExParameters", "CAMParameters", "RISEParameters", "CentreParameters",
+           "parameters_for", "help_of", "PRED"]
 
 PRED = "pred"  # the explained class: the model's top-1 class on the clean image
 
@@ -104,6 +104,21 @@ class RISEParameters:
 
 
 @dataclass(frozen=True)
+class CentreParameters:
+    """The centre bias's width (`net2brain_fovex.explain.methods.centre`); the default
+    follows Clarke & Tatler (2014)."""
+
+    centre_sigma: float = _option(0.235, "Centre bias: the Gaussian's standard deviation as a fraction of each side.",
+                                  _positive, _POSITIVE)
+
+    def __post_init__(self) -> None:
+        _check("centre", self)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Method:
     """An explanation method.
 
@@ -150,6 +165,8 @@ METHODS: Registry[Method] = Registry("method", [
            backward=False, pass_size="mask_batch"),
     Method("random", "random CAM weights (the FovEx paper's baseline)", CAMParameters, "random_cam:random_cam",
            layer=True, backward=False),
+    Method("centre", "centre bias: a Gaussian at the image centre, whatever the image (the saliency benchmarks' "
+           "baseline)", CentreParameters, "centre:centre", backward=False),
 ])
 
 
