@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -18,11 +18,15 @@ from cli_common.runner import make_app, run, state
 from net2brain_fovex.evaluate.registry import METRICS as EVALUATION_METRICS
 from net2brain_fovex.explain.registry import (
     METHODS,
+    PRECISIONS,
     PRED,
+    CAMBatchParameters,
     CAMParameters,
     CentreParameters,
     FovExParameters,
+    PerturbationParameters,
     RISEParameters,
+    RolloutParameters,
     help_of,
 )
 from net2brain_fovex.models.sources import AUTO
@@ -30,11 +34,14 @@ from net2brain_fovex.models.sources import AUTO
 app = make_app("fovex", "Explain image classifiers with FovEx and the usual baselines, and evaluate explanations.")
 log = logging.getLogger("fovex")
 
-FOVEX, CAM, RISE = "FovEx (--method fovex)", "Grad-CAM / Grad-CAM++ / random CAM", "RISE (--method rise)"
+FOVEX, CAM, RISE = "FovEx (--method fovex)", "CAM methods (gradcam, gradcam++, random, cam:*)", "RISE (--method rise)"
 # the options of each method: the fields of its parameters dataclass
 METHOD_OPTIONS = {name: tuple(f.name for f in fields(entry.parameters)) for name, entry in METHODS.items()}
 _F, _C, _R = FovExParameters, CAMParameters, RISEParameters
 CENTRE, _CB = "centre bias (--method centre)", CentreParameters
+Precision = Literal[PRECISIONS]  # type: ignore[valid-type]  # the model's passes: fp32, or autocast to bf16 / fp16
+PERTURBATION, _MP = "meaningful perturbation (--method perturbation)", PerturbationParameters
+ROLLOUT, _RO = "attention rollout (--method rollout)", RolloutParameters
 
 
 def _option(kind: type, name: str, panel: str, *flags: str):
@@ -74,12 +81,31 @@ def explain_command(
     random_restart: Annotated[bool, _option(_F, "random_restart", FOVEX, "--random-restart/--no-random-restart")] = _F.random_restart,
     heatmap_sigma: Annotated[float, _option(_F, "heatmap_sigma", FOVEX)] = _F.heatmap_sigma,
     patience: Annotated[int, _option(_F, "patience", FOVEX)] = _F.patience,
+    converge: Annotated[int, _option(_F, "converge", FOVEX)] = _F.converge,
+    converge_ratio: Annotated[float, _option(_F, "converge_ratio", FOVEX)] = _F.converge_ratio,
+    precision: Annotated[Precision, _option(_F, "precision", "FovEx and RISE")] = _F.precision,
     layer: Annotated[str | None, _option(_C, "layer", CAM)] = _C.layer,
+    cam_batch: Annotated[int, _option(CAMBatchParameters, "cam_batch", CAM)] = CAMBatchParameters.cam_batch,
     masks: Annotated[int, _option(_R, "masks", RISE)] = _R.masks,
     grid: Annotated[int, _option(_R, "grid", RISE)] = _R.grid,
     p_keep: Annotated[float, _option(_R, "p_keep", RISE)] = _R.p_keep,
     mask_batch: Annotated[int, _option(_R, "mask_batch", RISE)] = _R.mask_batch,
     centre_sigma: Annotated[float, _option(_CB, "centre_sigma", CENTRE)] = _CB.centre_sigma,
+    perturbation_iterations: Annotated[int, _option(_MP, "perturbation_iterations", PERTURBATION)] = _MP.perturbation_iterations,
+    perturbation_lr: Annotated[float, _option(_MP, "perturbation_lr", PERTURBATION)] = _MP.perturbation_lr,
+    perturbation_l1: Annotated[float, _option(_MP, "perturbation_l1", PERTURBATION)] = _MP.perturbation_l1,
+    perturbation_tv: Annotated[float, _option(_MP, "perturbation_tv", PERTURBATION)] = _MP.perturbation_tv,
+    perturbation_tv_beta: Annotated[float, _option(_MP, "perturbation_tv_beta", PERTURBATION)] = _MP.perturbation_tv_beta,
+    perturbation_blur_sigma: Annotated[float, _option(_MP, "perturbation_blur_sigma", PERTURBATION)] = _MP.perturbation_blur_sigma,
+    perturbation_mask_scale: Annotated[int, _option(_MP, "perturbation_mask_scale", PERTURBATION)] = _MP.perturbation_mask_scale,
+    perturbation_mask_blur_sigma: Annotated[float, _option(
+        _MP, "perturbation_mask_blur_sigma", PERTURBATION)] = _MP.perturbation_mask_blur_sigma,
+    perturbation_jitter: Annotated[int, _option(_MP, "perturbation_jitter", PERTURBATION)] = _MP.perturbation_jitter,
+    perturbation_noise: Annotated[float, _option(_MP, "perturbation_noise", PERTURBATION)] = _MP.perturbation_noise,
+    perturbation_circle_init: Annotated[bool, _option(
+        _MP, "perturbation_circle_init", PERTURBATION, "--perturbation-circle-init/--no-perturbation-circle-init",
+    )] = _MP.perturbation_circle_init,
+    discard_ratio: Annotated[float, _option(_RO, "discard_ratio", ROLLOUT)] = _RO.discard_ratio,
     shard: ShardSpec = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     overwrite: Overwrite = False,
@@ -114,7 +140,9 @@ def _refuse_foreign_options(ctx: typer.Context, method: str) -> None:
         for name in names:
             source = ctx.get_parameter_source(name)
             if name not in METHOD_OPTIONS[method] and source is not None and source.name == "COMMANDLINE":
-                raise ConfigError(f"--{name.replace('_', '-')} applies to --method {other}, not {method}")
+                also = [m for m, given in METHOD_OPTIONS.items() if name in given and m != other]
+                more = f" (also to {', '.join(also)})" if also else ""
+                raise ConfigError(f"--{name.replace('_', '-')} applies to --method {other}, not {method}{more}")
 
 
 @app.command("evaluate")
@@ -148,6 +176,9 @@ def evaluate_command(
         help=ranged("Sigma of the fixation density for cc, kld and sim, in input pixels (default: input size / 32, "
                     "or an MIT1003 folder's own fixMap densities).", "gaze_sigma"))] = None,
     batch_size: Annotated[int, typer.Option(help=ranged("Images evaluated together.", "batch_size"))] = 16,
+    precision: Annotated[Precision, typer.Option(
+        help="The model's passes for avg_drop, avg_increase, deletion and insertion: fp32, or autocast to bf16 "
+             "(CPUs and GPUs) or fp16 (GPUs).")] = "fp32",
     plot: Annotated[Path | None, typer.Option(help="PNG of the mean deletion and insertion curves per method.")] = None,
     json: Json = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
@@ -167,7 +198,8 @@ def evaluate_command(
             model, images, maps, out, source=source, weights=weights, seed=seed, device=device, image_size=image_size,
             crop_pct=crop_pct, interpolation=interpolation, resize_mode=resize_mode,
             mean=mo.parse_triple("mean", mean), std=mo.parse_triple("std", std), metrics=metrics, boxes=boxes,
-            fixations=fixations, step=step, gaze_sigma=gaze_sigma, batch_size=batch_size, plot=plot, resume=resume,
+            fixations=fixations, step=step, gaze_sigma=gaze_sigma, batch_size=batch_size, precision=precision,
+            plot=plot, resume=resume,
             overwrite=overwrite, config=options, progress=update,
         )
     if json:

@@ -75,6 +75,14 @@ def tiny_vit() -> nn.Module:
     return TinyViT()
 
 
+def tiny_timm_vit() -> nn.Module:
+    """timm's VisionTransformer at its smallest: 32 px, 4 x 4 patches of 8 px, a class token, 2 blocks."""
+    import timm
+
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=2,
+                             num_heads=2, embed_dim=32, num_classes=5)
+
+
 def slow_cnn() -> nn.Module:
     return SlowCNN()
 

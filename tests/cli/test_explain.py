@@ -47,6 +47,24 @@ def test_fovex_file_layout_and_values(fovex, tmp_path, pictures):
     assert sorted(p.name for p in overlays.iterdir()) == [f"img_{i}.png" for i in range(1, 6)]
 
 
+def test_fovex_converge_and_precision_through_the_cli(fovex, tmp_path, pictures):
+    out = tmp_path / "maps.h5"
+    fast = ["--scanpath-length", 2, "--optimization-steps", 6, "--blur-filter-size", 5, "--blur-sigma", 2]
+    result = fovex(*base_args(pictures, out), *fast, "--converge", 2, "--converge-ratio", 0.5, "--precision", "bf16")
+    assert result.code == 0, result
+    content = read_attributions(out)
+    for recorded in ('"converge": 2', '"converge_ratio": 0.5', '"precision": "bf16"'):
+        assert recorded in content["attrs"]["parameters"]
+    loaded = load_model(factory("tiny_cnn"), weights="random", seed=42, device="cpu", image_size=32)
+    images = load_images(discover_stimuli(pictures), loaded)
+    targets = torch.softmax(loaded.module(images), dim=1).argmax(1)
+    settings = FovExParameters(scanpath_length=2, optimization_steps=6, blur_filter_size=5, blur_sigma=2.0, converge=2,
+                               converge_ratio=0.5, precision="bf16")
+    direct = [fovex_maps(loaded.module, images[s:s + 2], targets[s:s + 2], Context(black=torch.zeros(3), seed=42),
+                         parameters=settings) for s in range(0, 5, 2)]
+    np.testing.assert_array_equal(content["fixations"], torch.cat([d.fixations for d in direct]).numpy())
+
+
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "rise", "random"])
 def test_baselines_through_the_cli(fovex, tmp_path, pictures, method):
     extra = ["--masks", 50] if method == "rise" else []

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torchvision.transforms.functional import gaussian_blur
 
 from net2brain_fovex.errors import ConfigError
-from net2brain_fovex.explain.base import Context
+from net2brain_fovex.explain.base import Attribution, Context, frozen, logits_of, normalise_maps
 from net2brain_fovex.explain.methods.fovex import _fovea, foveate, fovex
 from net2brain_fovex.explain.registry import FovExParameters
 
@@ -118,7 +119,7 @@ def test_patience_saves_passes_and_keeps_the_answer():
     full, patient = RegionModel(), RegionModel()
     a = fovex(full, images, torch.ones(4, dtype=torch.long), context(), parameters=FovExParameters(**{**SMALL, "optimization_steps": 20}))
     b = fovex(patient, images, torch.ones(4, dtype=torch.long), context(), parameters=FovExParameters(**{**SMALL, "optimization_steps": 20, "patience": 3}))
-    assert full.calls == 3 * 20 and patient.calls < full.calls / 2
+    assert full.calls > 3 * 20 and patient.calls < full.calls * 0.7
     assert (a.maps.flatten(1).argmax(1) == b.maps.flatten(1).argmax(1)).all()
 
 
@@ -139,7 +140,258 @@ def test_heatmap_is_the_normalised_sum_of_gaussians():
     torch.testing.assert_close(result.maps[0], expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("bad", [{"scanpath_length": 0}, {"lr": -1}, {"blur_filter_size": 4}, {"forgetting": 2}, {"patience": -1}])
+@pytest.mark.parametrize("bad", [{"scanpath_length": 0}, {"lr": -1}, {"blur_filter_size": 4}, {"forgetting": 2}, {"patience": -1},
+                                 {"converge": -1}, {"converge": 1.5}, {"converge_ratio": 0}, {"converge_ratio": 1.5},
+                                 {"precision": "fp64"}, {"precision": 16}])
 def test_bad_parameters(bad):
     with pytest.raises(ConfigError, match="invalid FovEx parameter"):
         FovExParameters(**bad)
+
+
+# -- the implementation before the gradient was taken only where it is used, verbatim: the reference
+def todays_fovex(model, images, targets, context, *, parameters):
+    settings = parameters
+    batch, _, height, width = images.shape
+    device = images.device
+    images = images.detach()
+    kernel = min(settings.blur_filter_size, 2 * min(height, width) - 1)
+    kernel -= 1 - kernel % 2
+    blurred = gaussian_blur(images, [kernel, kernel], [settings.blur_sigma, settings.blur_sigma])
+    rows = torch.linspace(-1, 1, height, device=device)
+    cols = torch.linspace(-1, 1, width, device=device)
+    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)
+    generators = [torch.Generator().manual_seed(context.seed) for _ in range(batch)]
+    memory = torch.zeros(batch, height, width, device=device)
+    fixations = torch.zeros(batch, settings.scanpath_length, 2, device=device)
+    with frozen(model):
+        for step_of_path in range(settings.scanpath_length):
+            best = todays_search(model, images, blurred, targets, memory, grid, generators, settings)
+            fixations[:, step_of_path] = best
+            memory = settings.forgetting * memory + todays_fovea(grid, best, settings.foveation_sigma)
+    heat = todays_fovea(grid, fixations.flatten(0, 1), settings.heatmap_sigma).view(batch, -1, height, width).sum(dim=1)
+    pixels = (fixations + 1) / 2 * torch.tensor([height - 1, width - 1], device=device, dtype=fixations.dtype)
+    return Attribution(normalise_maps(heat), pixels)
+
+
+def todays_fovea(grid, points, sigma):
+    return torch.exp(-((grid.unsqueeze(0) - points[:, None, None, :]) ** 2).sum(dim=-1) / sigma)
+
+
+def todays_foveate(images, blurred, memory, grid, points, *, sigma):
+    keep_blur = torch.clamp(1 - (memory + todays_fovea(grid, points, sigma)), 0, 1)
+    return images + (blurred - images) * keep_blur.unsqueeze(1)
+
+
+def todays_search(model, images, blurred, targets, memory, grid, generators, settings):
+    batch = images.shape[0]
+    device = images.device
+    position = torch.zeros(batch, 2, device=device)
+    best = position.clone()
+    best_loss = torch.full((batch,), float("inf"), device=device)
+    stale = torch.zeros(batch, dtype=torch.long, device=device)
+    active = torch.arange(batch, device=device)
+    for _ in range(settings.optimization_steps):
+        point = position[active].clone().requires_grad_(True)
+        view = todays_foveate(images[active], blurred[active], memory[active], grid, point, sigma=settings.foveation_sigma)
+        loss = nn.functional.cross_entropy(logits_of(model(view)), targets[active], reduction="none")
+        (gradient,) = torch.autograd.grad(loss.sum(), point)
+        loss, point = loss.detach(), point.detach()
+        improved = loss < best_loss[active]
+        best[active] = torch.where(improved.unsqueeze(1), point, best[active])
+        best_loss[active] = torch.where(improved, loss, best_loss[active])
+        stale[active] = torch.where(improved, 0, stale[active] + 1)
+        moved = point - settings.lr * torch.sign(gradient)
+        for row, index in enumerate(active.tolist()):
+            if not improved[row]:
+                draw = torch.rand(2, generator=generators[index])
+                moved[row] = (draw * 2 - 1 if settings.random_restart else point[row] + (draw - 0.5) * settings.lr).to(device)
+        position[active] = moved.clamp(-1, 1)
+        if settings.patience:
+            active = active[stale[active] < settings.patience]
+            if len(active) == 0:
+                break
+    return best
+
+
+def small_cnn():
+    torch.manual_seed(6)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 4))
+
+
+def tiny_vit():
+    from tests.toy_models import TinyViT
+
+    torch.manual_seed(7)
+    return TinyViT()
+
+
+@pytest.mark.parametrize("build", [small_cnn, tiny_vit, RegionModel], ids=["cnn", "vit", "region"])
+@pytest.mark.parametrize("extra", [{}, {"patience": 3}, {"random_restart": False}, {"optimization_steps": 1}],
+                         ids=["defaults", "patience", "jitter", "one-step"])
+def test_the_same_fixations_and_maps_as_before(build, extra):
+    model = build()
+    torch.manual_seed(8)
+    images = torch.randn(5, 3, 32, 32)
+    targets = torch.tensor([1, 0, 1, 1, 0]) if build is RegionModel else torch.tensor([0, 2, 1, 2, 0])
+    settings = FovExParameters(**{**SMALL, "optimization_steps": 12, **extra})
+    before = todays_fovex(model, images, targets, context(), parameters=settings)
+    now = fovex(model, images, targets, context(), parameters=settings)
+    assert torch.equal(now.fixations, before.fixations)
+    assert torch.equal(now.maps, before.maps)
+
+
+class Recording(nn.Module):
+    """The model, recording each pass: (images, whether autograd records it, the losses of a step)."""
+
+    def __init__(self, model, targets):
+        super().__init__()
+        self.model, self.targets, self.passes = model, targets, []
+
+    def forward(self, x):
+        logits = self.model(x)
+        losses = nn.functional.cross_entropy(logits.detach(), self.targets[:len(x)], reduction="none")
+        self.passes.append((len(x), torch.is_grad_enabled(), losses))
+        return logits
+
+
+def test_the_gradient_is_taken_only_where_the_next_step_uses_it():
+    torch.manual_seed(9)
+    images, targets = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    one_step = Recording(small_cnn(), targets)
+    fovex(one_step, images, targets, context(), parameters=FovExParameters(**{**SMALL, "optimization_steps": 1}))
+    assert [(size, grad) for size, grad, _ in one_step.passes] == [(4, False)] * 3  # the only step's gradient: unused
+    model = Recording(small_cnn(), targets)
+    fovex(model, images, targets, context(), parameters=FovExParameters(**SMALL))
+    # every step measures every image without autograd, but the first of a fixation, which
+    # improves on nothing and takes every gradient with it; then the images whose step improved
+    # on their best loss so far, unless it was the fixation's last step, run forward and backward
+    expected, taken, best, step = [], [], None, 0
+    for size, grad, losses in model.passes:
+        if grad and step != 0:
+            taken[-1] = size
+            continue
+        assert size == 4 and grad == (step == 0)
+        best = losses if step == 0 else best
+        improved = (losses < best) | (step == 0)
+        best = torch.minimum(best, losses)
+        expected.append(int(improved.sum()) if step < 7 else 0)
+        taken.append(size if grad else 0)
+        step = (step + 1) % 8
+    assert len(expected) == 3 * 8 and taken == expected and 3 * 4 < sum(taken) < 3 * 7 * 4
+
+
+def literal_converging_fovex(model, image, target, seed, settings):
+    """One image, step by step: the search with a forward and backward pass at every step and
+    the converge rule written out; fixations (k, 2) in pixels."""
+    height, width = image.shape[-2:]
+    kernel = settings.blur_filter_size
+    blurred = gaussian_blur(image[None], [kernel, kernel], [settings.blur_sigma, settings.blur_sigma])
+    grid = grid_of(height, width)
+    generator = torch.Generator().manual_seed(seed)
+    memory = torch.zeros(1, height, width)
+    fixations = []
+    for _ in range(settings.scanpath_length):
+        position, best, best_loss = torch.zeros(2), torch.zeros(2), float("inf")
+        restart_losses, at_a_restart = [], False
+        for _ in range(settings.optimization_steps):
+            point = position.clone().requires_grad_(True)
+            view = foveate(image[None], blurred, memory, grid, point[None], sigma=settings.foveation_sigma)
+            loss = nn.functional.cross_entropy(model(view), target[None])
+            (gradient,) = torch.autograd.grad(loss, point)
+            loss = loss.item()
+            if at_a_restart:
+                restart_losses.append(loss)
+            improved = loss < best_loss
+            if improved:
+                best, best_loss = point.detach().clone(), loss
+                position = point.detach() - settings.lr * torch.sign(gradient)
+            else:
+                position = torch.rand(2, generator=generator) * 2 - 1
+            position = position.clamp(-1, 1)
+            at_a_restart = not improved
+            if len(restart_losses) >= settings.converge and best_loss < settings.converge_ratio * min(restart_losses):
+                break
+        fixations.append(best)
+        memory = settings.forgetting * memory + _fovea(grid, best[None], settings.foveation_sigma)
+    return (torch.stack(fixations) + 1) / 2 * torch.tensor([height - 1, width - 1])
+
+
+def test_converge_against_a_literal_loop():
+    torch.manual_seed(10)
+    images, targets = torch.randn(4, 3, 32, 32), torch.tensor([1, 1, 0, 1])
+    settings = FovExParameters(**{**SMALL, "optimization_steps": 20, "converge": 3, "converge_ratio": 0.2})
+    model = RegionModel()
+    result = fovex(model, images, targets, context(), parameters=settings)
+    for i in range(4):
+        expected = literal_converging_fovex(model, images[i], targets[i], 42, settings)
+        torch.testing.assert_close(result.fixations[i], expected, atol=1e-5, rtol=0)
+
+
+def test_converge_saves_passes_where_the_best_stands_out_and_keeps_the_answer():
+    torch.manual_seed(4)
+    images = torch.randn(4, 3, 32, 32)
+    full, converging = RegionModel(), RegionModel()
+    settings = {**SMALL, "optimization_steps": 20}
+    a = fovex(full, images, torch.ones(4, dtype=torch.long), context(), parameters=FovExParameters(**settings))
+    b = fovex(converging, images, torch.ones(4, dtype=torch.long), context(),
+              parameters=FovExParameters(**settings, converge=3))
+    assert full.calls > 3 * 20 and converging.calls < full.calls * 0.8
+    assert (a.maps.flatten(1).argmax(1) == b.maps.flatten(1).argmax(1)).all()
+
+
+class Indifferent(nn.Module):
+    """The same logits whatever the image: a flat loss, which no search converges on."""
+
+    def __init__(self):
+        super().__init__()
+        self.logits = nn.Parameter(torch.tensor([0.5, -0.5, 0.0]))
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.logits.expand(len(x), -1) + 0 * x.mean(dim=(1, 2, 3))[:, None]
+
+
+def test_converge_does_not_stop_on_a_flat_loss():
+    model = Indifferent()
+    fovex(model, torch.randn(2, 3, 16, 16), torch.tensor([0, 2]), context(),
+          parameters=FovExParameters(**SMALL, converge=1))
+    assert model.calls == 3 * 8  # every step, and no gradient beyond the first step's
+
+
+class SharpConv(nn.Module):
+    """RegionModel's decision computed by a convolution (row-to-row differences), which autocast runs in bf16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.difference = nn.Conv2d(3, 3, (2, 1), groups=3, bias=False)
+        self.difference.weight.data[:] = torch.tensor([[1.0], [-1.0]])
+        self.head = nn.Linear(1, 2)
+        self.head.weight.data[:] = torch.tensor([[0.0], [10.0]])
+        self.head.bias.data.zero_()
+
+    def forward(self, x):
+        sharp = self.difference(x)[:, :, 4:11, 18:26].abs().mean(dim=(1, 2, 3))
+        return self.head(sharp[:, None])
+
+
+def test_bf16_maps_stay_close_to_fp32():
+    torch.manual_seed(11)
+    model, images = SharpConv(), torch.randn(6, 3, 32, 32)
+    targets = torch.tensor([1, 1, 0, 1, 0, 1])
+    settings = {**SMALL, "optimization_steps": 12}
+    full = fovex(model, images, targets, context(), parameters=FovExParameters(**settings))
+    half = fovex(model, images, targets, context(), parameters=FovExParameters(**settings, precision="bf16"))
+    again = fovex(model, images, targets, context(), parameters=FovExParameters(**settings, precision="bf16"))
+    assert torch.equal(half.maps, again.maps) and half.maps.dtype == torch.float32
+    assert half.maps.min() >= 0 and half.maps.max() <= 1
+    centred = [m.flatten(1) - m.flatten(1).mean(1, keepdim=True) for m in (full.maps, half.maps)]
+    correlation = (centred[0] * centred[1]).sum(1) / (centred[0].norm(dim=1) * centred[1].norm(dim=1))
+    assert correlation.mean() > 0.9  # README: on the demo task the maps correlate 0.97 on average
+
+
+def test_fp16_is_refused_on_a_cpu():
+    with pytest.raises(ConfigError, match="precision=fp16.*GPUs.*precision=bf16"):
+        fovex(RegionModel(), torch.randn(1, 3, 16, 16), torch.ones(1, dtype=torch.long), context(),
+              parameters=FovExParameters(precision="fp16"))

@@ -136,8 +136,8 @@ def literal_cam(model, images, targets, layer, prefix, plus_plus):
         cam = np.zeros(a.shape[1:])
         for k in range(a.shape[0]):
             if plus_plus:
-                denominator = 2 * g[k] ** 2 + a[k].sum() * g[k] ** 3
-                alpha = np.where(denominator != 0, g[k] ** 2 / np.where(denominator != 0, denominator, 1), 0)
+                denominator = 2 * g[k] ** 2 + a[k].sum() * g[k] ** 3 + 1e-6  # pytorch-grad-cam's epsilon
+                alpha = np.where(g[k] != 0, g[k] ** 2 / denominator, 0)
                 weight = (alpha * np.maximum(g[k], 0)).sum()
             else:
                 weight = g[k].mean()

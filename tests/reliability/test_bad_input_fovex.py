@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import h5py
@@ -82,6 +83,12 @@ def method(w: Work, name: str, *extra) -> None:
     w.add(*extra)
 
 
+def without_cam_library(w: Work) -> None:
+    """pytorch-grad-cam not importable (the `cam` extra not installed); the command runs in
+    this process, and the workspace's monkeypatch undoes it."""
+    w.monkeypatch.setitem(sys.modules, "pytorch_grad_cam", None)
+
+
 
 EXPLAIN = [
     # case id                      how the input is broken                                          the message says
@@ -109,6 +116,26 @@ EXPLAIN = [
     ("p-keep-outside-0-1",         lambda w: method(w, "rise", "--p-keep", 1.5),                    ["p_keep = 1.5", "(0, 1]", "--p-keep"]),
     ("centre-sigma-zero",          lambda w: method(w, "centre", "--centre-sigma", 0),              ["centre_sigma = 0", "> 0", "--centre-sigma"]),
     ("centre-option-with-gradcam", lambda w: method(w, "gradcam", "--centre-sigma", 0.3),           ["--centre-sigma", "--method centre, not gradcam"]),
+    ("perturbation-l1-negative",   lambda w: method(w, "perturbation", "--perturbation-l1", -0.5),  ["perturbation_l1 = -0.5", ">= 0", "--perturbation-l1"]),
+    ("perturbation-tv-beta-below-1", lambda w: method(w, "perturbation", "--perturbation-tv-beta", 0.5), ["perturbation_tv_beta = 0.5", "from 1 to 10", "--perturbation-tv-beta"]),
+    ("perturbation-iterations-zero", lambda w: method(w, "perturbation", "--perturbation-iterations", 0), ["perturbation_iterations = 0", "from 1 to 100000", "--perturbation-iterations"]),
+    ("perturbation-option-with-gradcam", lambda w: method(w, "gradcam", "--perturbation-lr", 0.05), ["--perturbation-lr", "--method perturbation, not gradcam"]),
+    ("cam-unknown",                lambda w: method(w, "cam:foo"),                                  ["--method", "'cam:foo'", "'cam:scorecam'", "'cam:fullgrad'", "fovex explain --help"]),
+    ("cam-library-missing",        lambda w: (without_cam_library(w), method(w, "cam:xgradcam")),   ["method cam:xgradcam needs the pytorch_grad_cam library", "pip install 'net2brain-fovex[cam]'"]),
+    ("layer-unknown-cam",          lambda w: method(w, "cam:layercam", "--layer", "features.9"),    ["unknown layer 'features.9'", "closest"]),
+    ("cam-batch-zero",             lambda w: method(w, "cam:scorecam", "--cam-batch", 0),           ["cam_batch = 0", "from 1 to 100000", "--cam-batch"]),
+    ("cam-batch-with-gradcam",     lambda w: method(w, "gradcam", "--cam-batch", 4),                ["--cam-batch", "--method cam:scorecam, not gradcam"]),
+    ("layer-with-fullgrad",        lambda w: method(w, "cam:fullgrad", "--layer", "features"),      ["--layer", "not cam:fullgrad"]),
+    ("gae-with-a-cnn",             lambda w: method(w, "gae"),                                      ["--method gae explains vision transformers", "TinyCNN has no self-attention", "choose another method"]),
+    ("rollout-with-a-cnn",         lambda w: method(w, "rollout"),                                  ["--method rollout explains vision transformers", "TinyCNN has no self-attention"]),
+    ("discard-ratio-one",          lambda w: method(w, "rollout", "--discard-ratio", 1),            ["discard_ratio = 1.0", "[0, 1)", "--discard-ratio"]),
+    ("rollout-option-with-gradcam", lambda w: method(w, "gradcam", "--discard-ratio", 0.5),         ["--discard-ratio", "--method rollout, not gradcam"]),
+    ("converge-negative",          lambda w: w.add("--converge", -1),                               ["converge = -1", "from 0 to 100000", "--converge"]),
+    ("converge-ratio-above-1",     lambda w: w.add("--converge-ratio", 1.5),                        ["converge_ratio = 1.5", "(0, 1]", "--converge-ratio"]),
+    ("converge-with-gradcam",      lambda w: method(w, "gradcam", "--converge", 3),                 ["--converge", "--method fovex, not gradcam"]),
+    ("precision-unknown",          lambda w: w.add("--precision", "fp64"),                          ["--precision", "'fp64'", "'bf16'"]),
+    ("precision-fp16-on-a-cpu",    lambda w: w.add("--precision", "fp16", "--device", "cpu"),       ["--precision fp16 is for GPUs", "use --precision bf16"]),
+    ("precision-with-gradcam",     lambda w: method(w, "gradcam", "--precision", "bf16"),           ["--precision", "--method fovex, not gradcam (also to rise)"]),
     ("blur-filter-size-even",      lambda w: w.set("--blur-filter-size", 4),                        ["--blur-filter-size", "odd"]),
     ("batch-size-zero",            lambda w: w.set("--batch-size", 0),                              ["--batch-size", "at least 1"]),
     ("image-size-too-small",       lambda w: w.set("--image-size", 2),                              ["--image-size", "at least 8"]),
@@ -138,11 +165,13 @@ EXPLAIN = [
 
 
 @pytest.fixture
-def explain_work(tmp_path) -> Work:
+def explain_work(tmp_path, monkeypatch) -> Work:
     images = write_images(tmp_path / "in" / "images", 3, size=36)
     (tmp_path / "out").mkdir()
-    return Work(tmp_path, ["explain", *MODEL, "--images", images, "--out", tmp_path / "out" / "maps.h5",
-                           "--batch-size", 2, "--png-dir", tmp_path / "out" / "png", *FAST])
+    w = Work(tmp_path, ["explain", *MODEL, "--images", images, "--out", tmp_path / "out" / "maps.h5",
+                        "--batch-size", 2, "--png-dir", tmp_path / "out" / "png", *FAST])
+    w.monkeypatch = monkeypatch
+    return w
 
 
 @pytest.mark.parametrize(("brk", "fragments"), table(EXPLAIN))
@@ -268,6 +297,8 @@ EVALUATE = [
     ("step-zero",                  lambda w: w.set("--step", 0),                                    ["--step", "at least 1"]),
     ("gaze-sigma-zero",            lambda w: w.add("--gaze-sigma", 0),                              ["--gaze-sigma", "positive"]),
     ("batch-size-zero",            lambda w: w.add("--batch-size", 0),                              ["--batch-size", "at least 1"]),
+    ("precision-unknown",          lambda w: w.add("--precision", "half"),                          ["--precision", "'half'", "'bf16'"]),
+    ("precision-fp16-on-a-cpu",    lambda w: w.add("--precision", "fp16", "--device", "cpu"),       ["--precision fp16 is for GPUs", "use --precision bf16"]),
     ("plot-exists",                lambda w: (w.out / "curves.png").write_bytes(b"old"),              ["{out}/curves.png", "exists already", "--overwrite"]),
     ("config-wrong-type",          lambda w: config(w, "gaze-sigma: wide\n"),                        ["options.yaml", "'gaze-sigma'", "expects a number"]),
     ("config-wrong-type-overruled", lambda w: config(w, "step: 2.5\n"),                              ["options.yaml", "'step'", "whole number"]),

@@ -32,6 +32,7 @@ from .. import __version__
 from ..checks import check_range
 from ..errors import ConfigError, InputError, OutputError
 from ..explain.attributions import check_classifier, context_for, load_images
+from ..explain.base import check_precision
 from ..extraction.stimuli import Stimulus, as_stimuli, fingerprint
 from ..io.config import options_output, record_options
 from ..io.hdf5 import ATTRIBUTIONS_KIND, EVALUATION_KIND, json_attr, open_h5, read_stimuli
@@ -126,6 +127,7 @@ def evaluate_maps(
     step: int | None = None,
     batch: int | None = None,
     seed: int = 0,
+    precision: str = "fp32",
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Every named metric of a batch of maps.
 
@@ -151,6 +153,8 @@ def evaluate_maps(
         Images per forward pass (default: `net2brain_fovex.evaluate.faithfulness.default_batch`).
     seed : int, default 0
         Seed of sAUC's draws of negatives (`gaze.sauc`).
+    precision : {"fp32", "bf16", "fp16"}, default "fp32"
+        The model's forward passes for the faithfulness metrics (autocast; fp16 on GPUs).
 
     Returns
     -------
@@ -162,10 +166,12 @@ def evaluate_maps(
     values: dict[str, torch.Tensor] = {}
     curves: dict[str, torch.Tensor] = {}
     if {"avg_drop", "avg_increase"} & set(names):
-        change = faithfulness.confidence_change(model, images, maps, targets, black=black, batch=batch)
+        change = faithfulness.confidence_change(model, images, maps, targets, black=black, batch=batch,
+                                                precision=precision)
         values.update(avg_drop=change["avg_drop"], avg_increase=change["avg_increase"])
     if set(CURVES) & set(names):
-        result = faithfulness.deletion_insertion(model, images, maps, targets, step=step, batch=batch)
+        result = faithfulness.deletion_insertion(model, images, maps, targets, step=step, batch=batch,
+                                                 precision=precision)
         for kind in set(CURVES) & set(names):
             values[kind], curves[f"{kind}_curve"] = result[kind], result[f"{kind}_curve"]
     if {"ebpg", "pointing_game"} & set(names):
@@ -214,6 +220,7 @@ def evaluate_to_file(
     step: int | None = None,
     gaze_sigma: float | None = None,
     batch_size: int = 16,
+    precision: str = "fp32",
     plot: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -249,6 +256,9 @@ def evaluate_to_file(
         density is the data set's own (its fixMap images, carried onto the input).
     batch_size : int, default 16
         Images evaluated together.
+    precision : {"fp32", "bf16", "fp16"}, default "fp32"
+        The model's forward passes of avg_drop, avg_increase, deletion and insertion:
+        float32, or under autocast to bfloat16 or float16 (fp16 on GPUs only).
     plot : path, optional
         A PNG of the mean deletion and insertion curves per method.
     resume, overwrite : bool
@@ -274,6 +284,7 @@ def evaluate_to_file(
         check_range("step", step)
     if gaze_sigma is not None:
         check_range("gaze_sigma", gaze_sigma)
+    check_precision(precision)
     chosen = choose_metrics(metrics, boxes is not None, fixations is not None)
     out = Path(out)
     paths = {"rows": out, "summary": out.with_name(f"{out.stem}.summary.csv"),
@@ -305,6 +316,7 @@ def evaluate_to_file(
         raise OutputError(f"output {paths['curves']} exists already; add `overwrite=True` to replace it")
     loaded = as_loaded(model, source=source, weights=weights, seed=seed, device=device, **model_options)
     check_classifier(loaded)
+    check_precision(precision, loaded.device)
     crop = loaded.preprocessing.crop
     sigma = crop / 32 if gaze_sigma is None else float(gaze_sigma)
     sources = _open_maps(maps, stimuli, crop)
@@ -319,7 +331,8 @@ def evaluate_to_file(
     others = [Path(p) for p in [*(s.path for s in sources), boxes, fixations] if p is not None]
     job = {**loaded.describe(), "metrics": chosen, "step": step, "gaze_sigma": sigma, "batch_size": batch_size,
            "gaze_density": _density_source(truth_files), "gaze_seed": seed, "stimuli_sha256": fingerprint(stimuli),
-           "inputs": files_sha256((str(p.resolve()), p) for p in others)}
+           "inputs": files_sha256((str(p.resolve()), p) for p in others),
+           **({"precision": precision} if precision != "fp32" else {})}  # fp32 keeps earlier runs resumable
     signature = job_signature(job)
     if resume and paths["curves"].exists():
         with open_h5(paths["curves"], EVALUATION_KIND) as file:
@@ -330,7 +343,7 @@ def evaluate_to_file(
         if overwrite:  # `out`, written last, marks a complete run: none until the new one is
             out.unlink(missing_ok=True)
         _write_curves(loaded, stimuli, sources, chosen, truth_files, paths["curves"], step, sigma, seed, batch_size,
-                      job, signature, resume, overwrite, config, progress, others)
+                      job, signature, resume, overwrite, config, progress, others, precision)
     values, _ = read_curves(paths["curves"])
     result = _write_tables(values, chosen, paths)
     if plot is not None and set(CURVES) & set(chosen):
@@ -483,7 +496,7 @@ def _name_uniquely(sources: list[_MapsSource]) -> None:
 
 
 def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sigma, seed, batch_size, job, signature,
-                  resume, overwrite, config, progress, inputs) -> None:
+                  resume, overwrite, config, progress, inputs, precision="fp32") -> None:
     crop = loaded.preprocessing.crop
     points = math.ceil(crop * crop / (step or max(1, round(crop * crop / 224)))) + 1
     specs = []
@@ -512,7 +525,8 @@ def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sig
             for source in sources:
                 maps, targets = source.read(slice(start, start + batch_size))
                 values, curves = evaluate_maps(loaded.module, images, maps.to(loaded.device), targets.to(loaded.device),
-                                               black=black, names=chosen, truth=truth, step=step, seed=seed)
+                                               black=black, names=chosen, truth=truth, step=step, seed=seed,
+                                               precision=precision)
                 rows[f"{source.label}/targets"] = targets.numpy()
                 rows.update({f"{source.label}/{name}": value.numpy() for name, value in {**values, **curves}.items()})
             writer.write(start, rows)
@@ -520,7 +534,8 @@ def _write_curves(loaded, stimuli, sources, chosen, truth_files, path, step, sig
         writer.finish({
             "kind": EVALUATION_KIND, "labels": json_attr([s.label for s in sources]), "metrics": json_attr(chosen),
             "maps_files": json_attr({s.label: str(s.path) for s in sources}), "step": step or "default",
-            "gaze_sigma": sigma, "gaze_density": job["gaze_density"], "gaze_seed": seed, "model": loaded.name,
+            "gaze_sigma": sigma, "gaze_density": job["gaze_density"], "gaze_seed": seed, "precision": precision,
+            "model": loaded.name,
             "package_version": __version__,
             "stimuli_sha256": job["stimuli_sha256"], "inputs_sha256": job["inputs"],
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "config": json_attr(config or {}),

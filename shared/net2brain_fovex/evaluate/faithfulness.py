@@ -19,7 +19,7 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from ..errors import ConfigError
-from ..explain.base import channels_last, frozen, logits_of
+from ..explain.base import autocast, channels_last, check_precision, frozen, logits_of
 from .batches import check_batch
 
 __all__ = ["confidence_change", "deletion_insertion", "default_batch"]
@@ -33,6 +33,7 @@ def confidence_change(
     *,
     black: torch.Tensor,
     batch: int | None = None,
+    precision: str = "fp32",
 ) -> dict[str, torch.Tensor]:
     """Average drop and increase in confidence (Chattopadhay et al., Grad-CAM++, WACV 2018).
 
@@ -57,6 +58,8 @@ def confidence_change(
         A black pixel in normalised space, (0 - mean) / std.
     batch : int, optional
         Images per forward pass (default as `deletion_insertion`).
+    precision : {"fp32", "bf16", "fp16"}, default "fp32"
+        As `deletion_insertion`.
 
     Returns
     -------
@@ -64,12 +67,13 @@ def confidence_change(
         "avg_drop" and "avg_increase" per image (in %), "clean" (Y) and "explained" (O).
     """
     check_batch(images, maps, targets)
+    check_precision(precision, images.device)
     batch = default_batch(images.device) if batch is None else batch
     images = images.detach()
     weights = maps.detach().to(images)[:, None]
     explained = weights * images + (1 - weights) * black.to(images)[:, None, None]
-    clean = _target_probabilities(model, images, targets, batch)
-    masked = _target_probabilities(model, explained, targets, batch)
+    clean = _target_probabilities(model, images, targets, batch, precision)
+    masked = _target_probabilities(model, explained, targets, batch, precision)
     drop = 100 * (clean - masked).clamp(min=0) / clean
     increase = 100 * (masked > clean).to(clean.dtype)
     return {"avg_drop": drop, "avg_increase": increase, "clean": clean, "explained": masked}
@@ -87,6 +91,7 @@ def deletion_insertion(
     blur_kernel: int = 11,
     blur_sigma: float = 5.0,
     batch: int | None = None,
+    precision: str = "fp32",
 ) -> dict[str, torch.Tensor]:
     """Deletion and insertion curves and their areas (Petsiuk et al., RISE, BMVC 2018).
 
@@ -124,6 +129,9 @@ def deletion_insertion(
     batch : int, optional
         Images per forward pass; default 16 on a CPU (the fastest there: larger batches
         leave the caches) and 128 on a GPU.
+    precision : {"fp32", "bf16", "fp16"}, default "fp32"
+        The model's forward passes in float32, or under autocast to bfloat16 or float16
+        (fp16 on GPUs only); the probabilities are taken in float32.
 
     Returns
     -------
@@ -136,9 +144,11 @@ def deletion_insertion(
     InputError
         When the shapes of images, maps and targets do not fit together.
     ConfigError
-        When `step`, `blur_kernel`, `blur_sigma` or `batch` is out of range.
+        When `step`, `blur_kernel`, `blur_sigma` or `batch` is out of range, or
+        `precision` is not a choice (or fp16 on a CPU).
     """
     check_batch(images, maps, targets)
+    check_precision(precision, images.device)
     height, width = images.shape[2:]
     pixels = height * width
     step = max(1, round(pixels / 224)) if step is None else step
@@ -162,7 +172,7 @@ def deletion_insertion(
     targets = targets.to(device)
     scores = torch.empty(2, len(which), device=device)
     pairs = max(1, batch // 2)  # each pair gives a deleted and an inserted image
-    with frozen(model), channels_last(model), torch.no_grad():
+    with frozen(model), channels_last(model), torch.no_grad(), autocast(precision, device):
         for start in range(0, len(which), pairs):
             index = which[start:start + pairs]
             changed = (rank[index] < counts[start:start + pairs, None]).view(-1, 1, height, width)
@@ -188,11 +198,12 @@ def _area(curves: torch.Tensor) -> torch.Tensor:
     return (curves.sum(dim=1) - curves[:, 0] / 2 - curves[:, -1] / 2) / (curves.shape[1] - 1)
 
 
-def _target_probabilities(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batch: int) -> torch.Tensor:
+def _target_probabilities(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batch: int,
+                          precision: str = "fp32") -> torch.Tensor:
     """The softmax probability of each image's target, `batch` images per forward pass."""
     targets = targets.to(images.device)
     scores = []
-    with frozen(model), channels_last(model), torch.no_grad():
+    with frozen(model), channels_last(model), torch.no_grad(), autocast(precision, images.device):
         for start in range(0, len(images), batch):
             chunk = images[start:start + batch].contiguous(memory_format=torch.channels_last)
             probabilities = torch.softmax(logits_of(model(chunk)).float(), dim=1)

@@ -35,7 +35,7 @@ from ..memory import check_memory
 from ..models.layers import forward, image_memory, probe
 from ..models.loading import LoadedModel, as_loaded, check_model_options, model_files
 from ..models.sources import AUTO
-from .base import Attribution, Context, class_probabilities, logits_of
+from .base import Attribution, Context, check_precision, class_probabilities, logits_of
 from .registry import METHODS, PRED, Method, parameters_for
 
 __all__ = ["check_classifier", "Explanation", "explain_to_file", "explain_batch", "read_attributions", "load_images", "context_for",
@@ -267,6 +267,7 @@ def explain_to_file(
         Options, output, images and overlays are checked before the model is built.
     """
     entry = METHODS[method]
+    entry.require()  # an optional library (the cam:* methods' pytorch-grad-cam) before anything else
     chosen = parameters_for(method, parameters)
     check_range("batch_size", batch_size)
     model_options = dict(image_size=image_size, mean=mean, std=std, crop_pct=crop_pct, interpolation=interpolation,
@@ -292,6 +293,7 @@ def explain_to_file(
     if found:
         check_target(wanted, count_classes(loaded, found[0]))
     _check_explanation_memory(loaded, entry, chosen, batch_size)
+    check_precision(getattr(chosen, "precision", "fp32"), loaded.device)  # fp16 on a CPU, before any output
     size = loaded.preprocessing.crop
     specs = [DatasetSpec("maps", (size, size), "float32"), DatasetSpec("targets", (), "int64"),
              DatasetSpec("scores", (), "float32")]

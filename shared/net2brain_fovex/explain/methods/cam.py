@@ -7,8 +7,8 @@ normalised per image. The methods differ in the weights w_k:
 * Grad-CAM (Selvaraju et al., ICCV 2017): the spatial mean of the gradients dY_c/dA_k
   of the target logit Y_c;
 * Grad-CAM++ (Chattopadhay et al., WACV 2018): sum_ij alpha_ij ReLU(g_ij) with
-  g = dY_c/dA_k and alpha_ij = g_ij^2 / (2 g_ij^2 + sum_ab A_ab g_ij^3) (0 where the
-  denominator is 0), the closed form of pytorch-grad-cam;
+  g = dY_c/dA_k and alpha_ij = g_ij^2 / (2 g_ij^2 + sum_ab A_ab g_ij^3 + 1e-6) (0 where
+  g_ij = 0), the closed form of pytorch-grad-cam, epsilon included;
 * random CAM (the FovEx paper's baseline): w ~ N(0, 1), drawn from `context.seed`, the
   same weights for every image.
 
@@ -154,28 +154,44 @@ def layer_output(
     model: nn.Module, images: torch.Tensor, context: Context, layer: str | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The layer's raw output and the logits of one forward pass (on a frozen model)."""
-    modules = dict(model.named_modules())
-    if layer is None:
-        layer = target_layer(model, images.shape, context.prefix_tokens)
-    elif not layer or layer not in modules:
-        raise unknown_name("layer", layer, [name for name in modules if name], hint=LAYER_HINT)
+    layer = resolve_layer(model, images.shape, context.prefix_tokens, layer)
     # a recorded graph also keeps PyTorch's fused transformer fast path (which skips the
     # submodules' hooks) out of the way, so every named module runs
     inputs = images.detach().clone().requires_grad_(True)
     with torch.enable_grad(), capture(model, [layer]) as outputs:
         logits = logits_of(model(inputs))
     if layer not in outputs:
-        raise ModelError(f"layer {layer!r} did not run in the model's forward pass; choose a layer that does")
+        raise did_not_run(layer)
     output = outputs[layer]
     height, width = images.shape[-2:]
     if as_maps(output, height, width, context.prefix_tokens) is None:
-        raise ModelError(
-            f"layer {layer!r} outputs shape {tuple(output.shape)}, neither a spatial map (B, C, h, w) with "
-            f"h, w > 1 and the {height} x {width} image's aspect ratio, nor a token grid (B, tokens, D) "
-            f"with {context.prefix_tokens} prefix token(s) and a square grid of patch tokens; "
-            "choose a convolutional stage or a transformer block"
-        )
+        raise not_a_map(layer, output, height, width, context.prefix_tokens)
     return output, logits
+
+
+def resolve_layer(model: nn.Module, images_shape: Sequence[int], prefix_tokens: int, layer: str | None) -> str:
+    """`layer`, checked to be a module of the model, or `target_layer`'s choice for None."""
+    if layer is None:
+        return target_layer(model, images_shape, prefix_tokens)
+    if not layer or layer not in dict(model.named_modules()):
+        raise unknown_name("layer", layer, [name for name, _ in model.named_modules() if name], hint=LAYER_HINT)
+    return layer
+
+
+def did_not_run(layer: str) -> ModelError:
+    """The error of a layer that the model's forward pass does not call."""
+    return ModelError(f"layer {layer!r} did not run in the model's forward pass; choose a layer that does")
+
+
+def not_a_map(layer: str, output: object, height: int, width: int, prefix_tokens: int) -> ModelError:
+    """The error of a layer whose output is neither a spatial map nor a token grid."""
+    shape = f"shape {tuple(output.shape)}" if isinstance(output, torch.Tensor) else f"a {type(output).__name__}"
+    return ModelError(
+        f"layer {layer!r} outputs {shape}, neither a spatial map (B, C, h, w) with "
+        f"h, w > 1 and the {height} x {width} image's aspect ratio, nor a token grid (B, tokens, D) "
+        f"with {prefix_tokens} prefix token(s) and a square grid of patch tokens; "
+        "choose a convolutional stage or a transformer block"
+    )
 
 
 def as_maps(output: torch.Tensor, height: int, width: int, prefix_tokens: int) -> torch.Tensor | None:

@@ -11,6 +11,8 @@ from .cam import activations_and_gradients, weighted_maps
 
 __all__ = ["gradcam_plus_plus"]
 
+_EPS = 1e-6  # pytorch-grad-cam's, in the denominator of alpha
+
 
 def gradcam_plus_plus(
     model: nn.Module, images: torch.Tensor, targets: torch.Tensor, context: Context,
@@ -20,9 +22,10 @@ def gradcam_plus_plus(
     """Grad-CAM++ maps (Chattopadhay et al., "Grad-CAM++: Generalized Gradient-Based
     Visual Explanations for Deep Convolutional Networks", WACV 2018).
 
-    The closed form of pytorch-grad-cam: with g = dY_c/dA_k,
-    alpha_ij = g_ij^2 / (2 g_ij^2 + sum_ab A_ab g_ij^3), 0 where the denominator is 0,
-    and w_k = sum_ij alpha_ij ReLU(g_ij).
+    The closed form of pytorch-grad-cam (its `GradCAMPlusPlus`, which the tests match):
+    with g = dY_c/dA_k, alpha_ij = g_ij^2 / (2 g_ij^2 + sum_ab A_ab g_ij^3 + 1e-6), 0
+    where g_ij = 0, and w_k = sum_ij alpha_ij ReLU(g_ij). The library's 1e-6 matters
+    where gradients are small (|g| of order 1e-3 and below).
 
     Parameters
     ----------
@@ -51,9 +54,8 @@ def gradcam_plus_plus(
     """
     activations, gradients = activations_and_gradients(model, images, targets, context, (parameters or CAMParameters()).layer)
     squared = gradients.square()
-    denominator = 2 * squared + activations.sum(dim=(2, 3), keepdim=True) * squared * gradients
-    nonzero = denominator != 0
-    alpha = torch.where(nonzero, squared / torch.where(nonzero, denominator, torch.ones_like(denominator)), 0.0)
+    denominator = 2 * squared + activations.sum(dim=(2, 3), keepdim=True) * squared * gradients + _EPS
+    alpha = torch.where(gradients != 0, squared / denominator, 0.0)
     weights = (alpha * gradients.clamp(min=0)).sum(dim=(2, 3))
     return weighted_maps(activations, weights, images)
 

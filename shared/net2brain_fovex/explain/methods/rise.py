@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base import Attribution, Context, check_batch, frozen, logits_of, normalise_maps
+from ..base import Attribution, Context, autocast, check_batch, check_precision, frozen, logits_of, normalise_maps
 from ..registry import RISEParameters
 
 __all__ = ["rise", "rise_masks"]
@@ -52,7 +52,8 @@ def rise(
         `masks` (N), `grid` (cells s per side of a mask's binary grid), `p_keep` (the
         probability that a cell keeps the image) and `mask_batch` (masked images per
         forward pass: masks are applied `mask_batch // B` at a time, at least one, to
-        the B images of the batch); default the paper's.
+        the B images of the batch); default the paper's. `precision` bf16 or fp16 runs
+        the model under autocast (the probabilities are taken in float32).
 
     Returns
     -------
@@ -63,10 +64,13 @@ def rise(
     ------
     InputError
         When the images are not a batch (B, C, H, W) or the targets not one class index per image.
+    ConfigError
+        `precision` fp16 on CPU images.
     """
     settings = parameters or RISEParameters()
     masks, grid, p_keep, mask_batch = settings.masks, settings.grid, settings.p_keep, settings.mask_batch
     check_batch(images, targets)
+    check_precision(settings.precision, images.device)
     height, width = images.shape[-2:]
     cells, shifts = (t.to(images.device) for t in _draw(masks, grid, p_keep, height, width, context.seed))
     black = context.black.to(images)[:, None, None]
@@ -78,7 +82,8 @@ def rise(
             soft = _soft_masks(cells[start:start + chunk], shifts[start:start + chunk], height, width)
             kept = soft[None, :, None]
             masked = images[:, None] * kept + black * (1 - kept)
-            logits = logits_of(model(masked.flatten(0, 1))).view(len(images), len(soft), -1)
+            with autocast(settings.precision, images.device):
+                logits = logits_of(model(masked.flatten(0, 1))).view(len(images), len(soft), -1)
             probabilities = torch.softmax(logits.float(), dim=2).gather(2, index[:, :len(soft)])[..., 0]
             saliency += torch.einsum("bm,mhw->bhw", probabilities, soft)
     return Attribution(maps=normalise_maps(saliency / (masks * p_keep)))
