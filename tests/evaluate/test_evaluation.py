@@ -290,6 +290,20 @@ def test_evaluate_writes_the_tables_curves_and_plot_with_the_core_values(fovex, 
     assert stored["gradcam"]["deletion_curve"].shape == (5, 17)  # 1024 pixels in steps of 64, plus the start
 
 
+def test_evaluate_in_bf16_stays_within_its_tolerance_of_fp32(fovex, scene):
+    full, half = scene["tmp"] / "fp32.csv", scene["tmp"] / "bf16.csv"
+    metrics = ["--metrics", "avg_drop,deletion,insertion"]
+    assert fovex(*evaluate_args(scene, full, *metrics)).code == 0
+    result = fovex(*evaluate_args(scene, half, *metrics, "--precision", "bf16"))
+    assert result.code == 0, result
+    for a, b in zip(read_rows(full), read_rows(half), strict=True):
+        for name in ("deletion", "insertion"):
+            assert abs(float(a[name]) - float(b[name])) < 0.01  # README: at most 0.006 on the demo task
+        assert abs(float(a["avg_drop"]) - float(b["avg_drop"])) < 2
+    _, attrs = read_curves(scene["tmp"] / "bf16.curves.h5")
+    assert attrs["precision"] == "bf16"
+
+
 def test_evaluate_defaults_to_the_metrics_the_ground_truth_allows(fovex, scene):
     out = scene["tmp"] / "m.csv"
     result = fovex("evaluate", *scene["model"], "--images", scene["pictures"], "--maps", scene["files"]["gradcam"],
