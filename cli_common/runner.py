@@ -69,10 +69,15 @@ def global_options(
         raise typer.Exit()
 
 
+# Typer's completion options (`--install-completion`, `--show-completion`), one line each in --help
+_COMPLETION_HELP = {"install_completion": "Install tab completion for this shell.",
+                    "show_completion": "Print the completion script."}
+
+
 def make_app(name: str, help: str) -> typer.Typer:
-    """A Typer app with the toolbox's global options (--debug, --version) and no
-    pretty tracebacks (errors are handled by `run`)."""
-    app = typer.Typer(name=name, help=help, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+    """A Typer app with the toolbox's global options (--debug, --version), Typer's shell
+    completion, and no pretty tracebacks (errors are handled by `run`)."""
+    app = typer.Typer(name=name, help=help, no_args_is_help=True, pretty_exceptions_enable=False)
     app.callback(invoke_without_command=True)(global_options)
     return app
 
@@ -133,6 +138,8 @@ def run(app: typer.Typer, prog_name: str, argv: Sequence[str] | None = None) -> 
     configure_logging(prog_name)
     set_quiet(os.environ.get(quiet_variable(prog_name), "").strip().lower() not in _FALSE)
     command = typer.main.get_command(app)
+    for param in command.params:
+        param.help = _COMPLETION_HELP.get(param.name, param.help)
     # Typer has vendored click in recent releases: find its exception base without importing it.
     click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     args = list(sys.argv[1:] if argv is None else argv)

@@ -12,7 +12,7 @@ from cli_common.config_merge import require, resolved_options, with_config
 from cli_common.options import ConfigFile, Device, Overwrite
 from cli_common.progress import progress_bar
 from net2brain_fovex.brain.parameters import RDMParameters
-from net2brain_fovex.brain.registry import PRECISIONS, RDM_METRICS
+from net2brain_fovex.brain.registry import PRECISIONS, RDM_FORMATS, RDM_METRICS
 
 log = logging.getLogger("net2brain")
 
@@ -31,6 +31,8 @@ def rdm_command(
     stimuli: Annotated[Path | None, typer.Option(
         help="Stimulus ids for brain data: a stimulus folder (natural order) or list file.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output RDM file (HDF5).")] = None,
+    format: Annotated[choice(RDM_FORMATS), typer.Option(
+        help=choice_help(RDM_FORMATS, "Layout of --out:"))] = RDM_FORMATS.default,
     metric: Annotated[choice(RDM_METRICS), typer.Option(help=choice_help(RDM_METRICS))] = RDMParameters.metric,
     layers: Annotated[str, typer.Option(help="all, or NAME,NAME of the activations file.")] = "all",
     standardize: Annotated[bool, typer.Option("--standardize", help="z-score each feature across stimuli first.")] = RDMParameters.standardize,
@@ -50,7 +52,7 @@ def rdm_command(
         result = rdms_to_file(
             out, activations=activations, betas=betas or (), mask=mask or (), responses=responses or (), roi=roi,
             key=key, stimuli=stimuli, layers=layers, metric=metric, standardize=standardize, precision=precision,
-            memory=memory, device=device, plot=plot, overwrite=overwrite, config=options, progress=update,
+            memory=memory, device=device, plot=plot, format=format, overwrite=overwrite, config=options, progress=update,
         )
     shapes = ", ".join(f"{name} {'x'.join(map(str, m.shape))}" for name, m in list(result.rdms.items())[:6])
     log.info("wrote %s: %s%s", result.path, shapes, " ..." if len(result.rdms) > 6 else "")

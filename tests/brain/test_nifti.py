@@ -313,10 +313,17 @@ def test_save_map_is_atomic(tmp_path, reference, monkeypatch):
     assert files(out_dir) == ["map.nii.gz"]
 
 
-def test_save_map_into_missing_folder_refused(tmp_path, reference):
+def test_save_map_into_missing_folder_creates_it(tmp_path, reference):
     mask = np.ones(SHAPE, bool)
-    with pytest.raises(OutputError, match=r"output folder .*nowhere does not exist; create it first"):
-        save_map(np.zeros(mask.sum()), mask, tmp_path / "nowhere" / "map.nii.gz", reference=reference)
+    out = save_map(np.zeros(mask.sum()), mask, tmp_path / "new" / "maps" / "map.nii.gz", reference=reference)
+    assert Path(out).is_file()
+
+
+def test_save_map_under_a_file_refused(tmp_path, reference):
+    mask = np.ones(SHAPE, bool)
+    (tmp_path / "plain").write_text("a file")
+    with pytest.raises(OutputError, match=r"output folder .*plain is a file, not a folder"):
+        save_map(np.zeros(mask.sum()), mask, tmp_path / "plain" / "map.nii.gz", reference=reference)
 
 
 # ------------------------------------------------------------------ headers as bytes

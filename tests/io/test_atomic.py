@@ -114,25 +114,46 @@ def test_permissions_follow_umask(tmp_path, umask, mask, mode):
     assert stat.S_IMODE(out.stat().st_mode) == mode
 
 
-def test_missing_or_file_folder_refused(tmp_path):
-    with pytest.raises(OutputError, match=rf"output folder {re.escape(str(tmp_path / 'nowhere'))} does not exist; "
-                                          "create it first"):
-        with atomic_output(tmp_path / "nowhere" / "result.txt"):
-            pytest.fail("the block must not run")
+def test_missing_folders_created_when_writing(tmp_path):
+    out = tmp_path / "a" / "b" / "result.txt"
+    check_new_output(out, overwrite=False)
+    assert files(tmp_path) == []  # the checks create nothing
+    with atomic_output(out) as tmp:
+        tmp.write_text("done")
+    assert out.read_text() == "done" and files(out.parent) == ["result.txt"]
+
+
+def test_folders_made_for_a_failed_write_removed(tmp_path):
+    with pytest.raises(RuntimeError, match="writer crashed"):
+        with atomic_output(tmp_path / "a" / "b" / "result.txt"):
+            raise RuntimeError("writer crashed")
+    assert files(tmp_path) == []
+
+
+def test_file_in_the_folder_path_refused(tmp_path):
     (tmp_path / "plain").write_text("a file")
     with pytest.raises(OutputError, match=r"output folder .*plain is a file, not a folder; choose another output path"):
         with atomic_output(tmp_path / "plain" / "result.txt"):
             pytest.fail("the block must not run")
+    with pytest.raises(OutputError, match=r"output folder .*plain/sub cannot be created: .*plain is a file, not a "
+                                          "folder; choose another output path"):
+        with atomic_output(tmp_path / "plain" / "sub" / "result.txt"):
+            pytest.fail("the block must not run")
+    assert files(tmp_path) == ["plain"]
 
 
 @pytest.mark.skipif(AS_ROOT, reason="root may write anywhere")
-def test_read_only_folder_refused(tmp_path):
+@pytest.mark.parametrize("below, message", [
+    ("result.txt", r"output folder .*locked is not writable; choose another output folder"),
+    ("sub/result.txt", r"output folder .*locked/sub cannot be created: .*locked is not writable"),
+])
+def test_read_only_folder_refused(tmp_path, below, message):
     folder = tmp_path / "locked"
     folder.mkdir()
     folder.chmod(0o555)
     try:
-        with pytest.raises(OutputError, match=r"output folder .*locked is not writable; choose another output folder"):
-            with atomic_output(folder / "result.txt"):
+        with pytest.raises(OutputError, match=message):
+            with atomic_output(folder / below):
                 pytest.fail("the block must not run")
     finally:
         folder.chmod(0o755)
@@ -157,8 +178,7 @@ def test_check_new_output_refuses_folders(tmp_path):
     for overwrite in (False, True):
         with pytest.raises(OutputError, match=r"output .*acts.h5 is a folder; give a file name"):
             check_new_output(tmp_path / "acts.h5", overwrite=overwrite)
-    with pytest.raises(OutputError, match=r"output folder .*missing does not exist; create it first"):
-        check_new_output(tmp_path / "missing" / "acts.h5", overwrite=True)
+    assert check_new_output(tmp_path / "missing" / "acts.h5", overwrite=True) == tmp_path / "missing" / "acts.h5"
     assert files(tmp_path) == ["acts.h5"]  # the checks leave no file behind
 
 

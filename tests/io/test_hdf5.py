@@ -160,3 +160,22 @@ def test_json_attr():
     assert json.loads(text) == {"a": {"path": "x/y.h5"}, "b": [1, 2]}
     assert json_attr(["z", 3]) == '["z", 3]'
     assert json_attr({"z": 1, "a": 2}) == json_attr({"a": 2, "z": 1})
+
+
+def test_hand_written_layouts_read_without_kind(tmp_path):
+    acts = make(tmp_path / "acts.h5", kind=None)
+    with h5py.File(acts, "a") as file:
+        file["layers/fc"] = np.arange(6.0).reshape(3, 2)
+    with open_h5(acts, "activations") as file:
+        np.testing.assert_array_equal(file["layers/fc"][()], [[0, 1], [2, 3], [4, 5]])
+    with pytest.raises(InputError, match=r"acts.h5 holds activations, expected rdms"):
+        open_h5(acts, "rdms")
+    with h5py.File(acts, "a") as file:  # two documented layouts in one file: which one is meant cannot be known
+        file["rdms/fc"] = np.zeros((3, 3))
+    with pytest.raises(InputError, match=r"acts.h5 has the layouts of activations and rdms and no root attribute kind; "
+                                         r"set the root attribute kind='rdms' \(h5py: f.attrs\['kind'\] = 'rdms'\)$"):
+        open_h5(acts, "rdms")
+    bare = make(tmp_path / "bare.h5", kind=None)
+    with pytest.raises(InputError, match=r"bare.h5 holds unknown data, expected activations; set the root attribute "
+                                         r"kind='activations' .*, or give the file written by `extract_to_file`$"):
+        open_h5(bare, "activations")

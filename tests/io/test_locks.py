@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from net2brain_fovex.errors import OutputError
+from net2brain_fovex.io.atomic import make_output_folder
 from net2brain_fovex.io.locks import holds_outputs, lock_output, lock_path
 from tests.reliability.bad_input import held_lock
 
@@ -74,6 +75,30 @@ def test_outside_an_entry_point_nothing_is_locked(tmp_path):
     assert not lock_path(tmp_path / "acts.h5").exists()
 
 
-def test_a_missing_folder_is_left_to_the_output_checks(tmp_path):
-    holds_outputs(lambda: lock_output(tmp_path / "missing" / "acts.h5"))()
-    assert not (tmp_path / "missing").exists()
+def test_a_missing_folder_is_locked_when_the_run_makes_it(tmp_path):
+    out = tmp_path / "missing" / "acts.h5"
+    holds_outputs(lambda: lock_output(out))()
+    assert not (tmp_path / "missing").exists()  # locking creates no folder
+
+    @holds_outputs
+    def run():
+        lock_output(out)
+        make_output_folder(out)  # the run's first write
+        assert lock_path(out).exists()
+
+    run()
+    assert out.parent.is_dir() and not lock_path(out).exists()
+
+
+def test_a_folder_made_while_another_run_holds_the_output(tmp_path):
+    out = tmp_path / "new" / "acts.h5"
+
+    @holds_outputs
+    def run():
+        lock_output(out)
+        out.parent.mkdir()  # the other run made the folder and took the lock meanwhile
+        with held_lock(out):
+            with pytest.raises(OutputError, match=r"another run holds .*acts.h5"):
+                make_output_folder(out)
+
+    run()

@@ -115,6 +115,12 @@ def cut_tail(path: Path, keep: float = 0.5) -> Path:
     return path
 
 
+def file_at(path: Path) -> Path:
+    """A plain file where an output folder would be (`out/sub` of `out/sub/acts.h5`)."""
+    path.write_text("not a folder\n")
+    return path
+
+
 def unreadable(path: Path) -> Path:
     os.chmod(path, 0)
     return path

@@ -7,6 +7,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 EXTRACT_TASKS=${1:-8}
 SEARCHLIGHT_TASKS=${2:-16}
+# SLURM opens each job's log (#SBATCH --output=logs/...) before the job starts, so its
+# folder must exist already; the outputs' folders are created by the commands themselves
 mkdir -p logs
 extract=$(sbatch --parsable --array=0-$((EXTRACT_TASKS - 1)) "$HERE/extract.sbatch")
 merged=$(sbatch --parsable --dependency=afterok:"$extract" --export=ALL,STEP=extract "$HERE/merge.sbatch")

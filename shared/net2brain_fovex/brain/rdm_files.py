@@ -9,9 +9,16 @@ Brain RDMs are read from
 * our HDF5 files (every `/rdms/<roi>`; a 2-D dataset is one subject);
 * Net2Brain's .npz and MATLAB .mat files (`rdm_formats`); the file name (without
   suffix) is the ROI;
+* rsatoolbox's HDF5 files (`RDMs.save(..., file_type='hdf5')`): RDMs with the same
+  rdm descriptor `name` (or `roi`, `layer`, `model`) are the subjects of one ROI (and
+  times, by the rdm descriptors `subject` and `time`); without one, all are the subjects
+  of one ROI named by the file-wide descriptor `name` or `roi`, else the file name;
 * a folder of such files, each giving its ROIs.
-Model RDMs are read from our HDF5 files or from a .mat struct array with fields `RDM`
-and `name` (one model / layer per entry).
+Model RDMs are read from our HDF5 files, from a .mat struct array with fields `RDM`
+and `name` (one model / layer per entry) or from an rsatoolbox HDF5 file (one layer per
+RDM, named by its rdm descriptor `name` (or `roi`, `layer`, `model`), else its `index`).
+Pickle files (rsatoolbox's `file_type='pkl'`) are refused: unpickling can run code.
+`rdms_to_file(..., format="rsatoolbox")` writes rsatoolbox's layout instead of ours.
 """
 from __future__ import annotations
 
@@ -32,8 +39,17 @@ from ..io.paths import what_is_there
 from ..memory import check_memory
 from ..selection import ALL, select
 from .parameters import RDMParameters
-from .rdm_formats import mat_rdms, mat_struct_entries, npz_rdms, square_rdm
-from .registry import RDM_METRICS
+from .rdm_formats import (
+    is_rsatoolbox,
+    mat_rdms,
+    mat_struct_entries,
+    npz_rdms,
+    refuse_pickle,
+    rsatoolbox_rdms,
+    square_rdm,
+    write_rsatoolbox,
+)
+from .registry import RDM_FORMATS, RDM_METRICS
 
 __all__ = ["RDMSet", "RDMFile", "write_rdms", "read_rdm_file", "read_model_rdms", "read_brain_rdms", "validate_rdms",
            "align_to_model", "reorder_index", "choose_rdms", "feature_chunks", "rdms_from_activations", "rdms_to_file"]
@@ -110,6 +126,22 @@ def write_rdms(
     return path
 
 
+def _write_rsatoolbox_file(path: str | Path, stimuli: Sequence[str], rdms: Mapping[str, np.ndarray], *, metric: str,
+                           attrs: Mapping) -> Path:
+    """`write_rsatoolbox`, atomically, with the provenance attribute; `InputError` for a
+    name or id that is not ASCII (rsatoolbox's `load_rdm` decodes them as ASCII)."""
+    from ..io.provenance import provenance_attr
+
+    path = Path(path)
+    other = next((s for s in [*stimuli, *rdms] if not s.isascii()), None)
+    if other is not None:
+        raise InputError(f"{other!r} is not ASCII text, which rsatoolbox's load_rdm cannot read from {path}; rename "
+                         "it, or write our layout (`format` net2brain)")
+    with atomic_output(path) as tmp:
+        write_rsatoolbox(tmp, stimuli, rdms, metric=metric, attrs={"provenance": provenance_attr(), **attrs})
+    return path
+
+
 def read_rdm_file(path: str | Path) -> RDMSet:
     """Our HDF5 RDM layout."""
     with open_h5(path, RDMS_KIND) as file:
@@ -141,6 +173,7 @@ def read_model_rdms(path: str | Path) -> RDMSet:
         raise InputError(f"model RDM file {path} is a folder; give the file written by `rdms_to_file` (or a .mat file)")
     if not path.is_file():
         raise InputError(f"model RDM file {path} {what_is_there(path)}; give the file written by `rdms_to_file` (or a .mat file)")
+    refuse_pickle(path)
     if path.suffix.lower() == ".mat":
         entries = mat_struct_entries(path)
         if not entries or any(not getattr(e, "name", None) for e in entries):
@@ -148,6 +181,8 @@ def read_model_rdms(path: str | Path) -> RDMSet:
         rdms = {check_name(str(e.name), f"a model RDM of {path}"): square_rdm(np.asarray(e.RDM, dtype=float), path)
                 for e in entries}
         result = RDMSet(rdms, None, None, str(path))
+    elif is_rsatoolbox(path):
+        result = _rsatoolbox_model_rdms(path)
     else:
         result = read_rdm_file(path)
     for name, matrix in result.rdms.items():
@@ -181,8 +216,11 @@ def read_brain_rdms(path: str | Path) -> RDMSet:
         return merged
     if not path.is_file():
         raise InputError(f"brain RDM file or folder {path} {what_is_there(path)}; give a file or a folder of files")
+    refuse_pickle(path)
     suffix = path.suffix.lower()
-    if suffix in (".h5", ".hdf5"):
+    if suffix in (".h5", ".hdf5") and is_rsatoolbox(path):
+        result = _rsatoolbox_brain_rdms(path)
+    elif suffix in (".h5", ".hdf5"):
         result = read_rdm_file(path)
         result.rdms = {roi: stack[None] if stack.ndim == 2 else stack for roi, stack in result.rdms.items()}
     elif suffix == ".npz":
@@ -198,6 +236,44 @@ def read_brain_rdms(path: str | Path) -> RDMSet:
             )
         validate_rdms(stack, f"{path}: ROI {roi!r}")
     return result
+
+
+def _rsatoolbox_model_rdms(path: Path) -> RDMSet:
+    """One model RDM per RDM of an rsatoolbox file, by its name (else its index)."""
+    found = rsatoolbox_rdms(path)
+    names = found.names or [str(i) for i in found.rdm_descriptors.get("index", range(len(found.matrices)))]
+    if len(set(names)) != len(names):
+        twice = next(n for i, n in enumerate(names) if n in names[:i])
+        raise InputError(f"{path}: two RDMs are named {twice!r}; as model RDMs each needs its own name "
+                         "(rdm descriptor 'name')")
+    rdms = {check_name(name, f"a model RDM of {path}"): matrix
+            for name, matrix in zip(names, found.matrices, strict=True)}
+    return RDMSet(rdms, found.stimuli, found.measure, str(path))
+
+
+def _rsatoolbox_brain_rdms(path: Path) -> RDMSet:
+    """Brain RDMs of an rsatoolbox file: by ROI (the RDMs' name), each (subjects, n, n), or
+    (subjects, time, n, n) when the file has the rdm descriptor `time`."""
+    found = rsatoolbox_rdms(path)
+    names = found.names or [found.name or path.stem] * len(found.matrices)
+    descriptors = found.rdm_descriptors
+    rdms = {}
+    for roi in dict.fromkeys(names):
+        rows = [i for i, name in enumerate(names) if name == roi]
+        check_name(roi, f"an ROI of {path}")
+        if "time" not in descriptors:
+            rdms[roi] = found.matrices[rows]
+            continue
+        times = [descriptors["time"][i] for i in rows]
+        subjects = [descriptors["subject"][i] for i in rows] if "subject" in descriptors else \
+            [times[:k].count(t) for k, t in enumerate(times)]
+        cells = {(s, t): i for s, t, i in zip(subjects, times, rows, strict=True)}
+        subject_keys, time_keys = list(dict.fromkeys(subjects)), list(dict.fromkeys(times))
+        if len(cells) != len(rows) or len(cells) != len(subject_keys) * len(time_keys):
+            raise InputError(f"{path}: ROI {roi!r} does not hold one RDM per subject and time (rdm descriptors "
+                             f"'subject' and 'time'); save every subject at every time once")
+        rdms[roi] = np.stack([np.stack([found.matrices[cells[s, t]] for t in time_keys]) for s in subject_keys])
+    return RDMSet(rdms, found.stimuli, found.measure, str(path))
 
 
 def validate_rdms(stack: np.ndarray, where: str) -> None:
@@ -416,6 +492,7 @@ def rdms_to_file(
     memory: int = RDMParameters.memory,
     device: str = "cpu",
     plot: str | Path | None = None,
+    format: str = RDM_FORMATS.default,
     overwrite: bool = False,
     config: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -441,7 +518,12 @@ def rdms_to_file(
         As `RDMParameters`.
     device : str, default "cpu"
     plot : path, optional
-        An existing folder for one heat map per RDM (the mean over subjects and time).
+        A folder for one heat map per RDM (the mean over subjects and time), created
+        (with its parents) when the maps are written.
+    format : str, default "net2brain"
+        A name of `RDM_FORMATS`: our layout (`write_rdms`) or rsatoolbox's
+        (`write_rsatoolbox`, read by `rsatoolbox.rdm.load_rdm`; `out` must end in .h5 or
+        .hdf5, the suffixes by which `load_rdm` picks its reader).
     overwrite : bool
         Replace an existing output.
     config : dict, optional
@@ -464,6 +546,10 @@ def rdms_to_file(
     from .recordings import check_betas, fmri_rdms, load_responses, response_rdms
 
     parameters = RDMParameters(metric, standardize, precision, memory)
+    RDM_FORMATS.check(format)
+    if format == "rsatoolbox" and Path(out).suffix.lower() not in (".h5", ".hdf5"):
+        raise ConfigError(f"`out` {out} must end in .h5 or .hdf5 with `format` rsatoolbox: rsatoolbox's load_rdm "
+                          "picks its reader by the suffix")
     given = [name for name, value in (("activations", activations), ("betas", betas), ("responses", responses)) if value]
     if len(given) != 1:
         raise ConfigError("give exactly one of `activations`, `betas` (with `mask`) or `responses`")
@@ -471,8 +557,8 @@ def rdms_to_file(
         raise ConfigError("`mask` selects the ROIs of `betas` volumes; give `betas` with it, or leave `mask` out")
     if key is not None and not responses:
         raise ConfigError("`key` names the array inside `responses` files; give `responses` with it, or leave `key` out")
-    if plot is not None and not Path(plot).is_dir():
-        raise ConfigError(f"`plot` folder {plot} does not exist; create it first")
+    if plot is not None and Path(plot).exists() and not Path(plot).is_dir():
+        raise ConfigError(f"`plot` {plot} is a file, not a folder; give a folder for the heat maps")
     names = rdm_names(activations=activations, layers=layers, mask=mask, roi=roi)
     outputs = [Output("out", Path(out), "hdf5"), *options_output(out, config)]
     outputs += [Output("plot", Path(plot) / f"{name}.png", "png") for name in names] if plot is not None else []
@@ -499,7 +585,11 @@ def rdms_to_file(
             rdms = {roi: response_rdms(list(responses), key, parameters=parameters, device=target, progress=progress)}
         n = next(iter(rdms.values())).shape[-1]
         ids = ids if ids is not None else [str(i) for i in range(n)]
-    path = write_rdms(out, ids, rdms, metric=metric, attrs={k: v for k, v in attrs.items() if v is not None})
+    attrs = {k: v for k, v in attrs.items() if v is not None}
+    if format == "rsatoolbox":
+        path = _write_rsatoolbox_file(out, ids, rdms, metric=metric, attrs=attrs)
+    else:
+        path = write_rdms(out, ids, rdms, metric=metric, attrs=attrs)
     plots = []
     if plot is not None:
         from ..figures.rdm import rdm_heatmap

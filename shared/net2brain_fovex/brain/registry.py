@@ -1,5 +1,5 @@
 """What brain analyses let users choose by name: RDM metrics, RDM comparisons, p-value
-corrections, weighted-RSA fits, arithmetic precisions, HSIC estimators (CKA) and encoding models.
+corrections, weighted-RSA fits, arithmetic precisions, RDM file formats, HSIC estimators (CKA) and encoding models.
 
 Light (no torch): the command line reads these tables at start-up.
 """
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from ..registry import Choice, Registry
 
-__all__ = ["RDMMetric", "RDM_METRICS", "SEARCHLIGHT_METRICS", "COMPARISONS", "CORRECTIONS", "FITS", "PRECISIONS", "ESTIMATORS", "ENCODING_MODELS",
-           "INNER_CVS"]
+__all__ = ["RDMMetric", "RDM_METRICS", "SEARCHLIGHT_METRICS", "COMPARISONS", "CORRECTIONS", "FITS", "PRECISIONS",
+           "RDM_FORMATS", "ESTIMATORS", "ENCODING_MODELS", "INNER_CVS"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,11 @@ FITS: Registry[Choice] = Registry("fit", [
 PRECISIONS: Registry[Choice] = Registry("precision", [
     Choice("single", "float32 arithmetic"),
     Choice("double", "float64 arithmetic"),
+])
+
+RDM_FORMATS: Registry[Choice] = Registry("RDM file format", [
+    Choice("net2brain", "our HDF5 layout (/stimuli, /rdms/<name>)"),
+    Choice("rsatoolbox", "rsatoolbox's HDF5 layout (RDMs.save; read by rsatoolbox.rdm.load_rdm)"),
 ])
 
 ESTIMATORS: Registry[Choice] = Registry("estimator", [

@@ -1,7 +1,11 @@
 """Atomic outputs: every file is written under a temporary name in its own folder and
 renamed into place only when complete, so a file with the final name is always a
 finished one; and the checks of an output path made before any work (its folder exists
-and is writable, it does not exist yet, there is room on the disk).
+and is writable, or can be created, it does not exist yet, there is room on the disk).
+
+A missing output folder (and its missing parents) is created only when the run writes
+its first file there (`make_output_folder`, called by `atomic_output`), after every
+input has been checked: a refused run leaves no new folder behind.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 
-__all__ = ["atomic_output", "check_output_dir", "make_output_dir", "check_new_output"]
+__all__ = ["atomic_output", "check_output_dir", "make_output_dir", "make_output_folder", "check_new_output"]
 
 
 @contextlib.contextmanager
@@ -26,12 +30,13 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     `path` is left untouched.
     """
     path = Path(path)
-    check_output_folder(path)
+    made = make_output_folder(path)
     # the temporary name keeps the suffixes, so writers that go by them (nibabel) still can
     try:  # a read-only file system, or a folder only root may write to
         handle, tmp_name = tempfile.mkstemp(
             prefix=f".{path.name}.", suffix="".join(path.suffixes[-2:]) or ".tmp", dir=path.parent)
     except OSError as error:
+        _remove_empty(made)
         raise output_error(path, error) from None
     os.close(handle)
     tmp = Path(tmp_name)
@@ -41,6 +46,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException as error:
         tmp.unlink(missing_ok=True)
+        _remove_empty(made)
         if write_failure(error):
             raise output_error(path, error) from None
         raise
@@ -53,19 +59,71 @@ def _umask() -> int:
 
 
 def check_output_folder(path: Path) -> None:
-    """Raise `OutputError` unless the folder of `path` exists and is writable."""
+    """Raise `OutputError` unless the folder of `path` is a writable folder, or is missing
+    and can be created: the nearest of its parents that exists is a writable folder.
+    Nothing is created here (`make_output_folder` does, when the run writes)."""
     folder = path.parent
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"output folder {folder} is a file, not a folder; choose another output path")
-    if not folder.is_dir():
-        raise OutputError(f"output folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {folder} is not writable; choose another output folder")
+    nearest = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    missing = "" if nearest == folder else f"cannot be created: {nearest} "
+    if not nearest.is_dir():
+        raise OutputError(f"output folder {folder} {missing}is a file, not a folder; choose another output path")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {folder} {missing}is not writable; choose another output folder")
     try:  # os.access says yes to root everywhere: a read-only file system shows only when writing
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=nearest):
             pass
     except OSError as error:
         raise output_error(path, error) from None
+
+
+def make_output_folder(path: str | Path) -> list[Path]:
+    """`check_output_folder`, then create the folder of `path` and its missing parents,
+    and take the run locks that waited for them (`net2brain_fovex.io.locks.lock_pending`).
+
+    Called when the run writes (`atomic_output`), never by the checks made before any
+    work, so that a refused run creates no folder.
+
+    Parameters
+    ----------
+    path : path
+        An output file.
+
+    Returns
+    -------
+    list of Path
+        The folders created, deepest first (a failed write removes them again if empty).
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be created, or another run holds an output in it.
+    """
+    from .locks import lock_pending
+
+    path = Path(path)
+    folder = path.parent
+    if folder.is_dir():  # made meanwhile, perhaps by another run
+        lock_pending()
+        return []
+    check_output_folder(path)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _remove_empty(made)
+        raise OutputError(f"cannot create output folder {folder}: {error.strerror or error}; "
+                          "choose another output path") from None
+    lock_pending()
+    return made
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed write created, deepest first, while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def check_output_dir(folder: str | Path, parameter: str) -> Path:
@@ -134,7 +192,7 @@ def make_output_dir(folder: str | Path, parameter: str) -> Path:
 
 
 def check_new_output(path: str | Path, overwrite: bool) -> Path:
-    """Validate an output path before any work: its folder is writable and, unless
+    """Validate an output path before any work: its folder is writable (or can be created) and, unless
     `overwrite`, no file of that name exists.
 
     Parameters
@@ -152,8 +210,8 @@ def check_new_output(path: str | Path, overwrite: bool) -> Path:
     Raises
     ------
     OutputError
-        The folder is missing, not a folder or not writable, `path` is a folder, or it
-        exists and `overwrite` is False.
+        The folder is not a folder, not writable or cannot be created, `path` is a
+        folder, or it exists and `overwrite` is False.
     """
     path = Path(path)
     check_output_folder(path)

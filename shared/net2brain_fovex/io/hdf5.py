@@ -1,7 +1,9 @@
 """Our HDF5 files: their kinds, opening one for reading, its stimulus ids.
 
 Every file the toolbox writes has a root attribute `kind`; `KINDS` names the core
-function that writes each kind, for the hint of a file of the wrong kind.
+function that writes each kind, for the hint of a file of the wrong kind. A file written
+by hand without `kind` is read by its layout when only one documented layout fits
+(`HAND_WRITTEN_LAYOUTS`).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from .paths import what_is_there
 
 __all__ = ["PARTIAL_SUFFIX", "ACTIVATIONS_KIND", "RDMS_KIND", "ATTRIBUTIONS_KIND", "EVALUATION_KIND",
            "SEARCHLIGHT_SHARD_KIND", "SEARCHLIGHT_SHARD_NAME", "ENCODE_SHARD_KIND", "ENCODE_SHARD_NAME", "KINDS",
-           "json_attr", "check_name", "open_h5", "locked", "open_error", "unfinished_message", "read_stimuli"]
+           "HAND_WRITTEN_LAYOUTS", "json_attr", "check_name", "open_h5", "locked", "open_error", "unfinished_message", "read_stimuli"]
 
 PARTIAL_SUFFIX = ".partial"
 ROWS_DONE = "_rows_done"
@@ -81,14 +83,40 @@ def open_h5(path: str | Path, kind: str) -> h5py.File:
     except OSError as error:
         raise open_error(path, error, f"give the {kind} file written by {writer}") from None
     found = file.attrs.get("kind")
+    if found is None:
+        found = _inferred_kind(file, path, kind, writer)
     if found != kind:
         file.close()
-        raise InputError(f"{path} holds {found or 'unknown data'}, expected {kind}; give the file written by {writer}")
+        raise InputError(f"{path} holds {found}, expected {kind}; give the file written by {writer}")
     unfinished = unfinished_message(path, file)
     if unfinished:
         file.close()
         raise InputError(unfinished)
     return file
+
+
+# The layouts README's "File formats" documents for files written by hand, by the node
+# each must have beside `/stimuli`; a file without the attribute `kind` is read as the
+# one kind whose layout it has.
+HAND_WRITTEN_LAYOUTS = {ACTIVATIONS_KIND: ("layers", h5py.Group), RDMS_KIND: ("rdms", h5py.Group),
+                        ATTRIBUTIONS_KIND: ("maps", h5py.Dataset)}
+
+
+def _inferred_kind(file: h5py.File, path: Path, kind: str, writer: str) -> str:
+    """The kind of a file without the root attribute `kind` from its layout
+    (`HAND_WRITTEN_LAYOUTS`); `InputError` (the file closed) when it has none of them,
+    or several, naming the attribute to set."""
+    has_stimuli = isinstance(file.get("stimuli"), h5py.Dataset)
+    matches = [k for k, (name, node) in HAND_WRITTEN_LAYOUTS.items() if has_stimuli and isinstance(file.get(name), node)]
+    if len(matches) == 1:
+        return matches[0]
+    file.close()
+    fix = (f"set the root attribute kind={kind!r} (h5py: f.attrs['kind'] = {kind!r})"
+           if kind in HAND_WRITTEN_LAYOUTS else f"give the file written by {writer}")
+    if matches:
+        raise InputError(f"{path} has the layouts of {' and '.join(matches)} and no root attribute kind; {fix}")
+    raise InputError(f"{path} holds unknown data, expected {kind}; {fix}" +
+                     (f", or give the file written by {writer}" if kind in HAND_WRITTEN_LAYOUTS else ""))
 
 
 def locked(error: OSError) -> bool:

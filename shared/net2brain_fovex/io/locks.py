@@ -8,7 +8,8 @@ the hidden file `.<name>.lock` beside the output, which the operating system rel
 when the run ends in any way, a kill included; a second run finds it held and is
 refused at once, saying that another run holds the output. The lock file is removed
 when the run ends; one left by a killed run is harmless (nobody holds its lock) and is
-taken and removed by the next run.
+taken and removed by the next run. An output whose folder does not exist yet is locked
+when the run creates that folder, just before its first write (`lock_pending`).
 
 `flock` is the lock kind that works within one process as between processes (a run that
 checks its outputs twice takes the lock once) and, on Linux's NFS client, between the
@@ -26,12 +27,12 @@ from typing import TypeVar
 
 from ..errors import OutputError
 
-__all__ = ["holds_outputs", "lock_output", "lock_path"]
+__all__ = ["holds_outputs", "lock_output", "lock_path", "lock_pending"]
 
 Function = TypeVar("Function", bound=Callable)
 
 # the locks of the entry point running in this context, by the output they lock
-_HELD: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar("held_output_locks", default=None)
+_HELD: contextvars.ContextVar[dict[str, int | None] | None] = contextvars.ContextVar("held_output_locks", default=None)
 
 
 def holds_outputs(function: Function) -> Function:
@@ -42,7 +43,7 @@ def holds_outputs(function: Function) -> Function:
     def wrapper(*args, **kwargs):
         if _HELD.get() is not None:
             return function(*args, **kwargs)
-        held: dict[str, int] = {}
+        held: dict[str, int | None] = {}
         token = _HELD.set(held)
         try:
             return function(*args, **kwargs)
@@ -72,7 +73,10 @@ def lock_output(output: str | Path) -> None:
     if held is None:
         return
     lock = lock_path(Path(os.path.abspath(output)))
-    if str(lock) in held or not lock.parent.is_dir():  # a missing folder is reported by the output checks
+    if str(lock) in held:
+        return
+    if not lock.parent.is_dir():  # a folder made when the run writes: locked then (`lock_pending`)
+        held[str(lock)] = None
         return
     while True:
         try:
@@ -98,7 +102,25 @@ def lock_output(output: str | Path) -> None:
         os.close(descriptor)
 
 
-def _release(lock: Path, descriptor: int) -> None:
+def lock_pending() -> None:
+    """Take the locks `lock_output` left for outputs whose folder did not exist yet, now
+    that it does (`net2brain_fovex.io.atomic.make_output_folder` calls it).
+
+    Raises
+    ------
+    OutputError
+        Another run holds one of them.
+    """
+    held = _HELD.get() or {}
+    for lock in [Path(name) for name, descriptor in held.items() if descriptor is None]:
+        if lock.parent.is_dir():
+            del held[str(lock)]
+            lock_output(lock.with_name(lock.name[1:-len(".lock")]))
+
+
+def _release(lock: Path, descriptor: int | None) -> None:
+    if descriptor is None:  # never taken: its folder was not made
+        return
     try:
         lock.unlink(missing_ok=True)  # removed while still locked, so no one takes a file about to vanish
     finally:

@@ -16,7 +16,11 @@ anything is read or written:
   `overwrite`; any other existing output without `overwrite` (unless it is one a run
   may replace, as the maps an interrupted searchlight left);
 * an output whose suffix names another format than the one it is written in
-  (`plot=p.csv` for a PNG); figures are written in the format their suffix names.
+  (`plot=p.csv` for a PNG); figures are written in the format their suffix names;
+* an output whose folder is not a writable folder and cannot be created (a file of that
+  name, or a parent that is a file or read-only). A missing folder is fine: it is created,
+  with its parents, when the run writes there (`net2brain_fovex.io.atomic.make_output_folder`),
+  so that a refused run leaves none behind.
 
 The run's config file (`net2brain_fovex.io.provenance.command_scope`) counts as an
 input too. Within an entry point, the first output listed (the run's main output) is

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from ..errors import OutputError, ToolboxError
-from .atomic import METADATA_ROOM, check_room, output_error, reserve_space, write_failure
+from .atomic import METADATA_ROOM, check_room, make_output_folder, output_error, reserve_space, write_failure
 from .hdf5 import PARTIAL_SUFFIX, ROWS_DONE, locked
 from .locks import lock_output
 
@@ -115,6 +115,7 @@ class RowWriter:
             self.file = self._create(kind, stimuli, specs, signature)
 
     def _create(self, kind, stimuli, specs, signature) -> h5py.File:
+        make_output_folder(self.partial)  # the first write of the run: its folder is made now
         try:  # HDF5 can crash when the disk fills while it lays out a file: check the room first
             check_room(self.partial.parent, self._file_bytes(stimuli, specs))
         except OSError as error:
