@@ -48,6 +48,10 @@ def searchlight_command(
         help="Voxel coordinates (searchlights x 3) of the precomputed RDMs (.npy), unless in the .npz as 'centres'.")] = None,
     reference: Annotated[Path | None, typer.Option(
         help="A NIfTI on the grid of the precomputed centres, for writing their maps.")] = None,
+    plot: Annotated[bool, typer.Option(
+        "--plot", help="Also draw each group map (one subject: each map) as a brain picture, <map>.png (nilearn).")] = False,
+    background: Annotated[Path | None, typer.Option(
+        help="With --plot: a 3D NIfTI under maps not in MNI space (default: the mask).")] = None,
     shard: ShardSpec = None,  # a block of the mask's centres -> OUT_DIR/searchlight.shard-I-of-N.h5
     json: Json = False,
     overwrite: Overwrite = False,
@@ -65,7 +69,7 @@ def searchlight_command(
             model_rdms, out_dir, betas=betas or (), mask=mask, layers=layers, radius=radius, stimuli=stimuli,
             metric=metric, compare=compare, min_voxels=min_voxels, batch_size=batch_size, precision=precision,
             device=device, threshold=threshold, alpha=alpha, fdr=fdr, searchlight_rdms=searchlight_rdms,
-            centres=centres, reference=reference, shard=shard, overwrite=overwrite, config=options, progress=update,
+            centres=centres, reference=reference, shard=shard, plot=plot, background=background, overwrite=overwrite, config=options, progress=update,
         )
     if result.shard_file is not None:
         log.info("when every shard is done, join them with `net2brain merge --out %s`", out_dir)

@@ -28,7 +28,7 @@ import torch
 
 from tests.conftest import factory, write_images
 from tests.reliability import bad_input
-from tests.reliability.bad_input import NOT_AS_ROOT, check_case, config, cut_tail, table
+from tests.reliability.bad_input import NOT_AS_ROOT, check_case, config, cut_tail, file_at, table
 
 FAST = ["--scanpath-length", 2, "--optimization-steps", 3, "--blur-filter-size", 5, "--blur-sigma", 2]
 FOVEX_OPTIONS = ("--scanpath-length", "--optimization-steps", "--blur-filter-size", "--blur-sigma")
@@ -144,7 +144,7 @@ EXPLAIN = [
     ("shard-invalid-spec",         lambda w: w.add("--shard", "3/2"),                               ["3/2", "0 <= I < N"]),
     ("shard-not-a-spec",           lambda w: w.add("--shard", "half"),                              ["--shard 'half'", "I/N"]),
     ("resume-with-overwrite",      lambda w: w.add("--resume", "--overwrite"),                      ["--resume", "--overwrite", "one of them"]),
-    ("out-folder-missing",         lambda w: w.set("--out", w.out / "sub" / "maps.h5"),             ["{out}/sub", "does not exist", "create it"]),
+    ("out-folder-a-file",          lambda w: w.set("--out", file_at(w.out / "sub") / "maps.h5"),    ["{out}/sub", "is a file, not a folder"]),
     ("out-exists",                 lambda w: (w.out / "maps.h5").write_bytes(b"old"),                ["{out}/maps.h5", "exists already", "--overwrite"]),
     ("overlay-exists",             existing_overlay,                                                ["{out}/png/img_2.png", "exists already", "--overwrite"]),
     ("png-dir-is-a-file",          lambda w: (w.out / "png").write_bytes(b"x"),                      ["--png-dir {out}/png", "not a folder"]),

@@ -33,7 +33,9 @@ run as root without CAP_DAC_OVERRIDE (`setpriv --bounding-set=-all -- python -m 
 from __future__ import annotations
 
 import importlib.util
+import pickle
 import shutil
+import sys
 from pathlib import Path
 
 import h5py
@@ -45,7 +47,7 @@ from net2brain_fovex.brain.rdm import compute_rdm
 from net2brain_fovex.brain.rdm_files import write_rdms
 from tests.conftest import factory, write_images
 from tests.extraction.test_activations import write_video
-from tests.reliability.bad_input import NOT_AS_ROOT, Accepted, Work, config, cut_tail, link, table, unreadable
+from tests.reliability.bad_input import NOT_AS_ROOT, Accepted, Work, config, cut_tail, file_at, link, table, unreadable
 from tests.reliability.bad_input import check_case as _check
 
 MODEL = ["--model", factory("tiny_cnn"), "--weights", "random", "--image-size", 16]
@@ -303,7 +305,7 @@ EXTRACT = [
     ("shard-invalid",              lambda w: w.add("--shard", "3/2"),                               ["3/2", "0 <= I < N"]),
     ("resume-with-overwrite",      lambda w: w.add("--resume", "--overwrite"),                      ["--resume", "--overwrite", "one of them"]),
     ("partial-left-over",          lambda w: (w.out / "acts.h5.partial").write_bytes(b"rows"),      ["{out}/acts.h5.partial", "--resume", "--overwrite"]),
-    ("out-folder-missing",         lambda w: w.set("--out", w.out / "sub" / "acts.h5"),             ["{out}/sub", "does not exist", "create it"]),
+    ("out-folder-a-file",          lambda w: (file_at(w.out / "sub"), w.set("--out", w.out / "sub" / "acts.h5")), ["{out}/sub", "is a file, not a folder"]),
     ("out-is-a-folder",            lambda w: (w.out / "acts.h5").mkdir(),                            ["{out}/acts.h5", "is a folder", "give a file name"]),
     ("out-exists",                 lambda w: (w.out / "acts.h5").write_bytes(b"old"),                ["{out}/acts.h5", "exists already", "--overwrite"]),
     ("device-unknown",             lambda w: w.add("--device", "tpu"),                               ["'tpu'", "use auto, cpu"]),
@@ -419,8 +421,10 @@ RDM = [
     ("activations-id-twice",       acts_edit(replace_dataset("stimuli", lambda s: s[[0, 1, 2, 3, 4, 0]])), ["{inputs}/acts.h5", "'img_1.png'", "twice"]),
     ("layer-unknown",              lambda w: w.add("--layers", "fc,pool"),                           ["unknown layer 'pool'", "{inputs}/acts.h5 holds 2 layers"]),
     ("metric-unknown",             lambda w: w.add("--metric", "mahalanobis"),                       ["--metric", "'mahalanobis'", "net2brain rdm --help"]),
+    ("format-unknown",             lambda w: w.add("--format", "matlab"),                            ["--format", "'matlab'", "net2brain rdm --help"]),
+    ("rsatoolbox-out-not-h5",      lambda w: (w.set("--out", w.out / "rdms.rdm"), w.add("--format", "rsatoolbox")), ["--out", "{out}/rdms.rdm", ".h5 or .hdf5", "rsatoolbox"]),
     ("memory-zero",                lambda w: w.add("--memory", 0),                                   ["--memory", "at least 1 MB"]),
-    ("plot-folder-missing",        lambda w: w.add("--plot", w.out / "plots"),                       ["--plot", "{out}/plots", "create it"]),
+    ("plot-folder-a-file",         lambda w: w.add("--plot", file_at(w.out / "plots")),              ["--plot", "{out}/plots", "is a file, not a folder"]),
     ("out-exists",                 lambda w: (w.out / "rdms.h5").write_bytes(b"old"),                ["{out}/rdms.h5", "exists already", "--overwrite"]),
     ("activations-and-responses",  lambda w: w.add("--responses", w.inputs / "sub-1.npy"),          ["--activations", "--responses", "exactly one"]),
     ("mask-without-betas",         lambda w: w.add("--mask", w.inputs / "V1.nii.gz"),               ["--mask", "--betas"]),
@@ -476,6 +480,13 @@ def brain_edit(change):
     return lambda w: edit_h5(w.inputs / "brain.h5", change)
 
 
+def rsatoolbox_pickle(path: Path) -> Path:
+    """A file as rsatoolbox's `RDMs.save(path, file_type='pkl')` writes it (a pickled dict)."""
+    path.write_bytes(pickle.dumps({"dissimilarities": np.ones((1, N * (N - 1) // 2)), "descriptors": {},
+                                   "rdm_descriptors": {}, "pattern_descriptors": {}, "dissimilarity_measure": None}))
+    return path
+
+
 def brain_file(w: Work, path: Path) -> None:
     w.set("--brain-rdms", path)
 
@@ -511,12 +522,14 @@ RSA = [
     ("brain-npz-corrupt",          lambda w: brain_file(w, cut_tail(npz(w.inputs / "IT.npz", np.zeros((2, N, N))), 0.6)), ["{inputs}/IT.npz", "cannot read", "npz"]),
     ("brain-npz-2d",               lambda w: brain_file(w, npz(w.inputs / "IT.npz", np.zeros((N, N)))), ["{inputs}/IT.npz", "'IT'", "(subjects, n, n)"]),
     ("brain-npz-strings",          lambda w: brain_file(w, npz(w.inputs / "IT.npz", np.full((2, N, N), "a"))), ["{inputs}/IT.npz", "numbers"]),
+    ("model-rdms-rsatoolbox-pickle", lambda w: model_file(w, rsatoolbox_pickle(w.inputs / "rdms.pkl")), ["{inputs}/rdms.pkl", "is a pickle", "can run code", "file_type='hdf5'"]),
+    ("brain-rdms-rsatoolbox-pickle", lambda w: brain_file(w, rsatoolbox_pickle(w.inputs / "brain.pkl")), ["{inputs}/brain.pkl", "is a pickle", "can run code", "file_type='hdf5'"]),
     ("layer-unknown",              lambda w: w.add("--layers", "a,c"),                              ["unknown layer 'c'", "{inputs}/model.h5 holds 2 RDMs"]),
     ("compare-unknown",            lambda w: w.add("--compare", "cosine"),                           ["--compare", "'cosine'", "net2brain rsa --help"]),
     ("folds-one",                  lambda w: w.add("--weighted", "--folds", 1),                      ["--folds", "at least 2"]),
     ("bootstrap-negative",         lambda w: w.add("--bootstrap", -1),                               ["--bootstrap", "-1", "0 or more"]),
     ("out-exists",                 lambda w: (w.out / "rsa.csv").write_text("old"),                 ["{out}/rsa.csv", "exists already", "--overwrite"]),
-    ("plot-folder-missing",        lambda w: w.add("--plot", w.out / "figs" / "rsa.png"),            ["{out}/figs", "does not exist", "create it"]),
+    ("plot-folder-a-file",         lambda w: w.add("--plot", file_at(w.out / "figs") / "rsa.png"),   ["{out}/figs", "is a file, not a folder"]),
     ("config-unknown-key",         lambda w: config(w, "comparison: pearson\n"),                     ["{inputs}/options.yaml", "unknown option 'comparison'", "closest: compare"]),
     ("config-wrong-type",          lambda w: config(w, "squared: sometimes\n"),                      ["{inputs}/options.yaml", "'squared'", "true or false"]),
     ("config-invalid-yaml",        lambda w: config(w, "compare: pearson\n  folds: 3\n"),            ["{inputs}/options.yaml", "not valid YAML", "line 2"]),
@@ -584,7 +597,7 @@ CKA = [
     ("out-exists",                 lambda w: (w.out / "cka.csv").write_text("old"),                 ["{out}/cka.csv", "exists already", "--overwrite"]),
     ("out-is-the-activations",     lambda w: (w.set("--out", link(w.out / "cka.csv", w.inputs / "acts.h5")), w.add("--overwrite")),
      ["--out {out}/cka.csv is an input of this run (--activations)"]),
-    ("plot-folder-missing",        lambda w: w.add("--plot", w.out / "figs" / "cka.png"),            ["{out}/figs", "does not exist", "create it"]),
+    ("plot-folder-a-file",         lambda w: w.add("--plot", file_at(w.out / "figs") / "cka.png"),   ["{out}/figs", "is a file, not a folder"]),
     ("config-unknown-key",         lambda w: config(w, "estimater: biased\n"),                      ["{inputs}/options.yaml", "unknown option 'estimater'", "closest: estimator"]),
     ("config-wrong-type",          lambda w: config(w, "permutations: many\n"),                     ["{inputs}/options.yaml", "'permutations'", "whole number"]),
 ]
@@ -681,6 +694,12 @@ SEARCHLIGHT = [
     ("searchlight-rdms-3d",        lambda w: precomputed(w, searchlight_rdms(w, (4, N, N))),         ["{inputs}/sl.npz", "(4, 6, 6)", "(searchlights, subjects, n, n)"]),
     ("searchlight-rdms-no-reference", lambda w: (precomputed(w, searchlight_rdms(w)), w.drop("--reference")), ["--searchlight-rdms", "needs --reference"]),
     ("fdr-out-of-range",           lambda w: w.add("--fdr", 2),                                      ["--fdr", "between 0 and 1"]),
+    ("plot-without-nilearn",       lambda w: (without_nilearn(w), w.add("--plot")),                  ["--plot (brain pictures) needs the nilearn library", "pip install 'net2brain-fovex[plots]'"]),
+    ("plot-with-shard",            lambda w: w.add("--plot", "--shard", "0/2"),                      ["--plot", "--shard", "without --plot"]),
+    ("background-without-plot",    lambda w: w.add("--background", w.inputs / "mask.nii.gz"),        ["--background", "add --plot"]),
+    ("background-missing",         lambda w: w.add("--plot", "--background", w.inputs / "gone.nii.gz"), ["{inputs}/gone.nii.gz", "does not exist"]),
+    ("background-not-nifti",       lambda w: w.add("--plot", "--background", w.file("bg.nii.gz", "brain\n")), ["{inputs}/bg.nii.gz", "cannot read", "NIfTI"]),
+    ("background-4d",              lambda w: w.add("--plot", "--background", w.inputs / "sub-1.nii.gz"), ["{inputs}/sub-1.nii.gz", "4 dimensions", "3D volume"]),
     ("out-dir-is-a-file",          lambda w: w.set("--out-dir", w.file("maps", "a file")),          ["{inputs}/maps", "is a file", "give a folder"]),
     ("summary-exists",             lambda w: ((w.out / "sl").mkdir(), (w.out / "sl" / "summary.csv").write_text("old")), ["{out}/sl/", "exists already", "--overwrite"]),
     ("config-unknown-key",         lambda w: config(w, "radius-mm: 4\n"),                            ["{inputs}/options.yaml", "unknown option 'radius-mm'", "closest: radius"]),
@@ -690,8 +709,13 @@ SEARCHLIGHT = [
 ]
 
 
+def without_nilearn(w: Work) -> None:
+    """nilearn not importable (the `plots` extra not installed); the monkeypatch undoes it."""
+    w.monkeypatch.setitem(sys.modules, "nilearn", None)
+
+
 @pytest.fixture
-def searchlight_work(tmp_path) -> Work:
+def searchlight_work(tmp_path, monkeypatch) -> Work:
     inputs = tmp_path / "in"
     inputs.mkdir()
     volume(inputs / "sub-1.nii.gz", GRID, seed=1)
@@ -704,9 +728,11 @@ def searchlight_work(tmp_path) -> Work:
     write_images(inputs / "stim", N, size=8)
     write_images(inputs / "other_stim", N, size=8, names=[f"pic_{i}.png" for i in range(1, N + 1)])
     (tmp_path / "out").mkdir()
-    return Work(tmp_path, ["searchlight", "--betas", inputs / "sub-1.nii.gz", "--betas", inputs / "sub-2.nii.gz",
-                           "--mask", inputs / "mask.nii.gz", "--model-rdms", inputs / "model.h5", "--radius", 4,
-                           "--min-voxels", 3, "--out-dir", tmp_path / "out" / "sl"])
+    w = Work(tmp_path, ["searchlight", "--betas", inputs / "sub-1.nii.gz", "--betas", inputs / "sub-2.nii.gz",
+                        "--mask", inputs / "mask.nii.gz", "--model-rdms", inputs / "model.h5", "--radius", 4,
+                        "--min-voxels", 3, "--out-dir", tmp_path / "out" / "sl"])
+    w.monkeypatch = monkeypatch
+    return w
 
 
 @pytest.mark.parametrize(("brk", "expected"), table(SEARCHLIGHT))
@@ -805,6 +831,7 @@ ENCODE = [
     ("partition-with-save-models", lambda w: w.add("--partition", "conv,fc", "--save-models"),      ["--save-models", "--partition"]),
     ("partition-resumed-otherwise", lambda w: resumed_partition_with_other_folds(w),                 ["--folds", "resume it with its options", "--overwrite"]),
     ("plot-of-another-format",     lambda w: w.add("--plot", w.out / "profile.csv"),                ["--plot", "ends in .csv"]),
+    ("plot-without-nilearn",       lambda w: (without_nilearn(w), w.add("--plot", w.out / "p.png")),  ["--plot (brain pictures) needs the nilearn library", "pip install 'net2brain-fovex[plots]'"]),
     ("out-without-predict",        lambda w: w.add("--out", w.out / "pred.npy"),                    ["--out", "--predict", "--out-dir"]),
     ("predict-with-betas",         lambda w: w.add("--predict", w.inputs / "model.h5", "--out", w.out / "pred.npy"), ["--predict", "--betas", "leave it out"]),
     ("predict-model-missing",      lambda w: predict_args(w, w.inputs / "gone.h5", "pred.npy"),     ["{inputs}/gone.h5", "does not exist"]),
@@ -854,7 +881,7 @@ def predict_args(w: Work, model, out: str) -> None:
 
 
 @pytest.fixture
-def encode_work(tmp_path) -> Work:
+def encode_work(tmp_path, monkeypatch) -> Work:
     inputs = tmp_path / "in"
     inputs.mkdir()
     rng = np.random.default_rng(5)
@@ -872,9 +899,11 @@ def encode_work(tmp_path) -> Work:
     write_images(inputs / "other_stim", NE, size=8, names=[f"pic_{i}.png" for i in range(1, NE + 1)])
     write_images(inputs / "six_stim", 6, size=8)
     (tmp_path / "out").mkdir()
-    return Work(tmp_path, ["encode", "--activations", inputs / "acts.h5", "--betas", inputs / "sub-1.nii.gz",
-                           "--betas", inputs / "sub-2.nii.gz", "--mask", inputs / "mask.nii.gz", "--folds", 3,
-                           "--device", "cpu", "--out-dir", tmp_path / "out" / "enc"])
+    w = Work(tmp_path, ["encode", "--activations", inputs / "acts.h5", "--betas", inputs / "sub-1.nii.gz",
+                        "--betas", inputs / "sub-2.nii.gz", "--mask", inputs / "mask.nii.gz", "--folds", 3,
+                        "--device", "cpu", "--out-dir", tmp_path / "out" / "enc"])
+    w.monkeypatch = monkeypatch
+    return w
 
 
 @pytest.mark.parametrize(("brk", "expected"), table(ENCODE))
@@ -942,7 +971,7 @@ MERGE = [
     ("shard-rows-missing",         shard_edit(SHARD_1, replace_dataset("stimuli", lambda s: s[:1])), [SHARD_1, "holds 1 rows", "rerun that shard"]),
     ("shard-layer-of-another-shape", shard_edit(SHARD_1, replace_dataset("layers/head", lambda a: a[:, :3])), [SHARD_1, "layers/head", "different runs"]),
     ("out-exists",                 lambda w: (merge_args(w, SHARD_0, SHARD_1), (w.out / "acts.h5").write_bytes(b"old")), ["{out}/acts.h5", "exists already", "--overwrite"]),
-    ("out-folder-missing",         lambda w: (merge_args(w, SHARD_0, SHARD_1), w.set("--out", w.out / "sub" / "acts.h5")), ["{out}/sub", "does not exist", "create it"]),
+    ("out-folder-a-file",          lambda w: (merge_args(w, SHARD_0, SHARD_1), w.set("--out", file_at(w.out / "sub") / "acts.h5")), ["{out}/sub", "is a file, not a folder"]),
     ("config-unknown-key",         lambda w: (merge_args(w, SHARD_0, SHARD_1), config(w, "ovewrite: true\n")), ["{inputs}/options.yaml", "unknown option 'ovewrite'", "closest: overwrite"]),
     ("config-wrong-type",          lambda w: (merge_args(w, SHARD_0, SHARD_1), config(w, "overwrite: 1\n")), ["{inputs}/options.yaml", "'overwrite'", "true or false"]),
 ]

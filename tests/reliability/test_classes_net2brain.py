@@ -141,6 +141,8 @@ A = [
      ["{out}/rsa.config.yaml is an input of this run (--config)"]),
     ("out-dir-is-an-input-folder",     "searchlight", lambda w: (w.add("--stimuli", w.inputs / "stim"), w.set("--out-dir", w.inputs / "stim"), w.add("--overwrite")),
      ["--out-dir {inputs}/stim is an input of this run (--stimuli)"]),
+    ("plot-picture-is-a-link-to-a-stimulus", "searchlight", lambda w: (w.add("--stimuli", w.inputs / "stim", "--plot"), (w.out / "sl").mkdir(), link(w.out / "sl" / "group_a_mean.png", w.inputs / "stim" / "img_1.png")),
+     ["--out-dir {out}/sl/group_a_mean.png is an input of this run (--stimuli)"]),
     ("out-dir-holds-an-earlier-config", "searchlight", lambda w: ((w.out / "sl").mkdir(), (w.out / "sl" / "summary.csv").write_text("old"), (w.out / "sl" / "config.yaml").write_text("old")),
      ["exists already", "--overwrite"]),
     ("out-is-a-shard",                 "merge",       lambda w: (merge_args(w, SHARD_0, SHARD_1), w.set("--out", w.inputs / SHARD_1), w.add("--overwrite")),

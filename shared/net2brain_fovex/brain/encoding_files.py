@@ -81,6 +81,9 @@ SUMMARY_COLUMNS = ["roi", "layer", "subject", "time", "mean_r", "median_r", "mea
 # summary.csv of a `partition` run: a row per (ROI, subject[, time], measure, spaces)
 PARTITION_COLUMNS = ["roi", "subject", "time", "measure", "spaces", "mean_r2", "median_r2", "n_targets"]
 CONFIG_NAME = "encode.config.yaml"  # the resolved options in the output folder
+# with `plot` for `betas`: each R^2 map's brain picture, its threshold and the map's peak (mm)
+PICTURE_COLUMNS = ["plot", "plot_threshold", "peak_value", "peak_x", "peak_y", "peak_z"]
+PICTURE_THRESHOLD = 0.0  # R^2 maps are drawn where R^2 > 0: where the model predicts better than the mean
 WHOLE = "mask"  # the summary's name for every target of `betas` (the mask, or the union of the `rois`)
 # options that do not change the results: a resumed run may differ in them
 _RUN_OPTIONS = {"resume", "overwrite", "json", "device", "progress", "config"}
@@ -276,6 +279,10 @@ def encode_to_file(
         raise ConfigError("`save_models` writes the whole model of each (subject, layer), and a `shard` fits part of "
                           "its targets: save the models in a run without `shard`")
     spaces = _partition_spaces(partition, Path(activations), layers, model, inner, save_models)
+    if plot is not None and betas and spaces is None:  # the brain pictures of the R^2 maps need nilearn
+        from ..figures.brain import require_nilearn
+
+        require_nilearn()
     out_dir = check_output_dir(out_dir, "out_dir")  # created only when there is something to write
     inputs = {"activations": [activations], "betas": list(betas or ()), "mask": [mask], "rois": list(rois or ()),
               "responses": list(responses or ()), "stimuli": [stimuli], "test_stimuli": [test_stimuli],
@@ -316,8 +323,10 @@ def encode_to_file(
     planned = {(s, layer): _pair_paths(out_dir, s, layer, targets.kind) for s in targets.subjects for layer in names}
     group = _group_paths(out_dir, names, targets) if len(targets.subjects) > 1 else {}
     models = {pair: out_dir / f"{pair[0]}_{pair[1]}_model.h5" for pair in planned} if save_models else {}
+    pictures = _pictures(planned, targets, plot)
     files = _result_outputs("out_dir", planned, group, targets)
     files += [Output("out_dir", path, "hdf5", replaceable=True, folder_made=True) for path in models.values()]
+    files += [Output("plot", path, "png", replaceable=True, folder_made=True) for _, path in pictures.values()]
     check_outputs([*outputs, *files], inputs, overwrite=overwrite)
     if resume:
         _check_resumable(out_dir, config)
@@ -354,10 +363,10 @@ def encode_to_file(
             count += 1
             if progress:
                 progress(count, len(planned))
-    rows, group_files = _finish_folder(summary, group, names, scores, ceilings, targets, plot, repetitions)
+    rows, group_files = _finish_folder(summary, group, names, scores, ceilings, targets, plot, repetitions, pictures)
     log.info("wrote %d (subject, layer) results and summary.csv to %s", len(planned), out_dir)
     written = [path for paths in planned.values() for path in paths] + list(models.values()) + group_files
-    written += [Path(plot)] if plot is not None else []
+    written += ([Path(plot)] if plot is not None else []) + [path for _, path in pictures.values()]
     return EncodingFiles(out_dir, rows, best_layers(rows), written, len(done))
 
 
@@ -775,8 +784,8 @@ def _summary_rows(names, scores, ceilings, targets: _Targets) -> list[dict]:
 
 
 def _finish_folder(summary: Path, group: dict, names: Sequence[str], scores, ceilings, targets: _Targets, plot,
-                   repetitions: bool) -> tuple[list[dict], list[Path]]:
-    """The group maps or tables, the figure and, last, summary.csv of a folder whose (subject, layer) files are
+                   repetitions: bool, pictures: dict) -> tuple[list[dict], list[Path]]:
+    """The group maps or tables, the figures and, last, summary.csv of a folder whose (subject, layer) files are
     written: (the summary rows, the group files)."""
     group_files = _write_group(group, names, scores, targets)
     rows = _summary_rows(names, scores, ceilings, targets)
@@ -784,9 +793,39 @@ def _finish_folder(summary: Path, group: dict, names: Sequence[str], scores, cei
         from ..figures.encoding import encoding_profile_figure
 
         encoding_profile_figure(rows, names, Path(plot))
+    _draw_pictures(pictures, rows, targets)
     write_csv(summary, rows, [c for c in SUMMARY_COLUMNS if (c != "time" or targets.timed)
-                              and (c not in ("noise_ceiling", "pct_of_nc") or repetitions)])  # last: complete
+                              and (c not in ("noise_ceiling", "pct_of_nc") or repetitions)]
+              + (PICTURE_COLUMNS if pictures else []))  # last: complete
     return rows, group_files
+
+
+def _pictures(planned: dict, targets: _Targets, plot) -> dict:
+    """(subject, layer) -> (its R^2 map, the brain picture beside it) when `plot` is given for `betas`."""
+    if plot is None or targets.kind != "nifti":
+        return {}
+    return {pair: (paths[1], paths[1].with_name(paths[1].name[: -len(".nii.gz")] + ".png"))
+            for pair, paths in planned.items()}
+
+
+def _draw_pictures(pictures: dict, rows: list[dict], targets: _Targets) -> None:
+    """Draw each R^2 map (positive R^2 only: `PICTURE_THRESHOLD`, over the mask) and record the
+    picture and the map's peak in its subject's row of every target (`WHOLE`)."""
+    if not pictures:
+        return
+    import nibabel as nib
+
+    from ..figures.brain import brain_figure
+
+    fallback = nib.Nifti1Image(targets.mask.astype(np.float32), targets.reference.affine)
+    by_pair = {(row["subject"], row["layer"]): row for row in rows if row["roi"] == WHOLE and row["time"] == ""}
+    for (subject, layer), (map_path, picture) in pictures.items():
+        _, peak, _ = brain_figure(nib.load(str(map_path)), picture, threshold=PICTURE_THRESHOLD,
+                                  title=f"{subject} {layer} R^2", fallback=fallback)
+        row = by_pair[subject, layer]
+        row.update({"plot": picture.name, "plot_threshold": PICTURE_THRESHOLD})
+        if peak is not None:
+            row.update({"peak_value": peak.value, "peak_x": peak.mm[0], "peak_y": peak.mm[1], "peak_z": peak.mm[2]})
 
 
 # ------------------------------------------------------------------ shards
@@ -1001,8 +1040,14 @@ def merge_encoding(paths: Sequence[str | Path], out_dir: str | Path, *, overwrit
         config = {**config, **({"shard": None} if "shard" in config else {}), "out_dir": str(out_dir)}
     planned = {(s, layer): _pair_paths(out_dir, s, layer, targets.kind) for s in subjects for layer in names}
     group = _group_paths(out_dir, names, targets) if len(subjects) > 1 else {}
+    pictures = _pictures(planned, targets, plot)
+    if pictures:
+        from ..figures.brain import require_nilearn
+
+        require_nilearn()
     outputs = [*_folder_outputs(out_dir, config, "out"), *([Output("plot", Path(plot), "figure")] if plot else []),
-               *_result_outputs("out", planned, group, targets)]
+               *_result_outputs("out", planned, group, targets),
+               *[Output("plot", path, "png", replaceable=True) for _, path in pictures.values()]]
     check_outputs(outputs, {"shards": [path for path, _ in parts]}, overwrite=overwrite)
     out_dir = make_output_dir(out_dir, "out")
     summary = check_new_output(out_dir / "summary.csv", overwrite)
@@ -1012,7 +1057,7 @@ def merge_encoding(paths: Sequence[str | Path], out_dir: str | Path, *, overwrit
         write_resolved_config(out_dir / CONFIG_NAME, attrs.get("command") or current_command() or "python", config)
     for (subject, layer), files in planned.items():
         _write_pair(files, scores[subject, layer], ceilings[subject], targets)
-    _finish_folder(summary, group, names, scores, ceilings, targets, plot, ceiling is not None)
+    _finish_folder(summary, group, names, scores, ceilings, targets, plot, ceiling is not None, pictures)
     log.info("merged %d shards: wrote %d (subject, layer) results and summary.csv to %s", count, len(planned),
              out_dir)
     return out_dir

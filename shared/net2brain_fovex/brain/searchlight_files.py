@@ -35,10 +35,12 @@ from .parameters import SearchlightParameters
 from .statistics import fdr_mask, one_sample_t
 
 __all__ = ["SearchlightFiles", "searchlight_to_file", "write_searchlight_folder", "merge_searchlight",
-           "SUMMARY_COLUMNS", "CONFIG_NAME"]
+           "SUMMARY_COLUMNS", "PLOT_COLUMNS", "CONFIG_NAME"]
 
 log = logging.getLogger(__name__)
 
+# summary.csv with `plot`: the picture of each drawn map and the value it is thresholded at
+PLOT_COLUMNS = ["plot", "plot_threshold"]
 SUMMARY_COLUMNS = ["map", "subject", "layer", "statistic", "peak_value", "peak_i", "peak_j", "peak_k",
                    "peak_x", "peak_y", "peak_z", "threshold", "n_above", "n_fdr"]
 CONFIG_NAME = "searchlight.config.yaml"  # the resolved options in the output folder
@@ -93,6 +95,8 @@ def searchlight_to_file(
     centres: str | Path | None = None,
     reference: str | Path | None = None,
     shard: str | Shard | None = None,
+    plot: bool = False,
+    background: str | Path | None = None,
     overwrite: bool = False,
     config: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -122,6 +126,13 @@ def searchlight_to_file(
     shard : str or Shard, optional
         `I/N` or `auto`: score only this block of the mask's centres into a shard file
         (`merge_searchlight` joins the shards).
+    plot : bool
+        Also draw a brain picture (`brain_figure`) beside each drawn map, `<map>.png`: with
+        several subjects the group's mean (above `threshold`) and t maps (above the FDR level
+        with `fdr`, else the t of p = `alpha`), with one subject its score maps (above
+        `threshold`); recorded in summary.csv (`plot`, `plot_threshold`). Not with `shard`.
+    background : path, optional
+        A 3D NIfTI drawn under maps that are not in MNI space (default: the mask).
     overwrite : bool
         Replace a complete folder.
     config : dict, optional
@@ -158,10 +169,21 @@ def searchlight_to_file(
             raise ConfigError("`centres` and `reference` describe `searchlight_rdms`; leave them out with `betas`")
     elif reference is None:
         raise ConfigError("`searchlight_rdms` needs `reference` (a NIfTI on the grid of the centres) to write maps")
+    if background is not None and not plot:
+        raise ConfigError("`background` is the brain pictures' background; add `plot=True` or leave it out")
+    if plot and part is not None:
+        raise ConfigError("`plot` draws the maps and a `shard` writes none: run the shards without `plot`, "
+                          "or draw the maps in a run without `shard`")
+    if plot:
+        from ..figures.brain import check_background, require_nilearn
+
+        require_nilearn()
+        background = None if background is None else check_background(background)
     out_dir = check_output_dir(out_dir, "out_dir")  # created only when there is something to write
     shard_file = None if part is None else part.path(out_dir / SEARCHLIGHT_SHARD_NAME)
     inputs = {"betas": betas, "mask": [mask], "model_rdms": [model_rdms], "stimuli": [stimuli],
-              "searchlight_rdms": [searchlight_rdms], "centres": [centres], "reference": [reference]}
+              "searchlight_rdms": [searchlight_rdms], "centres": [centres], "reference": [reference],
+              "background": [None if background is None else background.get_filename()]}
     # a complete folder (it has summary.csv), or this shard's file, is refused before any work; the first
     # output is the one locked: a shard's own file, so that the shards of an array write one folder at once
     if part is None:  # a folder without summary.csv is an interrupted run's: its files are replaced
@@ -181,12 +203,15 @@ def searchlight_to_file(
             raise InputError("two `betas` files have the same name; subjects are named after their files, rename one")
         maps = [Output("out_dir", path, "nifti", replaceable=True, folder_made=True)
                 for path in _map_paths(out_dir, subjects, list(model.rdms), fdr)]
+        maps += [Output("out_dir", path, "png", replaceable=True, folder_made=True)
+                 for path in (_plot_paths(out_dir, subjects, list(model.rdms)) if plot else [])]
         check_outputs([*outputs, *maps], inputs, overwrite=overwrite)
     target = resolve_device(device)
     if not betas:
         subjects, values, reference_image, in_mask = _precomputed(searchlight_rdms, centres, reference, model, compare)
         return write_searchlight_folder(out_dir, subjects, list(model.rdms), values, in_mask, reference_image,
-                                        parameters, overwrite=overwrite, config=config)
+                                        parameters, overwrite=overwrite, config=config, plot=plot,
+                                        background=background)
     order = None
     if stimuli is not None:
         ids = [s.id for s in discover_stimuli(stimuli)]
@@ -197,7 +222,8 @@ def searchlight_to_file(
                              progress=progress, shard=part)
     if part is None:
         return write_searchlight_folder(out_dir, result.subjects, result.layers, result.values, result.mask,
-                                        result.reference, parameters, overwrite=overwrite, config=config)
+                                        result.reference, parameters, overwrite=overwrite, config=config, plot=plot,
+                                        background=background)
     make_output_dir(out_dir, "out_dir")
     maps = {"threshold": float(threshold), "alpha": float(alpha), "fdr": None if fdr is None else float(fdr)}
     job = {  # everything that changes the maps; the shards of one run must agree on it
@@ -217,15 +243,19 @@ def searchlight_to_file(
 
 def write_searchlight_folder(
     out_dir: Path, subjects: Sequence[str], layers: Sequence[str], values: np.ndarray, mask: np.ndarray, reference,
-    parameters: SearchlightParameters, *, overwrite: bool = False, config: dict | None = None,
+    parameters: SearchlightParameters, *, overwrite: bool = False, config: dict | None = None, plot: bool = False,
+    background=None,
 ) -> SearchlightFiles:
     """The maps, `searchlight.config.yaml` (when `config` is given) and, last,
     summary.csv of scores `values` (subjects, layers, mask voxels in C order) on the
-    grid of `reference`; `parameters` gives the summary's threshold, alpha and FDR."""
+    grid of `reference`; `parameters` gives the summary's threshold, alpha and FDR;
+    `plot` draws the brain pictures (over the image `background`, else the mask)."""
     out_dir = make_output_dir(out_dir, "out_dir")
-    rows, maps = _write_maps(out_dir, subjects, layers, values, mask, reference, parameters, overwrite)
+    rows, maps = _write_maps(out_dir, subjects, layers, values, mask, reference, parameters, overwrite,
+                             plot=plot, background=background)
     record_options(out_dir, config, sidecar=out_dir / CONFIG_NAME)
-    write_csv(check_new_output(out_dir / "summary.csv", overwrite), rows, SUMMARY_COLUMNS)  # last: complete
+    columns = SUMMARY_COLUMNS + (PLOT_COLUMNS if plot else [])
+    write_csv(check_new_output(out_dir / "summary.csv", overwrite), rows, columns)  # last: complete
     log.info("wrote %d maps and summary.csv to %s", len(rows), out_dir)
     return SearchlightFiles(out_dir, rows, maps, None, (0, int(mask.sum())), int(mask.sum()))
 
@@ -300,7 +330,7 @@ def merge_searchlight(paths: Sequence[str | Path], out_dir: str | Path, *, overw
 
 
 def _write_maps(out_dir: Path, subjects, layers, values, mask, reference, parameters: SearchlightParameters,
-                overwrite: bool) -> tuple[list[dict], list[Path]]:
+                overwrite: bool, *, plot: bool = False, background=None) -> tuple[list[dict], list[Path]]:
     """Subject maps, group mean / t / p (and FDR) maps with several subjects; summary rows.
 
     A folder is complete when its summary.csv exists (the callers write it last, after
@@ -319,29 +349,34 @@ def _write_maps(out_dir: Path, subjects, layers, values, mask, reference, parame
         log.info("%s has no summary.csv: replacing %d maps left by an interrupted run", out_dir, len(leftovers))
     rows, paths = [], []
 
-    def summarise(path, subject, layer, statistic, vector, above):
+    def summarise(path, subject, layer, statistic, vector, above, drawn=None):
         paths.append(path)
         rows.append({
             "map": path.name, "subject": subject, "layer": layer, "statistic": statistic,
             **_peak(vector, coordinates, reference.affine), **above,
         })
+        if plot and drawn is not None:  # the picture beside the map, thresholded at `drawn`
+            rows[-1].update(_draw(path, drawn, f"{subject} {layer} {statistic}", mask, reference, background))
 
     for s, subject in enumerate(subjects):
         for number, layer in enumerate(layers):
             path = save_map(values[s, number], mask, out_dir / f"{subject}_{layer}.nii.gz", reference=reference)
             summarise(path, subject, layer, "score", values[s, number],
-                      {"threshold": f"> {threshold:g}", "n_above": int(np.sum(values[s, number] > threshold))})
+                      {"threshold": f"> {threshold:g}", "n_above": int(np.sum(values[s, number] > threshold))},
+                      threshold if len(subjects) == 1 else None)
     if len(subjects) > 1:
         for number, layer in enumerate(layers):
             mean, _, t, p = one_sample_t(values[:, number])
+            significant = None if fdr is None else fdr_mask(p, fdr) & (t > 0)
             summarise(save_map(mean, mask, out_dir / f"group_{layer}_mean.nii.gz", reference=reference), "group", layer, "mean",
-                      mean, {"threshold": f"> {threshold:g}", "n_above": int(np.sum(mean > threshold))})
+                      mean, {"threshold": f"> {threshold:g}", "n_above": int(np.sum(mean > threshold))}, threshold)
             summarise(save_map(t, mask, out_dir / f"group_{layer}_t.nii.gz", reference=reference), "group", layer, "t",
-                      t, {"threshold": f"p < {alpha:g}", "n_above": int(np.sum((p < alpha) & (t > 0)))})
+                      t, {"threshold": f"p < {alpha:g}", "n_above": int(np.sum((p < alpha) & (t > 0)))},
+                      _t_level(t, significant, alpha, len(subjects)) if plot else None)
             save_map(p, mask, out_dir / f"group_{layer}_p.nii.gz", reference=reference)
             if fdr is not None:
                 selected = np.zeros(mask.shape, dtype=bool)
-                selected[mask] = fdr_mask(p, fdr) & (t > 0)
+                selected[mask] = significant
                 save_binary(selected, out_dir / f"group_{layer}_fdr{fdr:g}.nii.gz", reference=reference)
                 rows[-1]["n_fdr"] = int(selected.sum())
     return rows, paths
@@ -356,17 +391,46 @@ def _map_paths(out_dir: Path, subjects: Sequence[str], layers: Sequence[str], fd
     return paths
 
 
+def _plot_paths(out_dir: Path, subjects: Sequence[str], layers: Sequence[str]) -> list[Path]:
+    """The brain pictures of `plot`: the group's mean and t maps with several subjects, else the subject's maps."""
+    if len(subjects) > 1:
+        return [out_dir / f"group_{layer}_{kind}.png" for layer in layers for kind in ("mean", "t")]
+    return [out_dir / f"{s}_{layer}.png" for s in subjects for layer in layers]
+
+
+def _t_level(t: np.ndarray, significant: np.ndarray | None, alpha: float, subjects: int) -> float:
+    """The t a t map is drawn above: the smallest t of the FDR-significant voxels (with `fdr`:
+    exactly those are drawn; infinite when none is), else the one-sided t of two-sided p = alpha."""
+    from scipy.stats import t as student
+
+    if significant is not None:
+        return float(np.min(t[significant])) if significant.any() else float("inf")
+    return float(student.ppf(1 - alpha / 2, subjects - 1))
+
+
+def _draw(path: Path, level: float, title: str, mask: np.ndarray, reference, background) -> dict:
+    """The brain picture of the map at `path` beside it (`brain_figure`, over `background` or the mask)."""
+    import nibabel as nib
+
+    from ..figures.brain import brain_figure
+
+    picture = path.with_name(path.name[: -len(".nii.gz")] + ".png")
+    # the map as written, so that the picture shows the file; >= level: the FDR level is a value of the map
+    below = np.nextafter(level, -np.inf) if np.isfinite(level) else level
+    brain_figure(nib.load(str(path)), picture, threshold=below, title=title, background=background,
+                 fallback=nib.Nifti1Image(mask.astype(np.float32), reference.affine))
+    return {"plot": picture.name, "plot_threshold": level}
+
+
 def _peak(values: np.ndarray, coordinates: np.ndarray, affine: np.ndarray) -> dict:
-    """The largest finite value, its voxel (i, j, k) and its position in mm."""
-    if not np.isfinite(values).any():
+    """The largest finite value, its voxel (i, j, k) and its position in mm (`find_peak`)."""
+    from ..figures.brain import find_peak
+
+    peak = find_peak(values, coordinates, affine)
+    if peak is None:
         return {"peak_value": float("nan"), "peak_i": "", "peak_j": "", "peak_k": "", "peak_x": "", "peak_y": "", "peak_z": ""}
-    best = int(np.nanargmax(values))
-    voxel = coordinates[best]
-    mm = np.asarray(affine) @ np.append(voxel, 1.0)
-    return {
-        "peak_value": float(values[best]), "peak_i": int(voxel[0]), "peak_j": int(voxel[1]), "peak_k": int(voxel[2]),
-        "peak_x": round(float(mm[0]), 3), "peak_y": round(float(mm[1]), 3), "peak_z": round(float(mm[2]), 3),
-    }
+    (i, j, k), (x, y, z) = peak.voxel, peak.mm
+    return {"peak_value": peak.value, "peak_i": i, "peak_j": j, "peak_k": k, "peak_x": x, "peak_y": y, "peak_z": z}
 
 
 # ------------------------------------------------------------------ shard files

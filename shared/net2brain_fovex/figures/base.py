@@ -20,13 +20,15 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: str | Path, dpi: int) -> Path:
-    """Lay `fig` out, write it atomically to `path` in the format its suffix names (PNG,
-    PDF, SVG, JPEG; PNG without a suffix), close it, return `path`."""
+def save_figure(fig, path: str | Path, dpi: int, *, tight: bool = True) -> Path:
+    """Lay `fig` out (unless not `tight`: nilearn places its axes itself), write it atomically
+    to `path` in the format its suffix names (PNG, PDF, SVG, JPEG; PNG without a suffix),
+    close it, return `path`."""
     plt = pyplot()
     path = Path(path)
     try:
-        fig.tight_layout()
+        if tight:
+            fig.tight_layout()
         with atomic_output(path) as tmp:
             fig.savefig(tmp, format=figure_format(path), dpi=dpi)
     finally:
