@@ -412,6 +412,8 @@ RDM = [
     ("activations-truncated",      lambda w: cut_tail(w.inputs / "acts.h5"),                        ["{inputs}/acts.h5", "not a readable HDF5 file"]),
     ("activations-not-hdf5",       lambda w: activations(w, w.file("text.h5", "image,x\n")),        ["{inputs}/text.h5", "not a readable HDF5 file"]),
     ("activations-are-rdms",       lambda w: activations(w, model_rdms(w.inputs / "rdms.h5")),      ["{inputs}/rdms.h5", "holds rdms, expected activations", "net2brain extract"]),
+    ("activations-two-layouts",    acts_edit(lambda f: (f.attrs.__delitem__("kind"), f.create_group("rdms"))), ["{inputs}/acts.h5", "layouts of activations and rdms", "kind='activations'"]),
+    ("activations-no-kind-nor-layout", acts_edit(lambda f: (f.attrs.__delitem__("kind"), f.__delitem__("layers"))), ["{inputs}/acts.h5", "holds unknown data, expected activations", "f.attrs['kind'] = 'activations'"]),
     ("activations-no-layers",      acts_edit(lambda f: [f["layers"].__delitem__(n) for n in list(f["layers"])]), ["{inputs}/acts.h5", "no layers", "net2brain extract"]),
     ("activations-no-rows",        lambda w: activations(w, write_activations(w.inputs / "zero.h5", {"fc": np.zeros((0, 5), np.float32)}, [])), ["{inputs}/zero.h5", "0 stimuli", "at least 2"]),
     ("activations-rows-mismatch",  acts_edit(replace_dataset("layers/fc", lambda a: a[:4])),          ["{inputs}/acts.h5", "'fc'", "4 rows", "6 stimuli"]),
