@@ -65,9 +65,12 @@ def test_existing_output_is_kept(net2brain, tmp_path, images):
     assert out.read_bytes()[:4] == b"\x89HDF"
 
 
-def test_unwritable_output_folder(net2brain, tmp_path, images):
+def test_a_missing_output_folder_is_created_and_one_under_a_file_refused(net2brain, tmp_path, images):
     result = net2brain("extract", "--model", factory("tiny_cnn"), "--stimuli", images, "--out", tmp_path / "no" / "out.h5")
-    assert result.code == 2 and "output folder" in result.err and "does not exist" in result.err
+    assert result.code == 0 and (tmp_path / "no" / "out.h5").is_file()
+    (tmp_path / "file").write_text("x")
+    result = net2brain("extract", "--model", factory("tiny_cnn"), "--stimuli", images, "--out", tmp_path / "file" / "out.h5")
+    assert result.code == 2 and "output folder" in result.err and "is a file" in result.err
 
 
 def test_unknown_flag_is_a_usage_error(net2brain):
