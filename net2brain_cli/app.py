@@ -196,6 +196,10 @@ from cli_common.info import info_command  # noqa: E402  (shared with the other t
 
 app.command("info")(info_command)
 
+from cli_common.report import report_command  # noqa: E402  (shared with the other tool)
+
+app.command("report")(report_command)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""

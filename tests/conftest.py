@@ -82,3 +82,32 @@ def write_images(folder: Path, count: int, size: int = 40, seed: int = 0, names:
 def images(tmp_path) -> Path:
     """A folder of 7 small random images."""
     return write_images(tmp_path / "images", 7)
+
+
+class DemoRun:
+    """A demo's output folder (read it, never change it: tests share it) and its stdout and stderr."""
+
+    def __init__(self, folder: Path, out: str, err: str) -> None:
+        self.folder, self.out, self.err = folder, out, err
+
+
+def _demo(tool: str, folder: Path) -> DemoRun:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", f"{tool}_cli", "demo", "--out", str(folder), "--device", "cpu"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, f"{tool} demo failed:\n{result.stdout}\n{result.stderr[-3000:]}"
+    return DemoRun(folder, result.stdout, result.stderr)
+
+
+@pytest.fixture(scope="session")
+def net2brain_demo(tmp_path_factory) -> DemoRun:
+    """One `net2brain demo` run, shared by the tests that read its folder (it takes minutes)."""
+    return _demo("net2brain", tmp_path_factory.mktemp("net2brain-demo") / "demo")
+
+
+@pytest.fixture(scope="session")
+def fovex_demo(tmp_path_factory) -> DemoRun:
+    """One `fovex demo` run, shared by the (slow) tests that read its folder."""
+    return _demo("fovex", tmp_path_factory.mktemp("fovex-demo") / "demo")

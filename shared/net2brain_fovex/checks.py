@@ -117,6 +117,7 @@ RANGES: Registry[Range] = Registry("option range", [
     Range("step", 1, 2**31 - 1, integer=True, what="pixel"),
     Range("gaze_sigma", 0, 10_000, open_low=True, what="number of pixels"),
     Range("target", 0, 2**31 - 1, integer=True),
+    Range("max_images", 1, 1_000_000, integer=True),
 ])
 
 

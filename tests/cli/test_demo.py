@@ -36,10 +36,8 @@ def test_simulated_brain_rdms_are_noisy_copies():
     assert 0.75 < r < 0.98  # 1 / sqrt(1 + 0.5^2) = 0.89 expected
 
 
-def test_demo(net2brain, tmp_path):
-    out = tmp_path / "demo"
-    result = net2brain("demo", "--out", out, "--device", "cpu")
-    assert result.code == 0, result
+def test_demo(net2brain, net2brain_demo):
+    out, result = net2brain_demo.folder, net2brain_demo
     assert "24 generated stimuli" in result.out and "layer4   512 x 7 x 7" in result.out
     assert "early  best layer1" in result.out and "late   best fc" in result.out
     assert "NOT recovered" not in result.out and result.out.count("recovered") == 4  # RSA and encoding, two each

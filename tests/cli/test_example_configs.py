@@ -26,8 +26,10 @@ COMMANDS.update({"explain": fovex_app.explain_command, "evaluate": fovex_app.eva
                  "fovex-demo": fovex_app.demo_command, "merge": cli.merge_command, "fovex-merge": fovex_app.merge_command})
 
 from cli_common.info import info_command
+from cli_common.report import report_command
 
 COMMANDS["info"] = info_command
+COMMANDS["report"] = report_command
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

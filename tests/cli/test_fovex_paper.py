@@ -9,7 +9,6 @@ import inspect
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -60,9 +59,8 @@ def first_rows(source: Path, target: Path, names: set[str]) -> Path:
 
 @pytest.mark.slow  # about 2.5 minutes on 2 cores: the demo's training and every method
 @needs_make
-def test_the_paper_table_on_the_demo_task(tmp_path):
-    run([sys.executable, "-m", "fovex_cli", "demo", "--out", "demo", "--device", "cpu"], tmp_path)
-    demo = tmp_path / "demo"
+def test_the_paper_table_on_the_demo_task(tmp_path, fovex_demo):
+    demo = fovex_demo.folder
     images = sorted((demo / "images").glob("*.png"))[:4]  # four images: every method runs, quickly
     (tmp_path / "images").mkdir()
     for image in images:

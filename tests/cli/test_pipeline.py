@@ -37,10 +37,10 @@ def make(cwd: Path, *targets: str, out: str = "results") -> subprocess.Completed
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    """A folder with the example data (net2brain demo) in data/."""
+def workspace(tmp_path_factory, net2brain_demo) -> Path:
+    """A folder with the example data (a copy of the net2brain demo's folder) in data/."""
     folder = tmp_path_factory.mktemp("pipeline")
-    run([sys.executable, "-m", "net2brain_cli", "demo", "--out", "data", "--device", "cpu"], folder)
+    shutil.copytree(net2brain_demo.folder, folder / "data")
     return folder
 
 
@@ -109,6 +109,11 @@ def test_makefile_pipeline_is_incremental_and_reproducible(workspace):
         assert_identical(results / name, workspace / "again" / name)
     for map_file in sorted((results / "searchlight").glob("*.nii.gz")):
         assert_identical(map_file, workspace / "again" / "searchlight" / map_file.name)
+
+    # the page of the whole output folder, after everything it shows
+    make(workspace, "report")
+    page = (results / "report.html").read_text()
+    assert all(f'href="{name}"' in page for name in OUTPUTS) and 'id="evaluation"' in page
 
 
 def test_sbatch_array_tasks_and_merges_give_the_unsharded_outputs(workspace):

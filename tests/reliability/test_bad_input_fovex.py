@@ -1,6 +1,6 @@
 """Bad input to every `fovex` command: exit 2, one line on stderr, nothing written.
 
-One parametrised test per command (explain, evaluate, merge, info, demo). Its cases are
+One parametrised test per command (explain, evaluate, merge, info, report, demo). Its cases are
 the table at the top of the command's section: the case id, how the input is broken (a
 function of the workspace `w`: `w.set(option, value)`, `w.drop(option)`, `w.add(...)`
 or a helper defined above the table), and fragments the one-line message must hold
@@ -432,6 +432,35 @@ def info_work(tmp_path, explained) -> Work:
 def test_info_refuses_bad_input(fovex, info_work, brk, fragments):
     brk(info_work)
     check_refused(fovex, info_work, fragments)
+
+
+# ------------------------------------------------------------------ fovex report (the net2brain table has every case)
+
+
+def report_of(w: Work, folder: Path) -> None:
+    w.args[1] = str(folder)
+
+
+REPORT = [
+    # case id                      how the input is broken                                          the message says
+    ("folder-missing",             lambda w: report_of(w, w.inputs / "gone"),                       ["{inputs}/gone does not exist", "give the output folder of a run"]),
+    ("nothing-to-report",          lambda w: report_of(w, w.file("notes/notes.txt", "hi").parent),  ["{inputs}/notes holds nothing to report"]),
+    ("report-exists",              lambda w: w.file("report.html", "<html></html>"),                ["{inputs}/report.html exists already", "--overwrite"]),
+    ("out-not-html",               lambda w: w.set("--out", w.out / "report.png"),                  ["--out {out}/report.png ends in .png", ".html"]),
+]
+
+
+@pytest.fixture
+def report_work(tmp_path, explained) -> Work:
+    shutil.copytree(explained, tmp_path / "in")
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["report", tmp_path / "in"])
+
+
+@pytest.mark.parametrize(("brk", "fragments"), table(REPORT))
+def test_report_refuses_bad_input(fovex, report_work, brk, fragments):
+    brk(report_work)
+    check_refused(fovex, report_work, fragments)
 
 
 # ------------------------------------------------------------------ fovex demo

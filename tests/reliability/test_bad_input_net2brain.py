@@ -1,7 +1,7 @@
 """Bad input to every `net2brain` command: exit 2, one line on stderr, nothing written.
 
 One parametrised test per command (models, layers, extract, rdm, rsa, cka, searchlight, encode, merge,
-merge of encode shards, info, demo). Its cases are the table at the top of the command's section: the case id,
+merge of encode shards, info, report, demo). Its cases are the table at the top of the command's section: the case id,
 how the input is broken (a function of the workspace `w`: `w.set(option, value)`,
 `w.drop(option)`, `w.add(...)` or a helper defined above the table), and fragments the
 one-line message must hold (`{tmp}`, `{inputs}`, `{out}` are filled in from the
@@ -1121,6 +1121,49 @@ def info_work(tmp_path) -> Work:
 def test_info_refuses_bad_input(net2brain, info_work, brk, expected):
     brk(info_work)
     check_case(net2brain, info_work, expected)
+
+
+# ------------------------------------------------------------------ report
+
+
+def report_of(w: Work, folder: Path) -> None:
+    w.args[1] = str(folder)
+
+
+REPORT = [
+    # case id                      how the input is broken                                          the message says
+    ("folder-missing",             lambda w: report_of(w, w.inputs / "gone"),                       ["{inputs}/gone does not exist", "give the output folder of a run"]),
+    ("a-file",                     lambda w: report_of(w, w.inputs / "run" / "rsa.csv"),            ["{inputs}/run/rsa.csv is a file", "output folder of a run"]),
+    ("empty-folder",               lambda w: report_of(w, w.folder("empty")),                       ["{inputs}/empty holds nothing to report", "give the output folder of a run"]),
+    ("nothing-to-report",          lambda w: report_of(w, w.file("notes/notes.txt", "hi").parent),  ["{inputs}/notes holds nothing to report", "no tables, figures, maps"]),
+    ("unreadable-folder",          lambda w: unreadable(w.inputs / "run"),                          ["{inputs}/run", "not readable"], NOT_AS_ROOT),
+    ("report-exists",              lambda w: w.file("run/report.html", "<html></html>"),            ["{inputs}/run/report.html exists already", "--overwrite"]),
+    ("out-not-html",               lambda w: w.set("--out", w.out / "report.txt"),                  ["--out {out}/report.txt ends in .txt", ".html"]),
+    ("out-a-folder",               lambda w: w.set("--out", w.out),                                 ["--out {out} is a folder", "give a file name"]),
+    ("out-under-a-file",           lambda w: w.set("--out", file_at(w.out / "file") / "r.html"),    ["{out}/file is a file, not a folder"]),
+    ("max-images-zero",            lambda w: w.set("--max-images", 0),                              ["--max-images must be at least 1, got 0"]),
+    ("unknown-flag",               lambda w: w.add("--fast"),                                       ["--fast", "net2brain report --help"]),
+    ("config-unknown-key",         lambda w: config(w, "folder-name: x\n"),                         ["{inputs}/options.yaml", "unknown option 'folder-name'"]),
+    ("config-wrong-type",          lambda w: config(w, "max-images: many\n"),                       ["{inputs}/options.yaml", "'max-images'"]),
+]
+
+
+@pytest.fixture
+def report_work(tmp_path) -> Work:
+    run = tmp_path / "in" / "run"
+    run.mkdir(parents=True)
+    (run / "rsa.csv").write_text("roi,model,layer,score,sem,p\nV1,net,fc,0.5,0.1,0.01\n")
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(run / "rsa.png")
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["report", run])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(REPORT))
+def test_report_refuses_bad_input(net2brain, report_work, brk, expected):
+    brk(report_work)
+    check_case(net2brain, report_work, expected)
 
 
 # ------------------------------------------------------------------ net2brain demo

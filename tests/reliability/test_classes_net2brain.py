@@ -66,6 +66,7 @@ from tests.reliability.test_bad_input_net2brain import (  # noqa: F401  (the wor
     nifti,
     predict_args,
     rdm_work,
+    report_work,
     rsa_work,
     searchlight_work,
     shards,
@@ -97,6 +98,12 @@ def stimulus_named(w: Work, raw_name: bytes) -> None:
     """An image whose file name is not UTF-8 (as a Latin-1 system writes `café.png`)."""
     folder = os.fsencode(w.inputs / "stim")
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(os.fsdecode(folder + b"/" + raw_name), format="PNG")
+
+
+def the_link_is_replaced_not_its_target(w: Work) -> None:
+    """A report over a link to a table of the run replaces the link, never the table."""
+    assert not (w.out / "r.html").is_symlink() and (w.out / "r.html").read_text().startswith("<!DOCTYPE html>")
+    assert (w.inputs / "run" / "rsa.csv").read_text().startswith("roi,model,layer")
 
 
 # ================================================================== A. data is never lost
@@ -167,6 +174,10 @@ A = [
      ["{out}/cka.config.yaml is an input of this run (--config)", "!--overwrite to"]),
     ("predictions-out-is-the-model",   "encode",      lambda w: (volume_model(w), w.set("--out", w.inputs / "fit" / "sub-1_fc_model.h5"), w.add("--overwrite")),
      ["--out {inputs}/fit/sub-1_fc_model.h5 is an input of this run (--predict)", "!--overwrite to"]),
+    ("out-is-a-fifo",                  "report",      lambda w: (fifo(w.out / "report.html"), w.set("--out", w.out / "report.html"), w.add("--overwrite")),
+     ["--out {out}/report.html is not a regular file", "FIFO"]),
+    ("out-a-link-to-a-table-of-the-run", "report",    lambda w: (link(w.out / "r.html", w.inputs / "run" / "rsa.csv"), w.set("--out", w.out / "r.html"), w.add("--overwrite")),
+     Accepted([], the_link_is_replaced_not_its_target)),
 ]
 
 
@@ -553,6 +564,8 @@ D = [
     ("activations-a-link-loop",        "encode",      lambda w: w.set("--activations", link_loop(w.inputs / "loop.h5")), ["{inputs}/loop.h5 is a loop of links"]),
     ("against-a-link-loop",            "cka",         lambda w: w.set("--against", link_loop(w.inputs / "loop.h5")),  ["{inputs}/loop.h5 is a loop of links"]),
     ("responses-a-fifo",               "cka",         lambda w: (w.drop("--against"), w.add("--responses", fifo(w.inputs / "pipe.npy"))), ["{inputs}/pipe.npy is a FIFO"]),
+    ("folder-a-link-loop",             "report",      lambda w: w.args.__setitem__(1, str(link_loop(w.inputs / "loop"))), ["{inputs}/loop is a loop of links"]),
+    ("folder-a-broken-link",           "report",      lambda w: w.args.__setitem__(1, str(link(w.inputs / "old", w.inputs / "moved"))), ["{inputs}/old is a broken link"]),
 ]
 
 
@@ -573,6 +586,7 @@ HELD = [
     ("out-held-by-another-run",        "merge",       Held(held_lock, lambda w: w.out / "acts.h5", ["another run holds {out}/acts.h5"])),
     ("activations-being-written",      "encode",      Held(held_open, lambda w: w.inputs / "acts.h5", ["{inputs}/acts.h5 is open for writing in another program"])),
     ("against-being-written",          "cka",         Held(held_open, lambda w: w.inputs / "b.h5", ["{inputs}/b.h5 is open for writing in another program"])),
+    ("out-held-by-another-run",        "report",      Held(held_lock, lambda w: w.inputs / "run" / "report.html", ["another run holds {inputs}/run/report.html"])),
 ]
 
 

@@ -594,6 +594,15 @@ def test_full_disk_exits_2_and_leaves_no_output(data, tmp_path, command):
     assert_same_h5(tmp_path / reference, data["ref"] / reference)
 
 
+def test_full_disk_while_writing_a_report_leaves_no_page(data, tmp_path):
+    page = tmp_path / "report.html"
+    result = run_limited("net2brain", 20_000, "report", data["root"] / "reference", "--out", page)
+    assert result.returncode == 2, result.stderr
+    assert "file too large" in error_line(result.stderr, "net2brain")
+    assert files(tmp_path) == set()  # no page, no temporary file
+    assert call("net2brain", "report", data["root"] / "reference", "--out", page) == 0
+
+
 @pytest.mark.slow
 def test_full_disk_in_the_searchlight_maps(data, tmp_path):
     out_dir = tmp_path / "searchlight"
@@ -700,6 +709,7 @@ def unwritable_cases(data, folder: Path) -> dict[str, tuple[str, list]]:
         "searchlight": ("net2brain", searchlight_args(data, folder / "searchlight")),
         "explain": ("fovex", explain_args(data, folder / "maps.h5")),
         "evaluate": ("fovex", evaluate_args(data, folder / "metrics.csv")),
+        "report": ("net2brain", ["report", data["root"] / "reference", "--out", folder / "report.html"]),
     }
 
 
@@ -707,7 +717,7 @@ def run_tool(net2brain, fovex, tool, args):
     return (net2brain if tool == "net2brain" else fovex)(*args)
 
 
-@pytest.mark.parametrize("command", ["extract", "rdm", "searchlight", "explain", "evaluate"])
+@pytest.mark.parametrize("command", ["extract", "rdm", "searchlight", "explain", "evaluate", "report"])
 def test_output_below_a_regular_file(net2brain, fovex, data, tmp_path, command):
     """Works as root too: nobody can create files inside a regular file."""
     (tmp_path / "plain.txt").write_text("not a folder")
@@ -731,7 +741,7 @@ def _read_only_folder() -> Path | None:
     return None
 
 
-@pytest.mark.parametrize("command", ["extract", "rdm", "searchlight", "explain", "evaluate"])
+@pytest.mark.parametrize("command", ["extract", "rdm", "searchlight", "explain", "evaluate", "report"])
 def test_read_only_location(net2brain, fovex, data, command):
     folder = _read_only_folder()
     if folder is None:
@@ -747,7 +757,7 @@ def test_read_only_location(net2brain, fovex, data, command):
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-@pytest.mark.parametrize("command", ["extract", "rdm", "searchlight", "explain", "evaluate"])
+@pytest.mark.parametrize("command", ["extract", "rdm", "searchlight", "explain", "evaluate", "report"])
 def test_folder_without_write_permission(net2brain, fovex, data, tmp_path, command):
     folder = tmp_path / "locked"
     folder.mkdir()

@@ -223,6 +223,21 @@ def calls(pattern: str):
     return found
 
 
+@pytest.mark.parametrize("tool", ["net2brain", "fovex"])
+def test_a_report_reads_the_run_folder_without_running_its_files(request, tmp_path, marker, tool):
+    """A run folder is often someone else's: its sidecars and arrays are read safely,
+    and a file that would run code is listed as unreadable."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "rsa.csv").write_text("roi,model,layer,score,sem,p\nV1,net,fc,0.5,0.1,0.01\n")
+    (run / "rsa.config.yaml").write_text(f'plot: !!python/object/apply:os.system ["touch {marker}"]\n')
+    np.save(run / "weights.npy", np.array([Touch(marker)], dtype=object), allow_pickle=True)
+    result = request.getfixturevalue(tool)("report", run)
+    assert result.code == 0, result
+    assert "rsa.config.yaml cannot be read" in result.err and "safe loading" in result.err
+    assert "weights.npy" in (run / "report.html").read_text()  # listed, never loaded
+
+
 def test_the_code_base_loads_nothing_unsafely():
     assert python_files(), "no sources found"
     assert calls(r"yaml\.(load|unsafe_load|full_load|load_all)\(|yaml\.(Unsafe|Full)?Loader\b|Loader\s*=") == []

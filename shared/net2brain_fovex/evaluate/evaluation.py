@@ -56,7 +56,8 @@ from .ground_truth import (
 )
 from .registry import BOXES, CURVES, FIXATIONS, METRICS
 
-__all__ = ["Truth", "Evaluation", "choose_metrics", "evaluate_maps", "evaluate_to_file", "read_curves", "summarise"]
+__all__ = ["Truth", "Evaluation", "choose_metrics", "evaluate_maps", "evaluate_to_file", "read_curves", "summarise",
+           "best_means"]
 
 log = logging.getLogger(__name__)
 
@@ -583,6 +584,11 @@ def _truth(batch: Sequence[Stimulus], start: int, truth_files: dict, fixations: 
     return truth
 
 
+# the columns of the two tables: the summary's, and the per-image table's before one per metric
+SUMMARY_COLUMNS = ["method", "metric", "mean", "sem", "n", "better"]
+ROW_COLUMNS = ["image", "method", "target"]
+
+
 def _write_tables(values: dict[str, dict[str, np.ndarray]], chosen: list[str], paths: dict[str, Path]) -> Evaluation:
     rows = []
     labels = list(values)
@@ -594,8 +600,8 @@ def _write_tables(values: dict[str, dict[str, np.ndarray]], chosen: list[str], p
             rows.append(row)
     summary = [summarise(label, name, values[label][name]) for label in labels for name in chosen]
     # the per-image CSV (the output named `out`) last: when it exists, the run is complete
-    write_csv(paths["summary"], summary, ["method", "metric", "mean", "sem", "n", "better"])
-    write_csv(paths["rows"], rows, ["image", "method", "target", *chosen])
+    write_csv(paths["summary"], summary, SUMMARY_COLUMNS)
+    write_csv(paths["rows"], rows, [*ROW_COLUMNS, *chosen])
     return Evaluation(rows, summary, labels, chosen, paths)
 
 
@@ -608,6 +614,21 @@ def summarise(label: str, name: str, values: np.ndarray) -> dict:
         log.warning("%s %s: %d of %d images have no value (no box in the crop, no fixation, or a blank map)",
                     label, name, len(values) - len(finite), len(values))
     return {"method": label, "metric": name, "mean": mean, "sem": sem, "n": len(finite), "better": METRICS[name].better}
+
+
+def best_means(summary: Sequence[dict]) -> dict[str, str]:
+    """The method of the best finite mean of each metric in `summary` rows (method,
+    metric, mean, better: as `summarise` writes them), by the row's direction of better;
+    metrics without a finite mean are left out. Ties go to the first method listed."""
+    best: dict[str, tuple[str, float]] = {}
+    for row in summary:
+        name, mean = row["metric"], float(row["mean"])
+        if not math.isfinite(mean):
+            continue
+        sign = -1.0 if row["better"] == "lower" else 1.0
+        if name not in best or sign * mean > sign * best[name][1]:
+            best[name] = (row["method"], mean)
+    return {name: method for name, (method, _) in best.items()}
 
 
 def _first(names: Sequence[str], count: int = 3) -> str:

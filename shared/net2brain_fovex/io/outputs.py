@@ -49,6 +49,7 @@ FORMATS = {
     "nifti": (".nii.gz", ".nii"),
     "png": (".png",),
     "figure": (".png", ".pdf", ".svg", ".jpg", ".jpeg"),
+    "html": (".html", ".htm"),
     "folder": (),
 }
 # suffixes that name a format: an output ending in one of them must be written in it
