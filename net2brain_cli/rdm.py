@@ -39,7 +39,11 @@ def rdm_command(
     precision: Annotated[choice(PRECISIONS), typer.Option(help=choice_help(PRECISIONS))] = RDMParameters.precision,
     device: Device = "cpu",
     memory: Annotated[int, typer.Option(help=ranged("MB of features per streamed chunk (peak: ~2 n x n + one chunk).", "memory"))] = RDMParameters.memory,
-    plot: Annotated[Path | None, typer.Option(help="Folder for one heat-map PNG per RDM.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Folder for one PNG per RDM: its heat map beside its MDS.")] = None,
+    labels: Annotated[Path | None, typer.Option(
+        help="With --plot: CSV of stimulus,category; heat maps grouped by category, MDS coloured by it.")] = None,
+    thumbnails: Annotated[Path | None, typer.Option(
+        help="With --plot: folder of the stimulus images (named by their ids), drawn at their MDS points.")] = None,
     overwrite: Overwrite = False,
     config: ConfigFile = None,
 ) -> None:
@@ -52,7 +56,7 @@ def rdm_command(
         result = rdms_to_file(
             out, activations=activations, betas=betas or (), mask=mask or (), responses=responses or (), roi=roi,
             key=key, stimuli=stimuli, layers=layers, metric=metric, standardize=standardize, precision=precision,
-            memory=memory, device=device, plot=plot, format=format, overwrite=overwrite, config=options, progress=update,
+            memory=memory, device=device, plot=plot, labels=labels, thumbnails=thumbnails, format=format, overwrite=overwrite, config=options, progress=update,
         )
     shapes = ", ".join(f"{name} {'x'.join(map(str, m.shape))}" for name, m in list(result.rdms.items())[:6])
     log.info("wrote %s: %s%s", result.path, shapes, " ..." if len(result.rdms) > 6 else "")

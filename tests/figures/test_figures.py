@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from net2brain_fovex.figures.rdm import rdm_heatmap
+from net2brain_fovex.figures.rdm import RDM_FIGURE_SIZE, rdm_figure
 from net2brain_fovex.figures.rsa import rsa_figure, significance_stars
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -26,24 +26,29 @@ def random_rdm(n, seed=0):
     return np.linalg.norm(points[:, None] - points[None], axis=-1)
 
 
-@pytest.mark.parametrize("n, labels", [(6, [f"stim_{i}.png" for i in range(6)]), (6, None), (50, None)])
-def test_rdm_heatmap_writes_png(tmp_path, n, labels):
-    path = rdm_heatmap(random_rdm(n), tmp_path / "layer4.png", title="layer4 (correlation)", labels=labels)
-    assert path == tmp_path / "layer4.png"
-    assert_png(path, tmp_path)
+@pytest.mark.parametrize("n, named", [(6, True), (50, False)])
+def test_rdm_figure_writes_png(tmp_path, n, named):
+    ids = [f"stim_{i}.png" for i in range(n)]
+    picture = rdm_figure(random_rdm(n), tmp_path / "layer4.png", title="layer4 (correlation)", stimuli=ids)
+    assert picture.path == tmp_path / "layer4.png" and picture.order == list(range(n))
+    assert_png(picture.path, tmp_path)
+    with Image.open(picture.path) as image:
+        assert image.size == RDM_FIGURE_SIZE
 
 
-def test_rdm_heatmap_with_nan(tmp_path):
+def test_rdm_figure_with_nan_has_no_mds(tmp_path):
     matrix = random_rdm(8)
     matrix[2, :] = matrix[:, 2] = np.nan
-    assert_png(rdm_heatmap(matrix, tmp_path / "fc.png", title="fc (euclidean)"), tmp_path)
+    picture = rdm_figure(matrix, tmp_path / "fc.png", title="fc (euclidean)", stimuli=list("abcdefgh"))
+    assert picture.coordinates is None
+    assert_png(picture.path, tmp_path)
 
 
-def test_rdm_heatmap_rejects_bad_input(tmp_path):
+def test_rdm_figure_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="square"):
-        rdm_heatmap(np.zeros((3, 4)), tmp_path / "x.png", title="x")
-    with pytest.raises(ValueError, match="labels"):
-        rdm_heatmap(np.zeros((3, 3)), tmp_path / "x.png", title="x", labels=["a", "b"])
+        rdm_figure(np.zeros((3, 4)), tmp_path / "x.png", title="x", stimuli=list("abc"))
+    with pytest.raises(ValueError, match="stimulus ids"):
+        rdm_figure(np.zeros((3, 3)), tmp_path / "x.png", title="x", stimuli=["a", "b"])
     assert list(tmp_path.iterdir()) == []
 
 

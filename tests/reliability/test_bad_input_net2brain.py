@@ -427,6 +427,16 @@ RDM = [
     ("rsatoolbox-out-not-h5",      lambda w: (w.set("--out", w.out / "rdms.rdm"), w.add("--format", "rsatoolbox")), ["--out", "{out}/rdms.rdm", ".h5 or .hdf5", "rsatoolbox"]),
     ("memory-zero",                lambda w: w.add("--memory", 0),                                   ["--memory", "at least 1 MB"]),
     ("plot-folder-a-file",         lambda w: w.add("--plot", file_at(w.out / "plots")),              ["--plot", "{out}/plots", "is a file, not a folder"]),
+    ("labels-without-plot",        lambda w: w.add("--labels", w.file("labels.csv", LABELS)),       ["--labels", "give --plot"]),
+    ("thumbnails-without-plot",    lambda w: w.add("--thumbnails", write_images(w.inputs / "six", N, size=8, names=IDS)), ["--thumbnails", "give --plot"]),
+    ("labels-missing",             lambda w: labelled(w, None),                                     ["{inputs}/labels.csv does not exist", "header line naming stimulus, category"]),
+    ("labels-no-category-column",  lambda w: labelled(w, LABELS.replace("category", "kind")),       ["{inputs}/labels.csv lacks the column(s) category", "header must name stimulus, category"]),
+    ("labels-stimulus-twice",      lambda w: labelled(w, LABELS + "img_1.png,b\n"),                 ["lists stimulus 'img_1.png' twice (line 8)"]),
+    ("labels-unknown-stimulus",    lambda w: labelled(w, LABELS + "img_9.png,b\n"),                 ["lists 'img_9.png', not a stimulus of the RDMs", "use the RDM file's stimulus ids"]),
+    ("labels-stimulus-missing",    lambda w: labelled(w, LABELS.replace("img_6.png,b\n", "")),      ["no category for stimulus 'img_6.png'", "give every stimulus a row"]),
+    ("thumbnails-folder-missing",  lambda w: w.add("--plot", w.out / "plots", "--thumbnails", w.inputs / "gone"), ["--thumbnails {inputs}/gone does not exist", "folder of the stimulus images"]),
+    ("thumbnails-image-missing",   lambda w: thumbnails(w, drop="img_4.png"),                       ["--thumbnails image {inputs}/six/img_4.png does not exist"]),
+    ("thumbnails-image-damaged",   lambda w: thumbnails(w, damage="img_2.png"),                     ["--thumbnails image {inputs}/six/img_2.png is not a readable image"]),
     ("out-exists",                 lambda w: (w.out / "rdms.h5").write_bytes(b"old"),                ["{out}/rdms.h5", "exists already", "--overwrite"]),
     ("activations-and-responses",  lambda w: w.add("--responses", w.inputs / "sub-1.npy"),          ["--activations", "--responses", "exactly one"]),
     ("mask-without-betas",         lambda w: w.add("--mask", w.inputs / "V1.nii.gz"),               ["--mask", "--betas"]),
@@ -448,6 +458,25 @@ RDM = [
     ("config-invalid-yaml",        lambda w: config(w, "metric: 'euclidean\n"),                      ["{inputs}/options.yaml", "not valid YAML"]),
     ("config-a-number",            lambda w: config(w, "42\n"),                                      ["{inputs}/options.yaml", "must be a mapping", "not a int"]),
 ]
+
+
+LABELS = "stimulus,category\n" + "".join(f"{s},{'a' if i < N // 2 else 'b'}\n" for i, s in enumerate(IDS))
+
+
+def labelled(w: Work, text: str | None) -> None:
+    """--plot with --labels holding `text` (None: a file that does not exist)."""
+    path = w.file("labels.csv", text) if text is not None else w.inputs / "labels.csv"
+    w.add("--plot", w.out / "plots", "--labels", path)
+
+
+def thumbnails(w: Work, drop: str | None = None, damage: str | None = None) -> None:
+    """--plot with --thumbnails of the stimulus images, one left out or damaged."""
+    folder = write_images(w.inputs / "six", N, size=8, names=IDS)
+    if drop:
+        (folder / drop).unlink()
+    if damage:
+        cut_tail(folder / damage, 0.5)
+    w.add("--plot", w.out / "plots", "--thumbnails", folder)
 
 
 @pytest.fixture

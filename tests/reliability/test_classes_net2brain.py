@@ -134,6 +134,8 @@ A = [
      ["{out}/plots/fc.png exists already", "--overwrite"]),
     ("plot-folder-is-the-stimuli",     "rdm",         lambda w: (from_betas(w, ("sub-1.nii.gz",), ("V1.nii.gz",), "--stimuli", write_images(w.inputs / "six", N, size=8)), w.add("--plot", w.inputs / "six")),
      ["--plot {inputs}/six/V1.png would add a .png file to {inputs}/six, a folder of inputs (--stimuli)"]),
+    ("plot-folder-is-the-thumbnails",  "rdm",         lambda w: w.add("--plot", w.inputs / "six", "--thumbnails", write_images(w.inputs / "six", N, size=8, names=IDS)),
+     ["--plot {inputs}/six/conv.png would add a .png file to {inputs}/six, a folder of inputs (--thumbnails)"]),
     ("sidecar-exists",                 "rdm",         lambda w: (w.out / "rdms.config.yaml").write_text("old\n"),
      ["{out}/rdms.config.yaml exists already", "--overwrite"]),
     ("out-is-the-brain-rdms",          "rsa",         lambda w: (w.set("--out", link(w.out / "rsa.csv", w.inputs / "brain.h5")), w.add("--overwrite")),

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -38,6 +39,8 @@ from ..io.outputs import Output, check_outputs
 from ..io.paths import what_is_there
 from ..memory import check_memory
 from ..selection import ALL, select
+from .activation_inputs import check_activation_layers
+from .categories import read_categories
 from .parameters import RDMParameters
 from .rdm_formats import (
     is_rsatoolbox,
@@ -50,6 +53,9 @@ from .rdm_formats import (
     write_rsatoolbox,
 )
 from .registry import RDM_FORMATS, RDM_METRICS
+
+if TYPE_CHECKING:  # the figures import matplotlib: only when pictures are drawn
+    from ..figures.rdm import RDMPicture
 
 __all__ = ["RDMSet", "RDMFile", "write_rdms", "read_rdm_file", "read_model_rdms", "read_brain_rdms", "validate_rdms",
            "align_to_model", "reorder_index", "choose_rdms", "feature_chunks", "rdms_from_activations", "rdms_to_file"]
@@ -466,12 +472,13 @@ def rdms_from_activations(
 
 @dataclass(frozen=True)
 class RDMFile:
-    """What `rdms_to_file` wrote: the file, its RDMs by name and its stimulus ids."""
+    """What `rdms_to_file` wrote: the file, its RDMs by name, its stimulus ids and the
+    pictures drawn (`RDMPicture`s: each file, its heat map's order and its MDS)."""
 
     path: Path
     rdms: dict[str, np.ndarray]
     stimuli: list[str]
-    plots: list[Path]
+    plots: list[RDMPicture]
 
 
 @holds_outputs
@@ -492,6 +499,8 @@ def rdms_to_file(
     memory: int = RDMParameters.memory,
     device: str = "cpu",
     plot: str | Path | None = None,
+    labels: str | Path | None = None,
+    thumbnails: str | Path | None = None,
     format: str = RDM_FORMATS.default,
     overwrite: bool = False,
     config: dict | None = None,
@@ -518,8 +527,15 @@ def rdms_to_file(
         As `RDMParameters`.
     device : str, default "cpu"
     plot : path, optional
-        A folder for one heat map per RDM (the mean over subjects and time), created
-        (with its parents) when the maps are written.
+        A folder for one picture per RDM (the mean over subjects and time: its heat map
+        beside its MDS, `net2brain_fovex.figures.rdm.rdm_figure`), created (with its
+        parents) when the pictures are written.
+    labels : path, optional
+        With `plot`: a CSV of each stimulus's category (`stimulus,category`,
+        `read_categories`); the heat maps group the categories, the MDS colours them.
+    thumbnails : path, optional
+        With `plot`: a folder holding each stimulus's image under its id, drawn at its
+        MDS point.
     format : str, default "net2brain"
         A name of `RDM_FORMATS`: our layout (`write_rdms`) or rsatoolbox's
         (`write_rsatoolbox`, read by `rsatoolbox.rdm.load_rdm`; `out` must end in .h5 or
@@ -559,11 +575,23 @@ def rdms_to_file(
         raise ConfigError("`key` names the array inside `responses` files; give `responses` with it, or leave `key` out")
     if plot is not None and Path(plot).exists() and not Path(plot).is_dir():
         raise ConfigError(f"`plot` {plot} is a file, not a folder; give a folder for the heat maps")
+    for name, value in (("labels", labels), ("thumbnails", thumbnails)):
+        if value is not None and plot is None:
+            raise ConfigError(f"`{name}` is drawn in the RDM pictures; give `plot` (a folder) with it, "
+                              f"or leave `{name}` out")
+    if labels is not None:
+        read_categories(labels)  # its form, before any work
+    if thumbnails is not None and not Path(thumbnails).is_dir():
+        raise InputError(f"`thumbnails` {thumbnails} {what_is_there(Path(thumbnails))}; give the folder of the "
+                         "stimulus images")
+    if activations is not None and (labels, thumbnails) != (None, None):
+        # the file's headers name the stimuli: their labels and images are checked before the RDMs are computed
+        _picture_inputs(labels, thumbnails, check_activation_layers(Path(activations), layers)[1])
     names = rdm_names(activations=activations, layers=layers, mask=mask, roi=roi)
     outputs = [Output("out", Path(out), "hdf5"), *options_output(out, config)]
     outputs += [Output("plot", Path(plot) / f"{name}.png", "png") for name in names] if plot is not None else []
     check_outputs(outputs, {"activations": [activations], "betas": betas, "mask": mask, "responses": responses,
-                            "stimuli": [stimuli]}, overwrite=overwrite)
+                            "stimuli": [stimuli], "labels": [labels], "thumbnails": [thumbnails]}, overwrite=overwrite)
     target = resolve_device(device)
     attrs: dict = {"standardize": standardize, "precision": precision}
     if activations is not None:
@@ -586,17 +614,48 @@ def rdms_to_file(
         n = next(iter(rdms.values())).shape[-1]
         ids = ids if ids is not None else [str(i) for i in range(n)]
     attrs = {k: v for k, v in attrs.items() if v is not None}
+    # every input's stimulus ids are known now: the labels and images must be theirs before anything is written
+    categories, images = _picture_inputs(labels, thumbnails, ids)
     if format == "rsatoolbox":
         path = _write_rsatoolbox_file(out, ids, rdms, metric=metric, attrs=attrs)
     else:
         path = write_rdms(out, ids, rdms, metric=metric, attrs=attrs)
     plots = []
     if plot is not None:
-        from ..figures.rdm import rdm_heatmap
+        from ..figures.rdm import rdm_figure
 
         for name, matrix in rdms.items():
             first = matrix if matrix.ndim == 2 else matrix.reshape(-1, *matrix.shape[-2:]).mean(axis=0)
             label = name if matrix.ndim == 2 else f"{name} (mean of {int(matrix.size // matrix.shape[-1] ** 2)})"
-            plots.append(rdm_heatmap(first, Path(plot) / f"{name}.png", title=f"{label}, {metric}", labels=ids))
+            plots.append(rdm_figure(first, Path(plot) / f"{name}.png", title=f"{label}, {metric}", stimuli=ids,
+                                    categories=categories, thumbnails=images))
     record_options(path, config)
     return RDMFile(path, rdms, ids, plots)
+
+
+def _picture_inputs(labels: str | Path | None, thumbnails: str | Path | None,
+                    ids: Sequence[str]) -> tuple[dict[str, str] | None, list[Path] | None]:
+    """The categories of the stimuli `ids` (`read_categories`) and their images, each
+    None when not given."""
+    categories = read_categories(labels, ids) if labels is not None else None
+    return categories, _thumbnail_files(Path(thumbnails), ids) if thumbnails is not None else None
+
+
+def _thumbnail_files(folder: Path, ids: Sequence[str]) -> list[Path]:
+    """The image of each stimulus in `folder` (named by its id), each checked to be a
+    readable image; InputError naming the first that is not."""
+    from PIL import Image, UnidentifiedImageError
+
+    files = []
+    for stimulus in ids:
+        path = folder / stimulus
+        if not path.is_file():
+            raise InputError(f"`thumbnails` image {path} {what_is_there(path)}; give the folder holding every "
+                             "stimulus's image under its id")
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, UnidentifiedImageError, SyntaxError) as error:
+            raise InputError(f"`thumbnails` image {path} is not a readable image ({error}); replace it") from None
+        files.append(path)
+    return files

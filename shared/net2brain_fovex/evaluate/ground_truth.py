@@ -26,7 +26,6 @@ The `image` column holds stimulus ids (the file name within the images folder).
 """
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +35,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..extraction.stimuli import IMAGE_EXTENSIONS, Stimulus, pixel_values
-from ..io.paths import what_is_there
+from ..io.tables import read_csv_rows
 from ..models.preprocessing import Preprocessing
 
 __all__ = ["read_boxes", "read_fixations", "read_density_maps", "boxes_to_input", "points_to_input",
@@ -70,7 +69,7 @@ def read_boxes(path: str | Path, stimuli: Sequence[Stimulus]) -> dict[str, np.nd
         inverted box, a box outside its image, or an image that is not among the stimuli.
         Also a file that is empty, has no rows or is not UTF-8 CSV, and an unreadable image.
     """
-    rows = _read_csv(path, ("image", "x0", "y0", "x1", "y1"))
+    rows = read_csv_rows(path, ("image", "x0", "y0", "x1", "y1"))
     paths = {s.id: s.path for s in stimuli}
     boxes: dict[str, list] = {}
     for line, row in rows:
@@ -125,7 +124,7 @@ def read_fixations(path: str | Path, stimuli: Sequence[Stimulus]) -> dict[str, n
         return _fixation_maps(path, stimuli)
     paths = {s.id: s.path for s in stimuli}
     points: dict[str, list] = {}
-    for line, row in _read_csv(path, ("image", "row", "col")):
+    for line, row in read_csv_rows(path, ("image", "row", "col")):
         where = f"{path}, line {line}"
         image = _known_image(row["image"], paths, where)
         try:
@@ -262,29 +261,6 @@ def _check_size(path: Path, size: tuple[int, int], stimulus: Stimulus) -> None:
             f"fixation map {path} is {size[0]} x {size[1]} px but {stimulus.id} is "
             f"{width} x {height} px; a fixation map must have its image's size"
         )
-
-
-def _read_csv(path: str | Path, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
-    """(line number, row) pairs of a CSV with at least `columns`."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} {what_is_there(path)}; give a CSV file with a header line naming {', '.join(columns)}")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel writes a byte-order mark
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None:
-                raise InputError(f"{path} is empty; it needs a header line naming {', '.join(columns)}, then one row per entry")
-            missing = [c for c in columns if c not in (reader.fieldnames or [])]
-            if missing:
-                raise InputError(
-                    f"{path} lacks the column(s) {', '.join(missing)}; its header must name {', '.join(columns)}"
-                )
-            rows = [(number + 2, row) for number, row in enumerate(reader)]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise InputError(f"{path} is not a readable UTF-8 CSV file ({error})") from None
-    if not rows:
-        raise InputError(f"{path} has a header but no rows")
-    return rows
 
 
 def _known_image(name: str | None, paths: dict[str, Path], where: str) -> str:

@@ -1,9 +1,9 @@
-"""Figures: RDM heat maps, the RSA figure, CKA heat maps, encoding layer profiles and variance
+"""Figures: RDM pictures (heat map and MDS), the RSA figure, CKA heat maps, encoding layer profiles and variance
 partitions, attribution overlays and deletion / insertion curves."""
 from .._exports import lazy_exports
 
 _EXPORTS = {
-    "rdm_heatmap": "rdm",
+    "rdm_figure": "rdm",
     "rsa_figure": "rsa",
     "cka_heatmap": "cka",
     "encoding_profile_figure": "encoding",

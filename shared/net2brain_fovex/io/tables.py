@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from .atomic import atomic_output
+from .paths import what_is_there
 
-__all__ = ["write_csv"]
+__all__ = ["write_csv", "read_csv_rows"]
 
 
 def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Path:
@@ -53,3 +55,32 @@ def write_csv(path: str | Path, rows: Sequence[Mapping[str, Any]], columns: Sequ
                 writer.writerow({key: cell(row.get(key, "")) for key in columns})
     return Path(path)
 
+
+def read_csv_rows(path: str | Path, columns: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """(line number, row) pairs of the CSV `path`, whose header names at least `columns`.
+
+    Raises
+    ------
+    InputError
+        The file missing, empty, unreadable, not UTF-8 (a byte-order mark is allowed),
+        lacking a column, or without rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} {what_is_there(path)}; give a CSV file with a header line naming {', '.join(columns)}")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel writes a byte-order mark
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None:
+                raise InputError(f"{path} is empty; it needs a header line naming {', '.join(columns)}, then one row per entry")
+            missing = [c for c in columns if c not in (reader.fieldnames or [])]
+            if missing:
+                raise InputError(
+                    f"{path} lacks the column(s) {', '.join(missing)}; its header must name {', '.join(columns)}"
+                )
+            rows = [(number + 2, row) for number, row in enumerate(reader)]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"{path} is not a readable UTF-8 CSV file ({error})") from None
+    if not rows:
+        raise InputError(f"{path} has a header but no rows")
+    return rows
