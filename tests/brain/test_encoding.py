@@ -287,6 +287,32 @@ def test_partition_variance_recovers_planted_components():
     assert set(result.subsets) == {("A",), ("B",), ("A", "B")}
 
 
+def test_banded_ridge_in_its_dual_form_is_the_primal_fit():
+    """More features than stimuli: the kernel (dual) fit chooses the same space weights
+    and predicts what the primal BandedRidgeCV predicts, to float32 rounding."""
+    import torch
+
+    from net2brain_fovex.brain.encoding import _banded_ridge, _himalaya
+
+    rng = np.random.default_rng(4)
+    train = [rng.standard_normal((20, p)).astype(np.float32) for p in (3000, 60)]
+    test = [rng.standard_normal((6, p)).astype(np.float32) for p in (3000, 60)]
+    y = (0.03 * train[0][:, :5].sum(1, keepdims=True) + train[1][:, :2].sum(1, keepdims=True)
+         + rng.standard_normal((20, 30))).astype(np.float32)
+    y -= y.mean(axis=0)
+    blocks = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(train, test, strict=True)]
+    parameters = EncodingParameters(alphas=tuple(np.logspace(-2, 6, 9)))
+    predicted = {}
+    with _himalaya("cpu"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # himalaya's advice to use the dual form
+        for dual in (False, True):
+            inner = KFold(5, shuffle=True, random_state=3)
+            predicted[dual] = torch.as_tensor(_banded_ridge(blocks, torch.from_numpy(y), inner, parameters,
+                                                            dual=dual)).numpy()
+    np.testing.assert_allclose(predicted[True], predicted[False], atol=2e-5 * np.abs(predicted[False]).max())
+    assert np.abs(predicted[False]).max() > 0.1  # not a vacuous zero fit
+
+
 @pytest.mark.parametrize("reduce", [None, "pca:6", "srp:8"])
 def test_saved_models_reproduce_their_predictions(tmp_path, reduce):
     x, y = data(n=60, f=10, targets=5, noise=3.0)
