@@ -15,6 +15,7 @@ from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from cli_common.runner import make_app, run
 from net2brain_cli.cka import cka_command
+from net2brain_cli.convert import convert_command
 from net2brain_cli.encode import encode_command
 from net2brain_cli.rdm import rdm_command
 from net2brain_cli.rsa import rsa_command
@@ -144,6 +145,7 @@ app.command("rsa")(rsa_command)
 app.command("cka")(cka_command)
 app.command("searchlight")(searchlight_command)
 app.command("encode")(encode_command)
+app.command("convert")(convert_command)
 
 
 @app.command("merge")

@@ -27,6 +27,7 @@ _EXPORTS = {
     "explain_to_file": "explain.attributions",
     "evaluate_to_file": "evaluate.evaluation",
     "merge_shards": "io.shards",
+    "convert_to_file": "extraction.foreign",
     "report_to_file": "report.page",
     "describe": "io.file_info",
 }

@@ -8,6 +8,7 @@ import pytest
 
 from net2brain_cli import app as cli
 from net2brain_cli.cka import cka_command
+from net2brain_cli.convert import convert_command
 from net2brain_cli.encode import encode_command
 from net2brain_cli.rdm import rdm_command
 from net2brain_cli.rsa import rsa_command
@@ -17,7 +18,7 @@ from net2brain_fovex.io.config import load_config
 CONFIGS = Path(__file__).parents[2] / "configs"
 COMMANDS = {"models": cli.models_command, "layers": cli.layers_command, "extract": cli.extract_command, "demo": cli.demo_command,
             "rdm": rdm_command, "rsa": rsa_command, "cka": cka_command, "searchlight": searchlight_command,
-            "encode": encode_command}
+            "encode": encode_command, "convert": convert_command}
 
 
 from fovex_cli import app as fovex_app

@@ -1,7 +1,7 @@
 """Bad input to every `net2brain` command: exit 2, one line on stderr, nothing written.
 
 One parametrised test per command (models, layers, extract, rdm, rsa, cka, searchlight, encode, merge,
-merge of encode shards, info, report, demo). Its cases are the table at the top of the command's section: the case id,
+merge of encode shards, info, report, convert, demo). Its cases are the table at the top of the command's section: the case id,
 how the input is broken (a function of the workspace `w`: `w.set(option, value)`,
 `w.drop(option)`, `w.add(...)` or a helper defined above the table), and fragments the
 one-line message must hold (`{tmp}`, `{inputs}`, `{out}` are filled in from the
@@ -1150,6 +1150,54 @@ def info_work(tmp_path) -> Work:
 def test_info_refuses_bad_input(net2brain, info_work, brk, expected):
     brk(info_work)
     check_case(net2brain, info_work, expected)
+
+
+# ------------------------------------------------------------------ convert
+
+
+def convert_of(w: Work, folder: Path) -> None:
+    w.args[1] = str(folder)
+
+
+def pickled_npz(w: Work) -> None:
+    np.savez(w.inputs / "n2b" / "img_1.png.npz", fc=np.array([{"x": 1}], dtype=object), allow_pickle=True)
+
+
+CONVERT = [
+    # case id                      how the input is broken                                          the message says
+    ("source-missing",             lambda w: convert_of(w, w.inputs / "gone"),                      ["{inputs}/gone does not exist", "THINGSvision or Net2Brain features"]),
+    ("source-empty",               lambda w: convert_of(w, w.folder("empty")),                      ["the layouts that fit are none", "give --format"]),
+    ("out-missing",                lambda w: w.drop("--out"),                                       ["--out"]),
+    ("pickled-npz",                pickled_npz,                                                     ["img_1.png.npz", "(a pickle), which loading could run as code"]),
+    ("layers-differ",              lambda w: np.savez(w.inputs / "n2b" / "img_2.png.npz", conv=np.zeros((1, 3))), ["img_2.png.npz holds other layers than img_1.png.npz"]),
+    ("shapes-differ",              lambda w: np.savez(w.inputs / "n2b" / "img_2.png.npz", fc=np.zeros((1, 5))), ["layer 'fc': stimulus 'img_2.png' has shape"]),
+    ("thingsvision-count",         lambda w: (convert_of(w, w.inputs / "tv"), w.file("tv/file_names.txt", "a.png\n")), ["has 3 rows of features for the 1 images"]),
+    ("thingsvision-no-names",      lambda w: (convert_of(w, w.inputs / "tv"), (w.inputs / "tv" / "file_names.txt").unlink()), ["has no file_names.txt"]),
+    ("thingsvision-twice",         lambda w: (convert_of(w, w.inputs / "tv"), w.file("tv/file_names.txt", "a.png\nb.png\na.png\n")), ["lists 'a.png' twice"]),
+    ("unknown-format",             lambda w: w.add("--format", "rsatoolbox"),                        ["--format", "'rsatoolbox'"]),
+    ("layer-with-net2brain",       lambda w: w.add("--layer", "fc"),                                ["--layer names the one module of a THINGSvision folder"]),
+    ("out-exists",                 lambda w: (w.out / "acts.h5").write_text("old"),                 ["{out}/acts.h5 exists already", "--overwrite"]),
+    ("config-unknown-key",         lambda w: config(w, "layers: fc\n"),                             ["{inputs}/options.yaml", "unknown option 'layers'"]),
+]
+
+
+@pytest.fixture
+def convert_work(tmp_path) -> Work:
+    inputs = tmp_path / "in"
+    (inputs / "n2b").mkdir(parents=True)
+    for index in (1, 2, 3):
+        np.savez_compressed(inputs / "n2b" / f"img_{index}.png.npz", fc=RNG.normal(size=(1, 4)))
+    (inputs / "tv").mkdir()
+    np.save(inputs / "tv" / "features.npy", RNG.normal(size=(3, 4)))
+    (inputs / "tv" / "file_names.txt").write_text("a.png\nb.png\nc.png\n")
+    (tmp_path / "out").mkdir()
+    return Work(tmp_path, ["convert", inputs / "n2b", "--out", tmp_path / "out" / "acts.h5"])
+
+
+@pytest.mark.parametrize(("brk", "expected"), table(CONVERT))
+def test_convert_refuses_bad_input(net2brain, convert_work, brk, expected):
+    brk(convert_work)
+    check_case(net2brain, convert_work, expected)
 
 
 # ------------------------------------------------------------------ report

@@ -594,6 +594,19 @@ def test_full_disk_exits_2_and_leaves_no_output(data, tmp_path, command):
     assert_same_h5(tmp_path / reference, data["ref"] / reference)
 
 
+def test_full_disk_while_converting_leaves_no_activations(tmp_path):
+    source = tmp_path / "features"
+    source.mkdir()
+    for index in range(3):
+        np.savez_compressed(source / f"img_{index}.png.npz", fc=np.random.default_rng(index).normal(size=(1, 20_000)))
+    out = tmp_path / "out"
+    result = run_limited("net2brain", 100_000, "convert", source, "--out", out / "acts.h5")
+    assert result.returncode == 2, result.stderr
+    assert "file too large" in error_line(result.stderr, "net2brain")
+    assert files(out) == set()  # no file, no temporary file, no folder
+    assert call("net2brain", "convert", source, "--out", out / "acts.h5") == 0
+
+
 def test_full_disk_while_writing_a_report_leaves_no_page(data, tmp_path):
     page = tmp_path / "report.html"
     result = run_limited("net2brain", 20_000, "report", data["root"] / "reference", "--out", page)

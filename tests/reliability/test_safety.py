@@ -238,6 +238,21 @@ def test_a_report_reads_the_run_folder_without_running_its_files(request, tmp_pa
     assert "weights.npy" in (run / "report.html").read_text()  # listed, never loaded
 
 
+@pytest.mark.parametrize("layout", ["net2brain", "thingsvision"])
+def test_convert_refuses_features_holding_pickles(net2brain, tmp_path, marker, layout):
+    source = tmp_path / "features"
+    source.mkdir()
+    payload = np.array([Touch(marker)], dtype=object)
+    if layout == "net2brain":
+        np.savez(source / "img_1.png.npz", fc=payload, allow_pickle=True)
+    else:
+        np.save(source / "features.npy", payload, allow_pickle=True)
+        (source / "file_names.txt").write_text("img_1.png\n")
+    result = net2brain("convert", source, "--out", tmp_path / "acts.h5")
+    one_line_refusal(result, "(a pickle), which loading could run as code")
+    assert not (tmp_path / "acts.h5").exists()
+
+
 def test_the_code_base_loads_nothing_unsafely():
     assert python_files(), "no sources found"
     assert calls(r"yaml\.(load|unsafe_load|full_load|load_all)\(|yaml\.(Unsafe|Full)?Loader\b|Loader\s*=") == []
