@@ -127,8 +127,8 @@ def test_shards_of_a_slurm_array_merge_into_the_unsharded_folder(net2brain, inpu
     assert (out / "summary.csv").read_text() == (whole / "summary.csv").read_text()
     assert {p.name for p in whole.glob("*.nii.gz")} == {p.name for p in out.glob("*.nii.gz")}
     # the merge draws the brain picture of every R^2 map, as the unsharded run does
-    assert {p.name for p in out.glob("*_r2.png")} == {p.name for p in whole.glob("*_r2.png")} == {
-        f"sub-{s}_{layer}_r2.png" for s in (1, 2) for layer in "ab"}
+    assert {p.name for p in out.glob("*.png")} == {p.name for p in whole.glob("*.png")} == {
+        f"sub-{s}_{layer}_r2.png" for s in (1, 2) for layer in "ab"} | {f"group_{layer}_mean_r.png" for layer in "ab"}
     assert (tmp_path / "merged.png").read_bytes()[:4] == b"\x89PNG"
     one, other = (yaml.safe_load((folder / "encode.config.yaml").read_text()) for folder in (whole, out))
     assert one.pop("shard") is None and other.pop("shard") is None

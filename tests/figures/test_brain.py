@@ -169,7 +169,10 @@ def test_encode_plot_draws_each_r2_map(net2brain, planted, tmp_path):  # noqa: F
     result = net2brain("encode", *args, "--out-dir", tmp_path / "enc", "--plot", tmp_path / "profile.png")
     assert result.code == 0, result.err
     rows = [row for row in csv.DictReader((tmp_path / "enc" / "summary.csv").open()) if row["plot"]]
-    assert sorted(row["plot"] for row in rows) == [f"{b.name.split('.')[0]}_a_r2.png" for b in sorted(betas)]
+    # each subject's R^2 map, and with several subjects the group's mean r map
+    assert sorted(row["plot"] for row in rows) == sorted(
+        [f"{b.name.split('.')[0]}_a_r2.png" for b in betas] + ["group_a_mean_r.png"])
+    assert {row["subject"] for row in rows if row["plot"] == "group_a_mean_r.png"} == {"group"}
     for row in rows:
         assert row["roi"] == "mask" and float(row["plot_threshold"]) == 0.0
         image = nib.load(tmp_path / "enc" / row["plot"].replace(".png", ".nii.gz"))

@@ -83,6 +83,7 @@ PARTITION_COLUMNS = ["roi", "subject", "time", "measure", "spaces", "mean_r2", "
 CONFIG_NAME = "encode.config.yaml"  # the resolved options in the output folder
 # with `plot` for `betas`: each R^2 map's brain picture, its threshold and the map's peak (mm)
 PICTURE_COLUMNS = ["plot", "plot_threshold", "peak_value", "peak_x", "peak_y", "peak_z"]
+GROUP = "group"  # the subject name of the group's maps, pictures and summary rows
 PICTURE_THRESHOLD = 0.0  # R^2 maps are drawn where R^2 > 0: where the model predicts better than the mean
 WHOLE = "mask"  # the summary's name for every target of `betas` (the mask, or the union of the `rois`)
 # options that do not change the results: a resumed run may differ in them
@@ -323,7 +324,7 @@ def encode_to_file(
     planned = {(s, layer): _pair_paths(out_dir, s, layer, targets.kind) for s in targets.subjects for layer in names}
     group = _group_paths(out_dir, names, targets) if len(targets.subjects) > 1 else {}
     models = {pair: out_dir / f"{pair[0]}_{pair[1]}_model.h5" for pair in planned} if save_models else {}
-    pictures = _pictures(planned, targets, plot)
+    pictures = _pictures(planned, group, targets, plot)
     files = _result_outputs("out_dir", planned, group, targets)
     files += [Output("out_dir", path, "hdf5", replaceable=True, folder_made=True) for path in models.values()]
     files += [Output("plot", path, "png", replaceable=True, folder_made=True) for _, path in pictures.values()]
@@ -374,7 +375,7 @@ def best_layers(rows: Sequence[dict]) -> dict[str, dict]:
     """The summary row of the layer with the highest mean r per ROI: of the group rows with
     several subjects, over every time point (`time` "mean") for time-resolved data."""
     subjects = {row["subject"] for row in rows}
-    who = "group" if "group" in subjects else next(iter(subjects), None)
+    who = GROUP if GROUP in subjects else next(iter(subjects), None)
     best: dict[str, dict] = {}
     for row in rows:
         if row["subject"] != who or row.get("time", "mean") not in ("", "mean"):
@@ -483,7 +484,7 @@ def _subjects(paths: Sequence[Path], what: str) -> list[str]:
     subjects = [check_name(roi_name(path), f"a subject (a `{what}` file)") for path in paths]
     if len(set(subjects)) != len(subjects):
         raise InputError(f"two `{what}` files have the same name; subjects are named after their files, rename one")
-    if "group" in subjects:  # the name of the group's maps and summary rows
+    if GROUP in subjects:  # the name of the group's maps and summary rows
         raise InputError(f"a `{what}` file is named group; subjects are named after their files, rename it")
     return subjects
 
@@ -752,13 +753,13 @@ def _summary_rows(names, scores, ceilings, targets: _Targets) -> list[dict]:
     """A row per (ROI, layer, subject[, time]), and the group's with several subjects."""
     import warnings
 
-    subjects = list(targets.subjects) + (["group"] if len(targets.subjects) > 1 else [])
+    subjects = list(targets.subjects) + ([GROUP] if len(targets.subjects) > 1 else [])
     times = list(range(targets.shape[1])) if targets.timed else [None]
     rows = []
     for roi, region in targets.rois.items():
         for layer in names:
             for subject in subjects:
-                if subject == "group":
+                if subject == GROUP:
                     r = np.mean([scores[s, layer][0] for s in targets.subjects], axis=0)
                     r2 = np.mean([scores[s, layer][1] for s in targets.subjects], axis=0)
                     ceiling = None
@@ -800,17 +801,20 @@ def _finish_folder(summary: Path, group: dict, names: Sequence[str], scores, cei
     return rows, group_files
 
 
-def _pictures(planned: dict, targets: _Targets, plot) -> dict:
-    """(subject, layer) -> (its R^2 map, the brain picture beside it) when `plot` is given for `betas`."""
+def _pictures(planned: dict, group: dict, targets: _Targets, plot) -> dict:
+    """(subject, layer) -> (its R^2 map, the brain picture beside it) when `plot` is given for
+    `betas`; with several subjects also (GROUP, layer) -> the group's mean r map and its picture."""
     if plot is None or targets.kind != "nifti":
         return {}
-    return {pair: (paths[1], paths[1].with_name(paths[1].name[: -len(".nii.gz")] + ".png"))
-            for pair, paths in planned.items()}
+    maps = {pair: paths[1] for pair, paths in planned.items()}
+    maps.update({(GROUP, layer): paths[0] for layer, paths in group.items()})  # group_<layer>_mean_r.nii.gz
+    return {pair: (path, path.with_name(path.name[: -len(".nii.gz")] + ".png")) for pair, path in maps.items()}
 
 
 def _draw_pictures(pictures: dict, rows: list[dict], targets: _Targets) -> None:
-    """Draw each R^2 map (positive R^2 only: `PICTURE_THRESHOLD`, over the mask) and record the
-    picture and the map's peak in its subject's row of every target (`WHOLE`)."""
+    """Draw each R^2 map and group mean r map (positive values only: `PICTURE_THRESHOLD`,
+    over the mask) and record the picture and the map's peak in its subject's (the group's)
+    row of every target (`WHOLE`)."""
     if not pictures:
         return
     import nibabel as nib
@@ -820,8 +824,9 @@ def _draw_pictures(pictures: dict, rows: list[dict], targets: _Targets) -> None:
     fallback = nib.Nifti1Image(targets.mask.astype(np.float32), targets.reference.affine)
     by_pair = {(row["subject"], row["layer"]): row for row in rows if row["roi"] == WHOLE and row["time"] == ""}
     for (subject, layer), (map_path, picture) in pictures.items():
+        what = "mean r" if subject == GROUP else "R^2"
         _, peak, _ = brain_figure(nib.load(str(map_path)), picture, threshold=PICTURE_THRESHOLD,
-                                  title=f"{subject} {layer} R^2", fallback=fallback)
+                                  title=f"{subject} {layer} {what}", fallback=fallback)
         row = by_pair[subject, layer]
         row.update({"plot": picture.name, "plot_threshold": PICTURE_THRESHOLD})
         if peak is not None:
@@ -1040,7 +1045,7 @@ def merge_encoding(paths: Sequence[str | Path], out_dir: str | Path, *, overwrit
         config = {**config, **({"shard": None} if "shard" in config else {}), "out_dir": str(out_dir)}
     planned = {(s, layer): _pair_paths(out_dir, s, layer, targets.kind) for s in subjects for layer in names}
     group = _group_paths(out_dir, names, targets) if len(subjects) > 1 else {}
-    pictures = _pictures(planned, targets, plot)
+    pictures = _pictures(planned, group, targets, plot)
     if pictures:
         from ..figures.brain import require_nilearn
 
@@ -1203,8 +1208,8 @@ def _partition_run(activations: Path, out_dir: Path, spaces, outputs, inputs, pa
     group_files = _write_partition_group(group, values, list(targets.subjects), measures, targets)
     subjects = list(targets.subjects)
     if len(subjects) > 1:
-        values["group"] = {m: np.mean([values[s][m] for s in subjects], axis=0) for m in measures}
-        subjects.append("group")
+        values[GROUP] = {m: np.mean([values[s][m] for s in subjects], axis=0) for m in measures}
+        subjects.append(GROUP)
     times = list(range(targets.shape[1])) if targets.timed else [None]
     rows = []
     for name, region in targets.rois.items():
