@@ -31,6 +31,10 @@ class Work:
         else:
             self.args += [option, str(value)]
 
+    def argument(self, value) -> None:
+        """Give the command's argument (the word after the command name) the value `value`."""
+        self.args[1] = str(value)
+
     def drop(self, *options: str) -> None:
         """Leave options (and their values) out."""
         for option in options:

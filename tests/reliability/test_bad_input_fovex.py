@@ -437,14 +437,10 @@ def test_info_refuses_bad_input(fovex, info_work, brk, fragments):
 # ------------------------------------------------------------------ fovex report (the net2brain table has every case)
 
 
-def report_of(w: Work, folder: Path) -> None:
-    w.args[1] = str(folder)
-
-
 REPORT = [
     # case id                      how the input is broken                                          the message says
-    ("folder-missing",             lambda w: report_of(w, w.inputs / "gone"),                       ["{inputs}/gone does not exist", "give the output folder of a run"]),
-    ("nothing-to-report",          lambda w: report_of(w, w.file("notes/notes.txt", "hi").parent),  ["{inputs}/notes holds nothing to report"]),
+    ("folder-missing",             lambda w: w.argument(w.inputs / "gone"),                       ["{inputs}/gone does not exist", "give the output folder of a run"]),
+    ("nothing-to-report",          lambda w: w.argument(w.file("notes/notes.txt", "hi").parent),  ["{inputs}/notes holds nothing to report"]),
     ("report-exists",              lambda w: w.file("report.html", "<html></html>"),                ["{inputs}/report.html exists already", "--overwrite"]),
     ("out-not-html",               lambda w: w.set("--out", w.out / "report.png"),                  ["--out {out}/report.png ends in .png", ".html"]),
 ]

@@ -1155,25 +1155,21 @@ def test_info_refuses_bad_input(net2brain, info_work, brk, expected):
 # ------------------------------------------------------------------ convert
 
 
-def convert_of(w: Work, folder: Path) -> None:
-    w.args[1] = str(folder)
-
-
 def pickled_npz(w: Work) -> None:
     np.savez(w.inputs / "n2b" / "img_1.png.npz", fc=np.array([{"x": 1}], dtype=object), allow_pickle=True)
 
 
 CONVERT = [
     # case id                      how the input is broken                                          the message says
-    ("source-missing",             lambda w: convert_of(w, w.inputs / "gone"),                      ["{inputs}/gone does not exist", "THINGSvision or Net2Brain features"]),
-    ("source-empty",               lambda w: convert_of(w, w.folder("empty")),                      ["the layouts that fit are none", "give --format"]),
+    ("source-missing",             lambda w: w.argument(w.inputs / "gone"),                      ["{inputs}/gone does not exist", "THINGSvision or Net2Brain features"]),
+    ("source-empty",               lambda w: w.argument(w.folder("empty")),                      ["the layouts that fit are none", "give --format"]),
     ("out-missing",                lambda w: w.drop("--out"),                                       ["--out"]),
     ("pickled-npz",                pickled_npz,                                                     ["img_1.png.npz", "(a pickle), which loading could run as code"]),
     ("layers-differ",              lambda w: np.savez(w.inputs / "n2b" / "img_2.png.npz", conv=np.zeros((1, 3))), ["img_2.png.npz holds other layers than img_1.png.npz"]),
     ("shapes-differ",              lambda w: np.savez(w.inputs / "n2b" / "img_2.png.npz", fc=np.zeros((1, 5))), ["layer 'fc': stimulus 'img_2.png' has shape"]),
-    ("thingsvision-count",         lambda w: (convert_of(w, w.inputs / "tv"), w.file("tv/file_names.txt", "a.png\n")), ["has 3 rows of features for the 1 images"]),
-    ("thingsvision-no-names",      lambda w: (convert_of(w, w.inputs / "tv"), (w.inputs / "tv" / "file_names.txt").unlink()), ["has no file_names.txt"]),
-    ("thingsvision-twice",         lambda w: (convert_of(w, w.inputs / "tv"), w.file("tv/file_names.txt", "a.png\nb.png\na.png\n")), ["lists 'a.png' twice"]),
+    ("thingsvision-count",         lambda w: (w.argument(w.inputs / "tv"), w.file("tv/file_names.txt", "a.png\n")), ["has 3 rows of features for the 1 images"]),
+    ("thingsvision-no-names",      lambda w: (w.argument(w.inputs / "tv"), (w.inputs / "tv" / "file_names.txt").unlink()), ["has no file_names.txt"]),
+    ("thingsvision-twice",         lambda w: (w.argument(w.inputs / "tv"), w.file("tv/file_names.txt", "a.png\nb.png\na.png\n")), ["lists 'a.png' twice"]),
     ("unknown-format",             lambda w: w.add("--format", "rsatoolbox"),                        ["--format", "'rsatoolbox'"]),
     ("layer-with-net2brain",       lambda w: w.add("--layer", "fc"),                                ["--layer names the one module of a THINGSvision folder"]),
     ("out-exists",                 lambda w: (w.out / "acts.h5").write_text("old"),                 ["{out}/acts.h5 exists already", "--overwrite"]),
@@ -1203,16 +1199,12 @@ def test_convert_refuses_bad_input(net2brain, convert_work, brk, expected):
 # ------------------------------------------------------------------ report
 
 
-def report_of(w: Work, folder: Path) -> None:
-    w.args[1] = str(folder)
-
-
 REPORT = [
     # case id                      how the input is broken                                          the message says
-    ("folder-missing",             lambda w: report_of(w, w.inputs / "gone"),                       ["{inputs}/gone does not exist", "give the output folder of a run"]),
-    ("a-file",                     lambda w: report_of(w, w.inputs / "run" / "rsa.csv"),            ["{inputs}/run/rsa.csv is a file", "output folder of a run"]),
-    ("empty-folder",               lambda w: report_of(w, w.folder("empty")),                       ["{inputs}/empty holds nothing to report", "give the output folder of a run"]),
-    ("nothing-to-report",          lambda w: report_of(w, w.file("notes/notes.txt", "hi").parent),  ["{inputs}/notes holds nothing to report", "no tables, figures, maps"]),
+    ("folder-missing",             lambda w: w.argument(w.inputs / "gone"),                       ["{inputs}/gone does not exist", "give the output folder of a run"]),
+    ("a-file",                     lambda w: w.argument(w.inputs / "run" / "rsa.csv"),            ["{inputs}/run/rsa.csv is a file", "output folder of a run"]),
+    ("empty-folder",               lambda w: w.argument(w.folder("empty")),                       ["{inputs}/empty holds nothing to report", "give the output folder of a run"]),
+    ("nothing-to-report",          lambda w: w.argument(w.file("notes/notes.txt", "hi").parent),  ["{inputs}/notes holds nothing to report", "no tables, figures, maps"]),
     ("unreadable-folder",          lambda w: unreadable(w.inputs / "run"),                          ["{inputs}/run", "not readable"], NOT_AS_ROOT),
     ("report-exists",              lambda w: w.file("run/report.html", "<html></html>"),            ["{inputs}/run/report.html exists already", "--overwrite"]),
     ("out-not-html",               lambda w: w.set("--out", w.out / "report.txt"),                  ["--out {out}/report.txt ends in .txt", ".html"]),
