@@ -198,7 +198,10 @@ def test_extraction_equals_forward_hooks(normal, images, tmp_path):
     out = tmp_path / "acts.h5"
     extract_to_file(loaded, images, out, batch_size=3)
     batch = torch.stack([loaded.preprocessing(load_image(s.path)) for s in discover_stimuli(images)])
-    expected = hooked(loaded.module, TOP, lambda: loaded.module(batch))
+    # The reference runs the same batches of 3 as the extraction: a batch of 7 picks other float32 convolution
+    # kernels, whose summation order moves single values by ~2e-5 on deep layers.
+    chunks = [hooked(loaded.module, TOP, lambda part=part: loaded.module(part)) for part in batch.split(3)]
+    expected = {name: torch.cat([chunk[name] for chunk in chunks]) for name in TOP}
     with h5py.File(out, "r") as f:
         assert set(f["layers"]) == set(TOP)
         for name in TOP:
