@@ -58,6 +58,7 @@ import numpy as np
 
 from ..checks import check_range
 from ..errors import ConfigError, InputError
+from ..extras import install_command
 from ..memory import check_memory
 from .registry import ENCODING_MODELS, INNER_CVS
 
@@ -359,7 +360,7 @@ def check_solvers() -> None:
                if importlib.util.find_spec(module) is None]
     if missing:
         raise ConfigError(f"encoding models need {' and '.join(missing)}, which is not installed: "
-                          "pip install 'net2brain-fovex[encoding]'")
+                          f"{install_command('encoding')}")
 
 
 @contextmanager

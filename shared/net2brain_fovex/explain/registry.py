@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..errors import ConfigError
+from ..extras import require_library
 from ..registry import Registry
 
 __all__ = ["Method", "METHODS", "FovExParameters", "CAMParameters", "RISEParameters", "CentreParameters",
@@ -274,15 +275,6 @@ class Method:
         self.require()
         module, _, attribute = self.function.partition(":")
         return getattr(importlib.import_module(f"net2brain_fovex.explain.methods.{module}"), attribute)
-
-
-def require_library(library: str, extra: str | None, user: str) -> None:
-    """Import `library`, or a `ConfigError` saying that `user` needs it, with the pip command."""
-    try:
-        importlib.import_module(library)
-    except ImportError as error:
-        raise ConfigError(f"{user} needs the {library} library, which is not installed or does not import ({error}): "
-                          f"pip install 'net2brain-fovex[{extra}]'") from None
 
 
 # the library of the cam:* methods and the extra that installs it

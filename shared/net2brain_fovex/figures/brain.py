@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..extras import require_library
 from .base import pyplot, save_figure
 
 __all__ = ["Peak", "find_peak", "in_mni_space", "require_nilearn", "check_background", "brain_figure", "PLOTS_EXTRA"]
@@ -50,8 +51,6 @@ def in_mni_space(image) -> bool:
 
 def require_nilearn() -> None:
     """A `ConfigError` naming the `plots` extra when nilearn does not import; called before any work."""
-    from ..explain.registry import require_library
-
     require_library("nilearn", PLOTS_EXTRA, "`plot` (brain pictures)")
 
 

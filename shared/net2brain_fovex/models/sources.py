@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, unknown_name
+from ..extras import install_command
 from ..registry import Registry
 from .built import ModelEntry
 from .registry import TASKS
@@ -61,7 +62,7 @@ class ModelSource:
         """The source's module; `ConfigError` with the pip command when its library is missing."""
         if not self.installed:
             raise ConfigError(f"model source {self.name} needs the {self.library} library, which is not installed: "
-                              f"pip install 'net2brain-fovex[{self.extra}]'")
+                              f"{install_command(self.extra)}")
         return importlib.import_module(f"{__package__}.zoo.{self.module}")
 
     def entries(self) -> tuple[ModelEntry, ...]:
@@ -118,7 +119,7 @@ def list_models(source: str | None = None, contains: str | None = None,
         missing = [entry for entry in SOURCES.values() if not entry.installed]
         if missing:
             warnings.warn("sources not installed: " + "; ".join(
-                f"{entry.name} (pip install 'net2brain-fovex[{entry.extra}]')" for entry in missing),
+                f"{entry.name} ({install_command(entry.extra)})" for entry in missing),
                 RuntimeWarning, stacklevel=2)
     pairs = [(entry.name, model) for entry in chosen for model in entry.entries()]
     if contains:
@@ -160,5 +161,5 @@ def find_source(name: str, source: str = AUTO) -> str:
     missing = [entry for entry in SOURCES.values() if not entry.installed] if source == AUTO else []
     if missing:  # a name of theirs (a hub id without transformers) was not looked up
         hint += "; sources not installed, so not searched: " + ", ".join(
-            f"{entry.name} (pip install 'net2brain-fovex[{entry.extra}]')" for entry in missing)
+            f"{entry.name} ({install_command(entry.extra)})" for entry in missing)
     raise unknown_name("model", name, choices, hint=hint)

@@ -61,8 +61,9 @@ import torch
 from torch import nn
 
 from ...errors import unknown_name
+from ...extras import require_library
 from ..base import Attribution, Context, check_batch, frozen, logits_of, normalise_maps
-from ..registry import CAM_LIBRARY, CAMBatchParameters, CAMParameters, FullGradParameters, require_library
+from ..registry import CAM_LIBRARY, CAMBatchParameters, CAMParameters, FullGradParameters
 from .cam import as_maps, did_not_run, not_a_map, resolve_layer
 
 __all__ = ["library_cam", "scorecam", "xgradcam", "layercam", "eigencam", "hirescam", "ablationcam", "fullgrad"]
