@@ -15,3 +15,6 @@ ShardSpec = Annotated[str | None, typer.Option(
     "--shard", help="Compute only part I of N (I from 0), e.g. 3/8, or auto (from a SLURM array task); "
     "writes NAME.shard-I-of-N.EXT beside --out (searchlight, encode: in --out-dir), joined by `merge`.",
 )]
+Background = Annotated[Path | None, typer.Option(
+    help="With --plot: a 3D NIfTI drawn under brain maps not in MNI space (default: the mask).",
+)]

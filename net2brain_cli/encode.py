@@ -9,7 +9,7 @@ import typer
 
 from cli_common.choices import choice, choice_help, ranged
 from cli_common.config_merge import require, resolved_options, with_config
-from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
+from cli_common.options import Background, ConfigFile, Device, Overwrite, ShardSpec
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from net2brain_fovex.brain.registry import ENCODING_MODELS, INNER_CVS
@@ -17,7 +17,7 @@ from net2brain_fovex.brain.registry import ENCODING_MODELS, INNER_CVS
 log = logging.getLogger("net2brain")
 # options of the fits, refused in prediction mode (--predict)
 _FIT_ONLY = ("betas", "mask", "rois", "responses", "key", "repetitions", "stimuli", "test_stimuli", "partition",
-             "save_models", "plot", "out_dir", "resume", "shard")
+             "save_models", "plot", "background", "out_dir", "resume", "shard")
 
 
 @with_config
@@ -59,7 +59,9 @@ def encode_command(
     save_models: Annotated[bool, typer.Option(
         "--save-models", help="Also write <subject>_<layer>_model.h5 (refitted on all stimuli) for --predict.")] = False,
     plot: Annotated[Path | None, typer.Option(
-        help="A figure (.png/.pdf/.svg): the layer profile per ROI, or with --partition unique and shared R^2.")] = None,
+        help="A figure (.png/.pdf/.svg): the layer profile per ROI, or with --partition unique and shared R^2; with "
+             "--betas also each R^2 map (several subjects: each group mean r map) as a brain picture, <map>.png.")] = None,
+    background: Background = None,
     predict: Annotated[Path | None, typer.Option(
         help="Prediction mode: a --save-models file; predicts the responses to the stimuli of --activations "
              "into --out.")] = None,
@@ -98,7 +100,7 @@ def encode_command(
             roi=roi, repetitions=repetitions, stimuli=stimuli, test_stimuli=test_stimuli, model=model, folds=folds,
             inner=inner, inner_folds=inner_folds,
             alphas=alphas, reduce=reduce, seed=seed, partition=partition, save_models=save_models, plot=plot,
-            device=device, shard=shard, overwrite=overwrite, resume=resume,
+            background=background, device=device, shard=shard, overwrite=overwrite, resume=resume,
             config=options, progress=update,
         )
     if result.shard_file is not None:

@@ -9,7 +9,7 @@ import typer
 
 from cli_common.choices import choice, choice_help, ranged
 from cli_common.config_merge import require, resolved_options, with_config
-from cli_common.options import ConfigFile, Device, Overwrite, ShardSpec
+from cli_common.options import Background, ConfigFile, Device, Overwrite, ShardSpec
 from cli_common.output import Json, print_json
 from cli_common.progress import progress_bar
 from net2brain_fovex.brain.parameters import SearchlightParameters as Defaults
@@ -50,8 +50,7 @@ def searchlight_command(
         help="A NIfTI on the grid of the precomputed centres, for writing their maps.")] = None,
     plot: Annotated[bool, typer.Option(
         "--plot", help="Also draw each group map (one subject: each map) as a brain picture, <map>.png (nilearn).")] = False,
-    background: Annotated[Path | None, typer.Option(
-        help="With --plot: a 3D NIfTI under maps not in MNI space (default: the mask).")] = None,
+    background: Background = None,
     shard: ShardSpec = None,  # a block of the mask's centres -> OUT_DIR/searchlight.shard-I-of-N.h5
     json: Json = False,
     overwrite: Overwrite = False,

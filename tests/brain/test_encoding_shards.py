@@ -17,7 +17,7 @@ from net2brain_fovex.brain.encoding_files import CONFIG_NAME, _ranges, _units, e
 from net2brain_fovex.errors import ConfigError, InputError, OutputError
 from net2brain_fovex.io.hdf5 import ENCODE_SHARD_KIND
 from net2brain_fovex.io.shards import Shard, shard_outputs
-from tests.brain.test_encoding_files import N, box_mask, planted  # noqa: F401  (the fixture)
+from tests.brain.test_encoding_files import GRID, N, box_mask, planted  # noqa: F401  (the fixture)
 
 # planted voxels with little noise choose the smallest alphas: the engine says so, rightly
 pytestmark = pytest.mark.filterwarnings("ignore:.*chose an alpha at an edge:RuntimeWarning")
@@ -74,10 +74,13 @@ def test_units_cover_every_target_once_and_shards_differ_by_one_unit_at_most():
 
 def test_merged_nifti_shards_equal_the_unsharded_run(planted, small_chunks, tmp_path):  # noqa: F811
     folder, betas, _ = planted
+    background = tmp_path / "background.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(1).random(GRID).astype(np.float32), nib.load(betas[0]).affine),
+             background)
     options = dict(betas=betas, rois=[folder / "A.nii.gz", folder / "B.nii.gz"], folds=4,
-                   mask=box_mask(folder / "all.nii.gz", np.s_[:, :, :]))
+                   mask=box_mask(folder / "all.nii.gz", np.s_[:, :, :]), background=background)
     config = {"activations": str(folder / "acts.h5"), "folds": 4, "shard": None, "out_dir": str(tmp_path / "whole")}
-    # both draw the figure and the R^2 maps' brain pictures: the merge draws the same ones
+    # both draw the figure and the R^2 maps' brain pictures over `background`: the merge draws the same ones
     whole = encode_to_file(folder / "acts.h5", tmp_path / "whole", device="cpu", config=config,
                            plot=tmp_path / "whole.png", **options)
     out = tmp_path / "sharded"

@@ -42,6 +42,7 @@ def volumes(tmp_path_factory):
     mask = np.zeros(SHAPE, dtype=np.uint8)
     mask[1:8, 1:7, :5] = 1
     nib.save(nib.Nifti1Image(mask, affine), folder / "mask.nii.gz")
+    nib.save(nib.Nifti1Image(rng.random(SHAPE).astype(np.float32), affine), folder / "background.nii.gz")
     write_rdms(folder / "model.h5", [f"s{i:02d}" for i in range(N_STIMULI)], rdms, metric="correlation")
     return folder, paths
 
@@ -68,6 +69,10 @@ def assert_same_outputs(whole, merged):
         assert np.array_equal(a.get_fdata(), b.get_fdata(), equal_nan=True), name
         assert np.array_equal(a.affine, b.affine) and a.header.binaryblock == b.header.binaryblock, name
     assert (whole / "summary.csv").read_text() == (merged / "summary.csv").read_text()
+    pictures = sorted(path.name for path in whole.glob("*.png"))
+    assert pictures == sorted(path.name for path in merged.glob("*.png"))
+    for name in pictures:  # the same maps drawn the same way give the same bytes
+        assert (whole / name).read_bytes() == (merged / name).read_bytes(), name
     one, other = (yaml.safe_load((folder / "searchlight.config.yaml").read_text()) for folder in (whole, merged))
     assert one.pop("shard") is None and "shard" not in other
     assert one.pop("out-dir") == str(whole) and other.pop("out-dir") == str(merged) and one == other
@@ -76,14 +81,16 @@ def assert_same_outputs(whole, merged):
 @pytest.mark.parametrize("extra", [
     ["--fdr", 0.05],  # the mask derived from every subject
     ["--mask", "mask.nii.gz", "--precision", "double", "--compare", "pearson", "--batch-size", 7],
+    ["--fdr", 0.05, "--plot", "--background", "background.nii.gz"],  # the merge draws the brain pictures
 ])
 def test_merged_shards_equal_the_unsharded_run(net2brain, volumes, tmp_path, extra):
-    extra = [volumes[0] / arg if arg == "mask.nii.gz" else arg for arg in extra]
+    extra = [volumes[0] / arg if str(arg).endswith(".nii.gz") else arg for arg in extra]
     whole, sharded = tmp_path / "whole", tmp_path / "sharded"
     assert searchlight(net2brain, volumes, whole, *extra).code == 0
     parts = run_shards(net2brain, volumes, sharded, 3, *extra)
     assert [path.name for path in parts] == [f"searchlight.shard-00{i}-of-003.h5" for i in range(3)]
-    assert not list(sharded.glob("*.nii.gz")) and not (sharded / "summary.csv").exists()
+    assert not list(sharded.glob("*.nii.gz")) and not list(sharded.glob("*.png"))
+    assert not (sharded / "summary.csv").exists()
     assert (sharded / "searchlight.shard-001-of-003.config.yaml").exists()
     attrs = []
     for path in parts:
@@ -95,6 +102,7 @@ def test_merged_shards_equal_the_unsharded_run(net2brain, volumes, tmp_path, ext
     result = net2brain("merge", "--out", sharded)
     assert result.code == 0, result
     assert_same_outputs(whole, sharded)
+    assert bool(list(sharded.glob("group_a_*.png"))) == ("--plot" in extra)
 
 
 def test_the_derived_mask_is_the_same_in_every_shard(net2brain, volumes, tmp_path):
@@ -185,3 +193,15 @@ def test_shard_option_errors(net2brain, volumes, tmp_path):
     result = net2brain("searchlight", "--searchlight-rdms", tmp_path / "sl.npz", "--model-rdms", folder / "model.h5",
                        "--out-dir", tmp_path / "pre", "--shard", "0/2")
     assert result.code == 2 and "a --searchlight-rdms run is not sharded" in result.err
+
+
+def test_the_merge_refuses_shards_whose_background_is_gone(net2brain, volumes, tmp_path):
+    background = tmp_path / "bg.nii.gz"
+    background.write_bytes((volumes[0] / "background.nii.gz").read_bytes())
+    parts = run_shards(net2brain, volumes, tmp_path / "sharded", 2, "--plot", "--background", background)
+    background.unlink()
+    result = net2brain("merge", "--out", tmp_path / "sharded")
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result
+    assert str(parts[0]) in result.err and str(background) in result.err and "put that image back" in result.err
+    assert sorted(path.name for path in (tmp_path / "sharded").iterdir()) == sorted(
+        [path.name for path in parts] + [path.name.replace(".h5", ".config.yaml") for path in parts])

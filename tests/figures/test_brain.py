@@ -183,3 +183,19 @@ def test_encode_plot_draws_each_r2_map(net2brain, planted, tmp_path):  # noqa: F
             list((image.affine @ np.append(voxel, 1))[:3]))
         not_blank(tmp_path / "enc" / row["plot"], (1400, 400))
     assert (tmp_path / "profile.png").is_file()  # the layer profile, as before
+
+
+@pytest.mark.filterwarnings("ignore:.*chose an alpha at an edge:RuntimeWarning")
+def test_encode_plot_draws_over_the_given_background(net2brain, planted, tmp_path):  # noqa: F811
+    folder, betas, _ = planted
+    background = tmp_path / "bg.nii.gz"
+    shape = nib.load(betas[0]).shape[:3]
+    nib.save(nib.Nifti1Image(np.random.default_rng(2).random(shape).astype(np.float32), nib.load(betas[0]).affine),
+             background)
+    args = ["--activations", folder / "acts.h5", "--betas", betas[0], "--device", "cpu", "--layers", "a"]
+    for name, extra in (("plain", []), ("over", ["--background", background])):
+        result = net2brain("encode", *args, "--out-dir", tmp_path / name, "--plot", tmp_path / f"{name}.png", *extra)
+        assert result.code == 0, result.err
+    plain, over = (not_blank(tmp_path / name / "sub-1_a_r2.png", (1400, 400)) for name in ("plain", "over"))
+    assert np.abs(plain - over).sum() > 0  # the same map over another image
+    assert "sub-1_a_r2.png" in {row["plot"] for row in csv.DictReader((tmp_path / "over" / "summary.csv").open())}

@@ -163,6 +163,7 @@ def encode_to_file(
     partition: str | Sequence[str] | None = None,
     save_models: bool = False,
     plot: str | Path | None = None,
+    background: str | Path | None = None,
     device: str = "auto",
     shard: str | Shard | None = None,
     overwrite: bool = False,
@@ -226,7 +227,11 @@ def encode_to_file(
     plot : path, optional
         A figure (PNG, PDF or SVG, by its suffix): the layer profile per ROI
         (`encoding_profile_figure`), or with `partition` the unique and shared R^2 per ROI
-        (`partition_figure`).
+        (`partition_figure`). With `betas` (not `partition`), also each R^2 map (and, with
+        several subjects, each group mean r map) as a brain picture beside it, `<map>.png`
+        (`brain_figure`), recorded in summary.csv (`PICTURE_COLUMNS`).
+    background : path, optional
+        A 3D NIfTI drawn under the brain pictures of maps not in MNI space (default: the mask).
     device : str, default "auto"
     shard : str or Shard, optional
         `I/N` or `auto`: fit only this share of the (layer, target chunk) units into
@@ -280,14 +285,18 @@ def encode_to_file(
         raise ConfigError("`save_models` writes the whole model of each (subject, layer), and a `shard` fits part of "
                           "its targets: save the models in a run without `shard`")
     spaces = _partition_spaces(partition, Path(activations), layers, model, inner, save_models)
-    if plot is not None and betas and spaces is None:  # the brain pictures of the R^2 maps need nilearn
-        from ..figures.brain import require_nilearn
+    if background is not None and (not betas or spaces is not None):
+        raise ConfigError("`background` is the image under the brain pictures of `betas` maps, which a `partition` "
+                          "run or a `responses` run does not draw: leave it out")
+    pictured = plot is not None and bool(betas) and spaces is None  # the R^2 maps' brain pictures
+    from ..figures.brain import background_path, picture_background
 
-        require_nilearn()
+    background = picture_background(pictured, background)
     out_dir = check_output_dir(out_dir, "out_dir")  # created only when there is something to write
     inputs = {"activations": [activations], "betas": list(betas or ()), "mask": [mask], "rois": list(rois or ()),
               "responses": list(responses or ()), "stimuli": [stimuli], "test_stimuli": [test_stimuli],
-              "partition": [space[1] for space in spaces or ()]}
+              "partition": [space[1] for space in spaces or ()],
+              "background": [None if background is None else background.get_filename()]}
     if part is None:
         outputs = _folder_outputs(out_dir, config, "out_dir")
     else:  # only the shard's file: the merge writes the folder (and checks its files then)
@@ -316,11 +325,12 @@ def encode_to_file(
     if part is not None:
         job = {"command": "encode", "layers": names, "parameters": dataclasses.asdict(parameters), "key": key,
                "roi": roi, "repetitions": repetitions, "plot": None if plot is None else str(plot),
+               "background": background_path(background),
                "inputs": {name: files_sha256(input_entries(p for p in paths if p is not None))
                           for name, paths in inputs.items()}}  # what changes the merged files
         return _shard_run(Path(activations), out_dir, plan.path, part, job, names, targets, order, parameters,
-                          test_sets, repetitions=repetitions, plot=plot, device=device, config=config,
-                          progress=progress)
+                          test_sets, repetitions=repetitions, plot=plot, background=job["background"], device=device,
+                          config=config, progress=progress)
     planned = {(s, layer): _pair_paths(out_dir, s, layer, targets.kind) for s in targets.subjects for layer in names}
     group = _group_paths(out_dir, names, targets) if len(targets.subjects) > 1 else {}
     models = {pair: out_dir / f"{pair[0]}_{pair[1]}_model.h5" for pair in planned} if save_models else {}
@@ -364,7 +374,8 @@ def encode_to_file(
             count += 1
             if progress:
                 progress(count, len(planned))
-    rows, group_files = _finish_folder(summary, group, names, scores, ceilings, targets, plot, repetitions, pictures)
+    rows, group_files = _finish_folder(summary, group, names, scores, ceilings, targets, plot, repetitions, pictures,
+                                       background)
     log.info("wrote %d (subject, layer) results and summary.csv to %s", len(planned), out_dir)
     written = [path for paths in planned.values() for path in paths] + list(models.values()) + group_files
     written += ([Path(plot)] if plot is not None else []) + [path for _, path in pictures.values()]
@@ -785,7 +796,7 @@ def _summary_rows(names, scores, ceilings, targets: _Targets) -> list[dict]:
 
 
 def _finish_folder(summary: Path, group: dict, names: Sequence[str], scores, ceilings, targets: _Targets, plot,
-                   repetitions: bool, pictures: dict) -> tuple[list[dict], list[Path]]:
+                   repetitions: bool, pictures: dict, background=None) -> tuple[list[dict], list[Path]]:
     """The group maps or tables, the figures and, last, summary.csv of a folder whose (subject, layer) files are
     written: (the summary rows, the group files)."""
     group_files = _write_group(group, names, scores, targets)
@@ -794,7 +805,7 @@ def _finish_folder(summary: Path, group: dict, names: Sequence[str], scores, cei
         from ..figures.encoding import encoding_profile_figure
 
         encoding_profile_figure(rows, names, Path(plot))
-    _draw_pictures(pictures, rows, targets)
+    _draw_pictures(pictures, rows, targets, background)
     write_csv(summary, rows, [c for c in SUMMARY_COLUMNS if (c != "time" or targets.timed)
                               and (c not in ("noise_ceiling", "pct_of_nc") or repetitions)]
               + (PICTURE_COLUMNS if pictures else []))  # last: complete
@@ -811,9 +822,9 @@ def _pictures(planned: dict, group: dict, targets: _Targets, plot) -> dict:
     return {pair: (path, path.with_name(path.name[: -len(".nii.gz")] + ".png")) for pair, path in maps.items()}
 
 
-def _draw_pictures(pictures: dict, rows: list[dict], targets: _Targets) -> None:
+def _draw_pictures(pictures: dict, rows: list[dict], targets: _Targets, background=None) -> None:
     """Draw each R^2 map and group mean r map (positive values only: `PICTURE_THRESHOLD`,
-    over the mask) and record the picture and the map's peak in its subject's (the group's)
+    over `background`, else the mask, when not in MNI space) and record the picture and the map's peak in its subject's (the group's)
     row of every target (`WHOLE`)."""
     if not pictures:
         return
@@ -826,7 +837,7 @@ def _draw_pictures(pictures: dict, rows: list[dict], targets: _Targets) -> None:
     for (subject, layer), (map_path, picture) in pictures.items():
         what = "mean r" if subject == GROUP else "R^2"
         _, peak, _ = brain_figure(nib.load(str(map_path)), picture, threshold=PICTURE_THRESHOLD,
-                                  title=f"{subject} {layer} {what}", fallback=fallback)
+                                  title=f"{subject} {layer} {what}", background=background, fallback=fallback)
         row = by_pair[subject, layer]
         row.update({"plot": picture.name, "plot_threshold": PICTURE_THRESHOLD})
         if peak is not None:
@@ -856,8 +867,8 @@ def _ranges(units: Sequence[tuple[str, int, int]]) -> dict[str, tuple[int, int]]
 
 
 def _shard_run(activations: Path, out_dir: Path, shard_file: Path, part: Shard, job: dict, names: list[str],
-               targets: _Targets, order, parameters, test_sets, *, repetitions: bool, plot, device, config,
-               progress) -> EncodingFiles:
+               targets: _Targets, order, parameters, test_sets, *, repetitions: bool, plot, background, device,
+               config, progress) -> EncodingFiles:
     """`encode_to_file` with `shard`: every layer checked as a whole run checks it, this shard's units fitted for
     every subject (a layer's units in one fit) and its file written."""
     from ..device import resolve_device
@@ -883,7 +894,7 @@ def _shard_run(activations: Path, out_dir: Path, shard_file: Path, part: Shard, 
             if progress:
                 progress(len(scores), len(ranges) * len(targets.subjects))
     _write_encode_shard(shard_file, part, len(units), job, names, targets, ranges, scores, ceilings, chunk=chunk,
-                        plot=plot, config=config,
+                        plot=plot, background=background, config=config,
                         provenance=provenance_attr(config=config, seed=parameters.seed, device=target))
     record_options(shard_file, config)
     log.info("wrote shard %s (%d of %d (layer, target chunk) units: %s) to %s", part, len(taken), len(units),
@@ -897,8 +908,8 @@ def _describe(ranges: dict[str, tuple[int, int]]) -> str:
 
 
 def _write_encode_shard(path: Path, part: Shard, units: int, job: dict, names: list[str], targets: _Targets,
-                        ranges: dict[str, tuple[int, int]], scores, ceilings, *, chunk: int, plot, config,
-                        provenance: str) -> None:
+                        ranges: dict[str, tuple[int, int]], scores, ceilings, *, chunk: int, plot, background,
+                        config, provenance: str) -> None:
     """One shard's scores with all that the merge needs to write the folder (module docstring), atomically."""
     import h5py
 
@@ -922,7 +933,8 @@ def _write_encode_shard(path: Path, part: Shard, units: int, job: dict, names: l
                 group.create_dataset(name, data=np.stack([scores[s, layer][number] for s in targets.subjects]))
         file.attrs.update({
             "kind": ENCODE_SHARD_KIND, **part.attrs(units), "job_sha256": job_signature(job), "targets": targets.kind,
-            "chunk": chunk, "plot": "" if plot is None else str(plot), "config": json.dumps(config, default=str),
+            "chunk": chunk, "plot": "" if plot is None else str(plot),
+            "background": background or "", "config": json.dumps(config, default=str),
             "command": current_command() or "python", "provenance": provenance, **attrs,
         })
 
@@ -946,6 +958,7 @@ def _shard_layout(file) -> dict:
         "subjects": list(file["subjects"].asstr()[()]), "layers": list(file["layers"].asstr()[()]),
         "roi_names": list(file["roi_names"].asstr()[()]), "roi_masks": file["roi_masks"][()],
         "targets": str(file.attrs["targets"]), "chunk": int(file.attrs["chunk"]), "plot": str(file.attrs["plot"]),
+        "background": str(file.attrs.get("background", "")),  # shards written before `background`: none
         "noise_ceiling": file["noise_ceiling"][()] if "noise_ceiling" in file else None,
         "ranges": {layer: (int(group.attrs["start"]), int(group.attrs["stop"]))
                    for layer, group in file.get("scores", {}).items()},
@@ -1007,7 +1020,7 @@ def merge_encoding(paths: Sequence[str | Path], out_dir: str | Path, *, overwrit
     total, count = int(attrs["items_total"]), int(attrs["shard_count"])
     parts = [(path, read_shard(path, _shard_layout, "encode shard")) for path, _ in shards]
     first_path, first = parts[0]
-    keys = ["subjects", "layers", "roi_names", "roi_masks", "targets", "chunk", "plot", "noise_ceiling"]
+    keys = ["subjects", "layers", "roi_names", "roi_masks", "targets", "chunk", "plot", "background", "noise_ceiling"]
     keys += ["mask", "affine", "header", "extensions", "header_class"] if first["targets"] == "nifti" else ["shape"]
     check_same(parts, keys)
     subjects, names, n = first["subjects"], first["layers"], first["roi_masks"].shape[1]
@@ -1046,10 +1059,9 @@ def merge_encoding(paths: Sequence[str | Path], out_dir: str | Path, *, overwrit
     planned = {(s, layer): _pair_paths(out_dir, s, layer, targets.kind) for s in subjects for layer in names}
     group = _group_paths(out_dir, names, targets) if len(subjects) > 1 else {}
     pictures = _pictures(planned, group, targets, plot)
-    if pictures:
-        from ..figures.brain import require_nilearn
+    from ..figures.brain import recorded_background
 
-        require_nilearn()
+    background = recorded_background(bool(pictures), first["background"] or None, first_path)
     outputs = [*_folder_outputs(out_dir, config, "out"), *([Output("plot", Path(plot), "figure")] if plot else []),
                *_result_outputs("out", planned, group, targets),
                *[Output("plot", path, "png", replaceable=True) for _, path in pictures.values()]]
@@ -1062,7 +1074,7 @@ def merge_encoding(paths: Sequence[str | Path], out_dir: str | Path, *, overwrit
         write_resolved_config(out_dir / CONFIG_NAME, attrs.get("command") or current_command() or "python", config)
     for (subject, layer), files in planned.items():
         _write_pair(files, scores[subject, layer], ceilings[subject], targets)
-    _finish_folder(summary, group, names, scores, ceilings, targets, plot, ceiling is not None, pictures)
+    _finish_folder(summary, group, names, scores, ceilings, targets, plot, ceiling is not None, pictures, background)
     log.info("merged %d shards: wrote %d (subject, layer) results and summary.csv to %s", count, len(planned),
              out_dir)
     return out_dir

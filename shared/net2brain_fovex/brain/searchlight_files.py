@@ -130,7 +130,8 @@ def searchlight_to_file(
         Also draw a brain picture (`brain_figure`) beside each drawn map, `<map>.png`: with
         several subjects the group's mean (above `threshold`) and t maps (above the FDR level
         with `fdr`, else the t of p = `alpha`), with one subject its score maps (above
-        `threshold`); recorded in summary.csv (`plot`, `plot_threshold`). Not with `shard`.
+        `threshold`); recorded in summary.csv (`plot`, `plot_threshold`). With `shard`, the
+        merge draws them (each shard checks nilearn and `background` before its work).
     background : path, optional
         A 3D NIfTI drawn under maps that are not in MNI space (default: the mask).
     overwrite : bool
@@ -152,6 +153,7 @@ def searchlight_to_file(
     """
     from ..device import resolve_device
     from ..extraction.stimuli import discover_stimuli
+    from ..figures.brain import background_path, picture_background
     from .rdm_files import choose_rdms, read_model_rdms, reorder_index
     from .searchlight import run_searchlight
 
@@ -169,16 +171,7 @@ def searchlight_to_file(
             raise ConfigError("`centres` and `reference` describe `searchlight_rdms`; leave them out with `betas`")
     elif reference is None:
         raise ConfigError("`searchlight_rdms` needs `reference` (a NIfTI on the grid of the centres) to write maps")
-    if background is not None and not plot:
-        raise ConfigError("`background` is the brain pictures' background; add `plot=True` or leave it out")
-    if plot and part is not None:
-        raise ConfigError("`plot` draws the maps and a `shard` writes none: run the shards without `plot`, "
-                          "or draw the maps in a run without `shard`")
-    if plot:
-        from ..figures.brain import check_background, require_nilearn
-
-        require_nilearn()
-        background = None if background is None else check_background(background)
+    background = picture_background(plot, background)
     out_dir = check_output_dir(out_dir, "out_dir")  # created only when there is something to write
     shard_file = None if part is None else part.path(out_dir / SEARCHLIGHT_SHARD_NAME)
     inputs = {"betas": betas, "mask": [mask], "model_rdms": [model_rdms], "stimuli": [stimuli],
@@ -225,7 +218,9 @@ def searchlight_to_file(
                                         result.reference, parameters, overwrite=overwrite, config=config, plot=plot,
                                         background=background)
     make_output_dir(out_dir, "out_dir")
-    maps = {"threshold": float(threshold), "alpha": float(alpha), "fdr": None if fdr is None else float(fdr)}
+    # how the merge writes and draws the maps
+    maps = {"threshold": float(threshold), "alpha": float(alpha), "fdr": None if fdr is None else float(fdr),
+            "plot": bool(plot), "background": background_path(background)}
     job = {  # everything that changes the maps; the shards of one run must agree on it
         "command": "searchlight", "betas_sha256": files_sha256((Path(p).name, p) for p in betas),
         "model_rdms_sha256": files_sha256([(Path(model_rdms).name, model_rdms)]), "layers": list(model.rdms),
@@ -266,8 +261,9 @@ def merge_searchlight(paths: Sequence[str | Path], out_dir: str | Path, *, overw
     summary.csv and resolved options an unsharded run writes in `out_dir`; returns
     `out_dir`.
 
-    The options recorded are shard 0's, without `shard` and with `out_dir`. summary.csv is
-    written last: a folder that has it is complete.
+    The options recorded are shard 0's, without `shard` and with `out_dir`. The brain
+    pictures are drawn when the run asked for them (`plot`, over its `background`).
+    summary.csv is written last: a folder that has it is complete.
 
     Parameters
     ----------
@@ -294,6 +290,8 @@ def merge_searchlight(paths: Sequence[str | Path], out_dir: str | Path, *, overw
         `out_dir` cannot be created (the message names `out`, as the merge calls it), or it
         holds a summary.csv and `overwrite` is False.
     """
+    from ..figures.brain import recorded_background
+
     shards = check_shards(paths, SEARCHLIGHT_SHARD_KIND)
     total, count = int(shards[0][1]["items_total"]), int(shards[0][1]["shard_count"])
     parts = [_read_shard(path) for path, _ in shards]  # all but the scores
@@ -309,22 +307,25 @@ def merge_searchlight(paths: Sequence[str | Path], out_dir: str | Path, *, overw
                              f"centres needs {expected}; rerun that shard")
     check_same([(path, part) for (path, _), part in zip(shards, parts, strict=True)],
                ("subjects", "layers", "mask", "affine", "header", "extensions", "header_class", "maps"))
+    maps = first["maps"]
+    plot = bool(maps.get("plot", False))  # shards written before pictures were merged have no "plot"
+    background = recorded_background(plot, maps.get("background"), first_path)
     values = np.empty((len(first["subjects"]), len(first["layers"]), total))
     for number, (path, _) in enumerate(shards):
         start, stop = Shard(number, count).bounds(total)
         values[:, :, start:stop] = _read_shard(path, scores=True)
     reference = image_from_header(first["header_class"], first["header"], first["extensions"], first["affine"])
-    maps = first["maps"]
     parameters = SearchlightParameters(threshold=maps["threshold"], alpha=maps["alpha"], fdr=maps["fdr"])
     out_dir = make_output_dir(out_dir, "out")
     config = json.loads(shards[0][1]["config"])  # shard 0's options, as one run in out_dir
     config.pop("shard", None)
     config["out_dir"] = str(out_dir)
     rows, _ = _write_maps(out_dir, first["subjects"], first["layers"], values, first["mask"].astype(bool), reference,
-                          parameters, overwrite)
+                          parameters, overwrite, plot=plot, background=background)
     # the options are those of the searchlight run, whatever command merges them
     write_resolved_config(out_dir / CONFIG_NAME, shards[0][1].get("command") or current_command() or "python", config)
-    write_csv(check_new_output(out_dir / "summary.csv", overwrite), rows, SUMMARY_COLUMNS)  # last: complete
+    write_csv(check_new_output(out_dir / "summary.csv", overwrite), rows,
+              SUMMARY_COLUMNS + (PLOT_COLUMNS if plot else []))  # last: complete
     log.info("wrote %d maps and summary.csv to %s", len(rows), out_dir)
     return out_dir
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..extras import require_library
 from .base import pyplot, save_figure
 
-__all__ = ["Peak", "find_peak", "in_mni_space", "require_nilearn", "check_background", "brain_figure", "PLOTS_EXTRA"]
+__all__ = ["Peak", "find_peak", "in_mni_space", "require_nilearn", "check_background", "picture_background", "background_path",
+           "recorded_background", "brain_figure", "PLOTS_EXTRA"]
 
 PLOTS_EXTRA = "plots"  # the pyproject extra that installs nilearn
 MNI_CODE = 4  # NIfTI xform code of MNI152 space
@@ -63,6 +64,33 @@ def check_background(path: str | Path):
         raise InputError(f"`background` {path} is 4D with one volume; give a 3D NIfTI")
     check_dimensions(image, 3, f"`background` {path}")
     return image
+
+
+def picture_background(plot, background: str | Path | None):
+    """The checked `background` image of the brain pictures that `plot` asks for (None: the
+    fallback), once nilearn is found to import; callers run it before any work."""
+    if background is not None and not plot:
+        raise ConfigError("`background` is the image under the brain pictures; add `plot` or leave it out")
+    if not plot:
+        return None
+    require_nilearn()
+    return None if background is None else check_background(background)
+
+
+def background_path(background) -> str | None:
+    """The absolute path of a `picture_background` image, as a shard records it (the merge of
+    the shards may run in another folder)."""
+    return None if background is None else str(Path(background.get_filename()).resolve())
+
+
+def recorded_background(plot, path: str | None, source: Path):
+    """`picture_background` of the image path a shard file `source` recorded; a missing or
+    changed image is an `InputError` naming the shard."""
+    try:
+        return picture_background(plot, path)
+    except InputError as error:
+        raise InputError(f"{source} draws its brain pictures over the image its run was given: {error}; "
+                         "put that image back or rerun the shards") from None
 
 
 def brain_figure(image, path: str | Path, *, threshold: float, title: str, background=None, fallback=None,
