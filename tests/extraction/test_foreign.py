@@ -102,3 +102,27 @@ def test_disagreeing_and_ambiguous_folders_are_refused(tmp_path):
         read_foreign(plain)
     with pytest.raises(ConfigError, match="`layer`"):
         read_foreign(net2brain_layers(tmp_path / "n2b"), layer="x")
+
+
+def test_a_layer_takes_the_type_that_holds_every_image(tmp_path):
+    """Integers in one image and floats in another: the layer is float, no value truncated."""
+    root = tmp_path / "n2b"
+    root.mkdir()
+    values = [np.array([[1, 2, 3]], dtype=np.int32), np.array([[0.5, -1.25, 2.0]]), np.array([[7, 8, 9]], dtype=np.int64)]
+    for index, array in enumerate(values):
+        np.savez(root / f"img_{index}.png.npz", fc=array)
+    out, found = convert_to_file(root, tmp_path / "acts.h5")
+    assert found.dtypes["fc"] == np.float64
+    with h5py.File(out) as file:
+        assert np.array_equal(file["layers/fc"][()], np.concatenate(values).astype(np.float64))
+
+
+def test_non_finite_features_are_copied_and_named(tmp_path):
+    root = net2brain_images(tmp_path / "n2b")
+    bad = {k: v[2][None].copy() for k, v in LAYERS.items()}
+    bad["fc"][0, 4] = np.inf
+    np.savez_compressed(root / f"{IDS[2]}.npz", **bad)
+    with pytest.warns(RuntimeWarning, match=r"layer 'fc' holds NaN or infinite values \(first in stimulus 'img_3.jpg'\)"):
+        out, _ = convert_to_file(root, tmp_path / "acts.h5")
+    with h5py.File(out) as file:
+        assert np.isposinf(file["layers/fc"][2, 4]) and np.isfinite(file["layers/conv1"][()]).all()

@@ -50,6 +50,7 @@ from tests.reliability.test_bad_input_net2brain import (  # noqa: F401  (the wor
     brain_rdms,
     check_case,
     cka_work,
+    convert_work,
     demo_work,
     encode_shards,
     encode_work,
@@ -104,6 +105,31 @@ def the_link_is_replaced_not_its_target(w: Work) -> None:
     """A report over a link to a table of the run replaces the link, never the table."""
     assert not (w.out / "r.html").is_symlink() and (w.out / "r.html").read_text().startswith("<!DOCTYPE html>")
     assert (w.inputs / "run" / "rsa.csv").read_text().startswith("roi,model,layer")
+
+
+def npz_feature(w: Work, name: bytes, **layers) -> None:
+    """A Net2Brain feature file `name` (bytes: any file name) in the workspace's n2b folder."""
+    np.savez(os.fsdecode(os.fsencode(w.inputs / "n2b") + b"/" + name), **layers)
+
+
+def converted(w: Work) -> dict[str, np.ndarray]:
+    """The layers of the converted file, and the Net2Brain files they come from (per image), side by side."""
+    with h5py.File(w.out / "acts.h5") as file:
+        stored = {name: file["layers"][name][()] for name in file["layers"]}
+        assert list(file["stimuli"].asstr()) == ["img_1.png", "img_2.png", "img_3.png"]
+    given = {name: np.concatenate([np.load(w.inputs / "n2b" / f"img_{i}.png.npz")[name] for i in (1, 2, 3)])
+             for name in stored}
+    return stored, given
+
+
+def integers_then_floats(w: Work) -> None:
+    npz_feature(w, b"img_1.png.npz", fc=np.array([[1, 2, 3, 4]], dtype=np.int64))
+    npz_feature(w, b"img_2.png.npz", fc=np.array([[0.5, -1.25, 2.0, 3.75]]))
+
+
+def every_value_kept(w: Work) -> None:
+    stored, given = converted(w)
+    assert stored["fc"].dtype == np.float64 and np.array_equal(stored["fc"], given["fc"], equal_nan=True)
 
 
 # ================================================================== A. data is never lost
@@ -180,6 +206,10 @@ A = [
      ["--out {out}/report.html is not a regular file", "FIFO"]),
     ("out-a-link-to-a-table-of-the-run", "report",    lambda w: (link(w.out / "r.html", w.inputs / "run" / "rsa.csv"), w.set("--out", w.out / "r.html"), w.add("--overwrite")),
      Accepted([], the_link_is_replaced_not_its_target)),
+    ("out-is-the-source-folder",       "convert",     lambda w: (w.set("--out", w.inputs / "n2b"), w.add("--overwrite")),
+     ["--out {inputs}/n2b is an input of this run (--source)", "!--overwrite to"]),
+    ("out-is-a-fifo",                  "convert",     lambda w: (fifo(w.out / "acts.h5"), w.add("--overwrite")),
+     ["--out {out}/acts.h5 is not a regular file", "FIFO"]),
 ]
 
 
@@ -316,6 +346,10 @@ B = [
     ("inner-folds-beyond-range",       "encode",      lambda w: w.add("--inner", "kfold", "--inner-folds", 10**4),     ["--inner-folds", "at most 1000"]),
     ("more-shards-than-units",         "encode",      lambda w: w.add("--shard", "3/5"),                               Accepted([], empty_encode_shard_written)),
     ("an-empty-shard",                 "merge_encode", lambda w: None,                                                 Accepted([], merged_as_the_unsharded_run)),
+    ("feature-file-name-not-utf-8",    "convert",     lambda w: npz_feature(w, b"caf\xe9.png.npz", fc=np.zeros((1, 4))),
+     ["Net2Brain feature folder {inputs}/n2b", "b'caf\\xe9.png.npz' is not valid UTF-8", "rename the file"]),
+    ("layer-name-with-a-slash",        "convert",     lambda w: [npz_feature(w, f"img_{i}.png.npz".encode(), **{"a/b": np.zeros((1, 4))}) for i in (1, 2, 3)],
+     ["the name 'a/b' of layer holds a /", "rename it"]),
     *[(f"factory-{kind}", command, failing_factory(kind)[0], failing_factory(kind)[1])
       for kind in FAILING_FACTORIES for command in ("layers", "extract")],
 ]
@@ -515,6 +549,9 @@ C = [
     ("config-value-out-of-range",      "rsa",         lambda w: config(w, "bootstrap: -1\n"),                          ["--bootstrap", "set in config file {inputs}/options.yaml"]),
     ("predictions-nifti-on-the-training-grid", "encode", volume_model,                                                  Accepted([], predictions_at_the_mask_voxels)),
     ("predictions-nifti-of-a-model-without-layout", "encode", bare_model,                                              ["--out {out}/pred.nii.gz is a NIfTI", "models targets of no volume", ".npy or .h5"]),
+    ("integers-then-floats",           "convert",     integers_then_floats,                                           Accepted([], every_value_kept)),
+    ("features-nan",                   "convert",     lambda w: npz_feature(w, b"img_2.png.npz", fc=np.array([[0.5, np.nan, 1.0, 2.0]])),
+     Accepted(["warning", "layer 'fc' holds NaN or infinite values (first in stimulus 'img_2.png')", "rdm, rsa and encode refuse"], every_value_kept)),
 ]
 
 
@@ -568,6 +605,9 @@ D = [
     ("responses-a-fifo",               "cka",         lambda w: (w.drop("--against"), w.add("--responses", fifo(w.inputs / "pipe.npy"))), ["{inputs}/pipe.npy is a FIFO"]),
     ("folder-a-link-loop",             "report",      lambda w: w.args.__setitem__(1, str(link_loop(w.inputs / "loop"))), ["{inputs}/loop is a loop of links"]),
     ("folder-a-broken-link",           "report",      lambda w: w.args.__setitem__(1, str(link(w.inputs / "old", w.inputs / "moved"))), ["{inputs}/old is a broken link"]),
+    ("source-a-link-loop",             "convert",     lambda w: w.argument(link_loop(w.inputs / "loop")),             ["{inputs}/loop is a loop of links"]),
+    ("source-a-fifo",                  "convert",     lambda w: w.argument(fifo(w.inputs / "pipe")),                  ["{inputs}/pipe is a FIFO"]),
+    ("feature-file-a-folder",          "convert",     lambda w: w.folder("n2b/img_4.png.npz"),                        ["Net2Brain feature folder {inputs}/n2b: img_4.png.npz is a folder"]),
 ]
 
 
@@ -589,6 +629,7 @@ HELD = [
     ("activations-being-written",      "encode",      Held(held_open, lambda w: w.inputs / "acts.h5", ["{inputs}/acts.h5 is open for writing in another program"])),
     ("against-being-written",          "cka",         Held(held_open, lambda w: w.inputs / "b.h5", ["{inputs}/b.h5 is open for writing in another program"])),
     ("out-held-by-another-run",        "report",      Held(held_lock, lambda w: w.inputs / "run" / "report.html", ["another run holds {inputs}/run/report.html"])),
+    ("out-held-by-another-run",        "convert",     Held(held_lock, lambda w: w.out / "acts.h5", ["another run holds {out}/acts.h5"])),
 ]
 
 
@@ -596,3 +637,9 @@ HELD = [
 def test_class_d_files_held_by_another_process(request, net2brain, command, held):
     brk = (lambda w: merge_args(w, SHARD_0, SHARD_1)) if command == "merge" else (lambda w: None)
     run_held(request, net2brain, command, brk, held)
+
+
+def test_predictions_held_by_another_run(request, net2brain):
+    """`encode --predict` locks its --out as the fits lock their folder."""
+    run_held(request, net2brain, "encode", volume_model,
+             Held(held_lock, lambda w: w.out / "pred.nii.gz", ["another run holds {out}/pred.nii.gz"]))

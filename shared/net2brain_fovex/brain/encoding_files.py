@@ -1295,6 +1295,7 @@ def _write_partition_group(paths: dict, values: dict, subjects: list[str], measu
 # ------------------------------------------------------------------ predictions of saved models
 
 
+@holds_outputs
 def predict_to_file(model: str | Path, activations: str | Path, out: str | Path, *, layers: str | Sequence[str] = ALL,
                     overwrite: bool = False, config: dict | None = None) -> Path:
     """Predict the responses to new stimuli with a model `encode_to_file(save_models=True)` wrote.

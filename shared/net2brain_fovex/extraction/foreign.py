@@ -22,6 +22,7 @@ run code).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..io.locks import holds_outputs
 from ..io.paths import what_is_there
 from .registry import FOREIGN_FORMATS
-from .stimuli import IMAGE_EXTENSIONS, natural_key
+from .stimuli import IMAGE_EXTENSIONS, check_stimulus_file, natural_key
 
 __all__ = ["ForeignFeatures", "read_foreign", "convert_to_file"]
 
@@ -254,6 +256,8 @@ def _net2brain(source: Path, per_image: bool) -> ForeignFeatures:
     files = sorted(source.glob("*.npz"), key=lambda p: natural_key(p.name))
     if not files:
         raise InputError(f"{source} holds no .npz files; give the folder of Net2Brain's feature files")
+    for path in files:  # their names are stimulus ids or layer names: UTF-8, and regular files
+        check_stimulus_file(path, f"Net2Brain feature folder {source}")
     keys = {path: _keys(path) for path in files}
     first = keys[files[0]]
     for path in files[1:]:
@@ -276,7 +280,8 @@ def _net2brain(source: Path, per_image: bool) -> ForeignFeatures:
             raise InputError(f"layer {layer!r}: stimulus {stimuli[odd]!r} has shape {sample[odd].shape}, "
                              f"{stimuli[0]!r} {sample[0].shape}; give features of one model")
         shapes[layer] = _squeezed(sample[0].shape)
-        dtypes[layer] = sample[0].dtype
+        # the type that holds every image's values: integers of one image and floats of another are floats
+        dtypes[layer] = np.result_type(*(a.dtype for a in sample))
         del sample
 
     def rows(name: str) -> Iterator[np.ndarray]:
@@ -294,6 +299,7 @@ def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
 # ------------------------------------------------------------------ our file
 
 
+@holds_outputs
 def convert_to_file(source: str | Path, out: str | Path, *, format: str = "auto", layer: str | None = None,
                     overwrite: bool = False, config: dict | None = None) -> tuple[Path, ForeignFeatures]:
     """Write the features of `source` (`read_foreign`) as our activations file `out`,
@@ -342,9 +348,15 @@ def convert_to_file(source: str | Path, out: str | Path, *, format: str = "auto"
         group = file.create_group("layers", track_order=True)
         for name, shape in found.shapes.items():
             dataset = group.create_dataset(name, shape=(len(found.stimuli), *shape), dtype=found.dtypes[name])
-            row = 0
+            row, odd = 0, None
             for block in found.rows(name):
                 dataset[row:row + len(block)] = block
+                if odd is None and not np.isfinite(block).all():
+                    odd = row + int(np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(axis=1))[0])
                 row += len(block)
+            if odd is not None:  # copied as they are: a converter keeps the values; the comparisons refuse them
+                warnings.warn(f"layer {name!r} holds NaN or infinite values (first in stimulus "
+                              f"{found.stimuli[odd]!r}), copied as they are; rdm, rsa and encode refuse such a layer",
+                              RuntimeWarning, stacklevel=2)
     record_options(out, config)
     return Path(out), found

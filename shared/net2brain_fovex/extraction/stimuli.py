@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..io.paths import what_is_there
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "Stimulus", "natural_key", "discover_stimuli", "as_stimuli",
+           "check_stimulus_file",
            "fingerprint", "load_image", "pixel_values", "video_frame_indices", "video_clip_indices",
            "load_video_frames", "load_video_clips"]
 
@@ -93,7 +94,7 @@ def discover_stimuli(source: str | Path, parameter: str = "stimuli") -> list[Sti
                 f"(looked for {', '.join(supported)})"
             )
         for path in files:
-            _check_stimulus_file(path, f"stimulus folder {source}")
+            check_stimulus_file(path, f"stimulus folder {source}")
         files.sort(key=lambda p: natural_key(p.name))
         return [Stimulus(p.name, p) for p in files]
     if source.is_file():
@@ -103,7 +104,7 @@ def discover_stimuli(source: str | Path, parameter: str = "stimuli") -> list[Sti
     raise InputError(f"stimulus folder or list {source} {what_is_there(source)}; give a folder of images or a text file listing them")
 
 
-def _check_stimulus_file(path: Path, where: str) -> None:
+def check_stimulus_file(path: Path, where: str) -> None:
     """A stimulus is a regular file (through links) whose name is UTF-8 text, the
     encoding ids are stored in: a link to nothing, a FIFO or a name of other bytes is
     refused rather than skipped or mangled."""

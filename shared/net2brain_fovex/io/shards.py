@@ -333,6 +333,7 @@ def job_signature(job: Mapping) -> str:
     return hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@holds_outputs
 def merge_rows(paths: Sequence[str | Path], out: str | Path, kind: str, *, overwrite: bool = False) -> Path:
     """Concatenate the row datasets of one run's shard files (activations,
     attributions) into the file the unsharded run writes.
