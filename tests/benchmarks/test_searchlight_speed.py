@@ -18,7 +18,8 @@ Measured:
   /proc/self/status, printed by the child; `getrusage(RUSAGE_CHILDREN).ru_maxrss` is
   printed too, but on Linux it can also count the parent's memory at fork/exec time).
   The load average is printed: on a busy machine the timings mean little.
-  Targets: at most 90 s and 2 GB.
+  Targets: at most 43 s (the time before the batches ran in parallel; the goal is 20 s)
+  and 1.5 GB.
 * per centre: `searchlight_scores` against rsatoolbox's `get_searchlight_RDMs` +
   `evaluate_models_searchlight(..., eval_fixed, method="spearman")` on the same 2,000
   centres spread evenly over the mask (both on 2 threads; ours with the batch size of
@@ -33,7 +34,7 @@ Measured:
   `eval_fixed` also computes a noise ceiling for every centre, as it does in a real
   rsatoolbox searchlight. rsatoolbox's "spearman" ranks with average ties
   (`scipy.stats.rankdata`), as ours does; the two score vectors must agree to 1e-4.
-  Target: ours at least 20x faster per centre. Ours is the best of six runs, three
+  Target: ours at least 40x faster per centre. Ours is the best of six runs, three
   before and three after rsatoolbox's single run (about 7 s).
 
 Run with:
@@ -65,7 +66,9 @@ pytestmark = pytest.mark.benchmark
 SHAPE, VOXEL_MM, TARGET_VOXELS = (91, 109, 91), 2.0, 235_000
 N_STIMULI, RADIUS_MM, LATENT = 92, 6.0, 10
 THREADS, N_SUBSET, REPEATS = 2, 2_000, 3
-TIME_TARGET_S, MEMORY_TARGET_GB, RSATOOLBOX_TARGET = 90.0, 2.0, 20.0
+# the whole brain must not be slower than before the ranks' integer sort and the batches in parallel (43 s);
+# the performance issue's goal, 20 s, is printed beside it (README, Benchmarks: what bounds it)
+TIME_TARGET_S, TIME_GOAL_S, MEMORY_TARGET_GB, RSATOOLBOX_TARGET = 43.0, 20.0, 1.5, 40.0
 REPO = Path(__file__).resolve().parents[2]
 # the per-centre timing uses the batch size of the whole-brain run: run_searchlight's default
 BATCH_SIZE = inspect.signature(run_searchlight).parameters["batch_size"].default
@@ -216,7 +219,7 @@ def test_searchlight_speed(data, tmp_path, monkeypatch):
         f"\nsearchlight benchmark: {n_voxels:,}-voxel mask ({'x'.join(map(str, SHAPE))}, {VOXEL_MM:g} mm), "
         f"{N_STIMULI} stimuli, radius {RADIUS_MM:g} mm ({sphere_size} voxels per sphere), 1 model RDM, CPU x{THREADS}, "
         f"batch {BATCH_SIZE} (load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)",
-        f"  net2brain whole brain   {whole['wall_s']:6.1f} s  (target <= {TIME_TARGET_S:g} s; imports "
+        f"  net2brain whole brain   {whole['wall_s']:6.1f} s  (target <= {TIME_TARGET_S:g} s, goal {TIME_GOAL_S:g} s; imports "
         f"{whole['import_s']:.1f} s, run_searchlight {whole['run_s']:.1f} s: "
         f"{whole['run_s'] / n_voxels * 1e3:.3f} ms per centre), peak memory {peak_gb:.2f} GB "
         f"(target <= {MEMORY_TARGET_GB:g} GB; ru_maxrss of children {whole['rusage_children_kb'] * 1024 / 1e9:.2f} GB)",

@@ -301,6 +301,43 @@ def test_ranks_equal_scipy_with_ties():
     np.testing.assert_array_equal(ranks(x), rankdata(x, axis=-1))
 
 
+@pytest.mark.parametrize("layout", ["runs", "signed-zeros", "negative", "constant", "fortran", "one-column"])
+def test_float32_ranks_of_the_integer_sort_equal_scipy(layout):
+    """float32 rows are ranked by one sort of integer keys (value bits, then position): runs of
+    ties at the ends and across rows, -0.0 equal to 0.0, negative values, constant rows,
+    non-contiguous input; exactly scipy's average ranks, as float32."""
+    from scipy.stats import rankdata
+
+    from net2brain_fovex.brain.comparisons import ranks
+
+    x = np.round(RNG.normal(size=(6, 41)), 1).astype(np.float32)
+    if layout == "runs":
+        x[0, :] = np.sort(x[0])
+        x[1, -5:] = x[1, 0]
+        x[2, :3] = x[3, -3:] = 7.0
+    elif layout == "signed-zeros":
+        x[:, :4] = np.float32(-0.0)
+        x[:, 4:8] = 0.0
+    elif layout == "negative":
+        x = -np.abs(x) - np.float32(1e-30)
+    elif layout == "constant":
+        x[2] = -3.5
+    elif layout == "fortran":
+        x = np.asfortranarray(x)
+    else:
+        x = x[:, :1]
+    got = ranks(x)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, rankdata(x, axis=-1).astype(np.float32))
+
+
+def test_ranks_of_rows_with_nan_put_nan_last_as_before():
+    from net2brain_fovex.brain.comparisons import ranks
+
+    got = ranks(np.array([[1.0, np.nan, 0.0, np.nan], [2.0, 1.0, 3.0, 0.0]], dtype=np.float32))
+    np.testing.assert_array_equal(got, [[2, 3, 1, 4], [3, 2, 4, 1]])
+
+
 
 @pytest.mark.parametrize("n", [3, 4])
 @pytest.mark.parametrize("compare", ["spearman", "pearson", "kendall"])

@@ -7,6 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import kendalltau, pearsonr, spearmanr, ttest_1samp
 
@@ -284,3 +285,23 @@ def test_bad_input_exits_2(net2brain, tmp_path, bad_inputs, case, message):
     assert result.code == 2, result
     assert message in result.err and "Traceback" not in result.err
     assert not out.exists() or not any(out.glob("*.nii.gz"))
+
+
+def test_values_do_not_depend_on_the_threads_and_the_threads_are_restored():
+    """On a CPU, batches run side by side, one per torch thread: the same values with one
+    thread or three, and torch's thread count as it was afterwards."""
+    mask = np.ones((7, 6, 5), dtype=bool)
+    index = SphereIndex.build(mask, np.eye(4), 2.0)
+    patterns = RNG.normal(size=(len(index.coordinates), 12)).astype(np.float32)
+    models = np.stack([pdist(RNG.normal(size=(12, 3))) for _ in range(2)])
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            results.append(searchlight_scores(patterns, index, models, batch_size=7))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert np.isfinite(results[0]).all()

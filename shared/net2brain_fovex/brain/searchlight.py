@@ -15,9 +15,12 @@ RDM (`spearman`, `pearson` or `kendall` tau-a, as in `net2brain_fovex.brain.rsa`
 
 Centres are processed in batches: the spheres' patterns are gathered into a padded
 (batch, stimuli, voxels) tensor (padding masked out), RDMs come from one batched
-matrix product, ranks from one batched sort. Peak memory is the data (stimuli x mask
+matrix product, ranks from one batched sort (of integer keys: `comparisons.ranks`). On
+a CPU, batches run side by side, one per torch thread (`torch.get_num_threads()`), each on
+one core: the sort is numpy's, single-threaded, and whole batches in parallel keep every
+core busy where torch's threads would parallelise only the matrix products. Peak memory is the data (stimuli x mask
 voxels) plus, per batch, about batch x (voxels per sphere x stimuli + stimuli^2 +
-6 x stimuli(stimuli-1)/2) values; no more than one batch of RDMs exists at a time.
+6 x stimuli(stimuli-1)/2) values per batch in flight (one per thread).
 
 Shards (`run_searchlight(..., shard=)`, for array jobs) each take a contiguous block of
 the centres. Every step works centre by centre (no matrix product mixes the rows of a
@@ -30,7 +33,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,8 +107,12 @@ class SphereIndex:
 
     mask: np.ndarray  # bool (X, Y, Z)
     coordinates: np.ndarray  # (V, 3) voxel indices of the mask voxels, in C order
-    lookup: np.ndarray  # int (X, Y, Z): index into coordinates, -1 outside the mask
     offsets: np.ndarray  # (K, 3)
+    # the grid padded by the offsets' reach on every side, flat: index into coordinates, -1 outside the mask
+    # (or the volume), so that a sphere's voxels are one gather at its centre's flat position plus flat offsets
+    lookup: np.ndarray
+    centres: np.ndarray  # (V,) flat positions of the mask voxels in `lookup`
+    steps: np.ndarray  # (K,) flat offsets
 
     @classmethod
     def build(cls, mask: np.ndarray, affine: np.ndarray, radius: float) -> SphereIndex:
@@ -111,18 +120,18 @@ class SphereIndex:
         coordinates = np.argwhere(mask)
         if len(coordinates) == 0:
             raise InputError("the mask is empty: no voxel to centre a searchlight on")
-        lookup = np.full(mask.shape, -1, dtype=np.int64)
-        lookup[tuple(coordinates.T)] = np.arange(len(coordinates))
-        return cls(mask, coordinates, lookup, sphere_offsets(affine, radius))
+        offsets = sphere_offsets(affine, radius)
+        pad = np.abs(offsets).max(axis=0)
+        shape = np.array(mask.shape) + 2 * pad
+        lookup = np.full(tuple(shape), -1, dtype=np.int32 if len(coordinates) < 2**31 else np.int64)
+        lookup[tuple((coordinates + pad).T)] = np.arange(len(coordinates))
+        strides = np.array([shape[1] * shape[2], shape[2], 1])
+        return cls(mask, coordinates, offsets, lookup.reshape(-1), (coordinates + pad) @ strides, offsets @ strides)
 
     def neighbours(self, centres: np.ndarray) -> np.ndarray:
         """(B, K) mask-voxel indices of the spheres around mask voxels `centres`, -1 for
         positions outside the volume or the mask."""
-        positions = self.coordinates[centres][:, None, :] + self.offsets[None]
-        inside = np.all((positions >= 0) & (positions < np.array(self.mask.shape)), axis=-1)
-        clipped = np.where(inside[..., None], positions, 0)
-        found = self.lookup[clipped[..., 0], clipped[..., 1], clipped[..., 2]]
-        return np.where(inside, found, -1)
+        return self.lookup[self.centres[centres][:, None] + self.steps[None, :]]
 
 
 def searchlight_scores(
@@ -174,26 +183,16 @@ def searchlight_scores(
     centres = np.arange(len(index.coordinates)) if centres is None else np.asarray(centres)
     scores = np.full((len(model_vectors), len(centres)), np.nan)
     computed = 0  # centres with enough voxels; the others are NaN by min_voxels
-    rows, cols = torch.triu_indices(n, n, offset=1, device=device)
-    padded = torch.cat([data, torch.zeros(1, n, dtype=dtype, device=device)])  # row -1 -> zeros
-    for start in range(0, len(centres), batch_size):
-        batch = centres[start:start + batch_size]
-        neighbours = index.neighbours(batch)
-        counts = (neighbours >= 0).sum(axis=1)
-        usable = counts >= max(min_voxels, 2)
-        if usable.any():
-            members = torch.as_tensor(neighbours[usable], device=device)
-            voxels = padded[members]  # (B, K, n), zero rows for padding
-            valid = (members >= 0).unsqueeze(-1).to(voxels.dtype)
-            rdm_vectors = _sphere_rdms(voxels, valid, metric)[:, rows, cols]
-            values = _compare_batch(rdm_vectors, model, method)
-            # a stimulus whose pattern is constant over the sphere has no correlation
-            # distance: its NaNs would otherwise be ranked as numbers
-            values[torch.isnan(rdm_vectors).any(dim=1)] = float("nan")
-            scores[:, start + np.flatnonzero(usable)] = values.T.cpu().numpy()
-            computed += int(usable.sum())
-        if progress:
-            progress(min(start + batch_size, len(centres)), len(centres))
+    kernel = _BatchKernel(data, index, model, metric, method, max(min_voxels, 2))
+    starts = range(0, len(centres), batch_size)
+    with _batch_workers(device) as workers:
+        batches = workers.map(lambda start: kernel(centres[start:start + batch_size]), starts)
+        for start, (usable, values) in zip(starts, batches, strict=True):
+            if values is not None:
+                scores[:, start + usable] = values
+                computed += len(usable)
+            if progress:
+                progress(min(start + batch_size, len(centres)), len(centres))
     undefined = computed - int(np.isfinite(scores).all(axis=0).sum())
     if undefined:
         warnings.warn(
@@ -207,20 +206,88 @@ def _stimuli_of(pairs: int) -> int:
     return int(round((1 + math.sqrt(1 + 8 * pairs)) / 2))
 
 
-def _sphere_rdms(voxels: torch.Tensor, valid: torch.Tensor, metric: str) -> torch.Tensor:
-    """RDMs (B, n, n) of padded sphere patterns (B, K, n); `valid` (B, K, 1) marks real voxels."""
-    count = valid.sum(dim=1, keepdim=True)  # (B, 1, 1)
-    if metric == "correlation":  # centre each stimulus's pattern over the sphere's voxels
-        voxels = (voxels - voxels.sum(dim=1, keepdim=True) / count) * valid
-    elif metric in ("euclidean", "sqeuclidean"):  # centring voxels across stimuli leaves distances as they are
-        voxels = voxels - voxels.mean(dim=2, keepdim=True) * valid
-    gram = voxels.transpose(1, 2) @ voxels  # (B, n, n)
-    norms = torch.diagonal(gram, dim1=1, dim2=2)
-    if metric in ("correlation", "cosine"):
-        scale = norms.sqrt()
-        return 1 - gram / (scale.unsqueeze(2) * scale.unsqueeze(1))
-    squared = (norms.unsqueeze(2) + norms.unsqueeze(1) - 2 * gram).clamp_(min=0)
-    return squared.sqrt() if metric == "euclidean" else squared
+class _BatchKernel:
+    """The scores of one batch of centres: (the batch's positions of the centres with
+    enough voxels, their scores (L, those centres) or None when there is none)."""
+
+    def __init__(self, data: torch.Tensor, index: SphereIndex, model: torch.Tensor, metric: str, method: str,
+                 min_voxels: int) -> None:
+        n = data.shape[1]
+        self.index, self.model, self.metric, self.method, self.min_voxels = index, model, metric, method, min_voxels
+        self.padded = torch.cat([data, torch.zeros(1, n, dtype=data.dtype, device=data.device)])  # the last row: zeros
+        rows, cols = torch.triu_indices(n, n, offset=1, device=data.device)
+        self.upper = rows * n + cols  # the upper triangle, row-major
+
+    def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        neighbours = self.index.neighbours(batch)
+        usable = np.flatnonzero((neighbours >= 0).sum(axis=1) >= self.min_voxels)
+        if not len(usable):
+            return usable, None
+        members = neighbours[usable]
+        inside = torch.as_tensor(members >= 0, device=self.padded.device)
+        rows = torch.as_tensor(np.where(members >= 0, members, len(self.padded) - 1), device=self.padded.device)
+        voxels = self.padded.index_select(0, rows.reshape(-1)).reshape(*rows.shape, -1)  # (B, K, n), zero padding
+        valid = inside.unsqueeze(-1).to(voxels.dtype)
+        rdm_vectors = self._upper_rdms(voxels, valid)
+        values = _compare_batch(rdm_vectors, self.model, self.method)
+        # a stimulus whose pattern is constant over the sphere has no correlation
+        # distance: its NaNs would otherwise be ranked as numbers
+        values[_nan_rows(rdm_vectors)] = float("nan")
+        return usable, values.T.cpu().numpy()
+
+    def _upper_rdms(self, voxels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Upper triangles (B, m) of the RDMs of padded sphere patterns (B, K, n); `valid`
+        (B, K, 1) marks real voxels. In place on `voxels`; the distances are computed on
+        the upper triangle only (half the entries of the square)."""
+        if self.metric == "correlation":  # centre each stimulus's pattern over the sphere's voxels
+            voxels.sub_(voxels.sum(dim=1, keepdim=True) / valid.sum(dim=1, keepdim=True)).mul_(valid)
+        elif self.metric in ("euclidean", "sqeuclidean"):  # centring voxels across stimuli leaves distances as they are
+            voxels.sub_(voxels.mean(dim=2, keepdim=True) * valid)
+        gram = voxels.transpose(1, 2) @ voxels  # (B, n, n)
+        norms = torch.diagonal(gram, dim1=1, dim2=2)
+        if self.metric in ("correlation", "cosine"):
+            scale = norms.sqrt()
+            square = gram.div_(scale.unsqueeze(2) * scale.unsqueeze(1)).neg_().add_(1)  # `scale` is a copy
+        else:
+            square = (norms.unsqueeze(2) + norms.unsqueeze(1) - 2 * gram).clamp_(min=0)
+            square = square.sqrt_() if self.metric == "euclidean" else square
+        # on the square, then the upper triangle taken once: faster than gathering its rows' and columns' norms
+        return square.reshape(len(square), -1).index_select(1, self.upper)
+
+
+def _nan_rows(x: torch.Tensor) -> torch.Tensor:
+    """Which rows of `x` hold a NaN (numpy's test on a CPU: about ten times torch's there)."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.isnan(x.numpy()).any(axis=1))
+    return torch.isnan(x).any(dim=1)
+
+
+@contextmanager
+def _batch_workers(device: torch.device) -> Iterator:
+    """Where batches run: on a CPU, one batch per torch thread at once, each batch on one
+    thread (the sorts of the ranks are single-threaded numpy, so whole batches side by
+    side use the cores better than torch's threads inside one batch); on a GPU, one after
+    another. Every centre is computed the same way in either, so values do not depend on
+    the number of threads."""
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads < 2:
+        yield _InOrder()
+        return
+    torch.set_num_threads(1)
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
+        yield pool
+    finally:  # an interrupted run (Ctrl-C, an error) does not compute the batches still queued
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)
+
+
+class _InOrder:
+    """`map` in the calling thread, lazily (as `ThreadPoolExecutor.map` in one thread)."""
+
+    @staticmethod
+    def map(function: Callable, items):
+        return map(function, items)
 
 
 def _prepare_rows(x: torch.Tensor, method: str) -> torch.Tensor:
@@ -311,7 +378,7 @@ def run_searchlight(
         run computes (on CPU; to rounding on a GPU), so the shards' values side by side
         are the unsharded values.
     """
-    from .nifti import check_dimensions, load_mask, load_volume, nifti_header, roi_name, usable_voxels
+    from .nifti import Volume, check_dimensions, load_mask, load_volume, nifti_header, roi_name, usable_voxels
 
     parameters = radius if isinstance(radius, SearchlightParameters) else SearchlightParameters(
         radius, metric, compare, min_voxels, batch_size, precision)
@@ -361,6 +428,10 @@ def run_searchlight(
             raise InputError(f"{path}: no voxel of the mask has usable responses")
         index = SphereIndex.build(usable, volume.image.affine, radius)
         patterns = volume.data[usable]  # (V, n), C order like index.coordinates
+        volume.image.uncache()  # the whole 4D volume is not needed while its patterns are scored
+        del volume
+        if number == 0:
+            first = Volume(first.path, first.image, None)  # only its header and affine: the outputs' grid
         kept = usable[mask]  # mask voxels usable in this subject (all of them without mask_path)
         centres = None  # every usable voxel
         if shard is not None:  # the block's usable mask voxels, as indices into the usable voxels
@@ -372,7 +443,6 @@ def run_searchlight(
             device=device, progress=(lambda d, t, done=done: progress(done + d, total)) if progress else None, centres=centres,
         )
         values[number][:, kept[start:stop]] = scores
-        del volume
     return SearchlightResult(subjects, layers, mask, first.image, values, (start, stop))
 
 
