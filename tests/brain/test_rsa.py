@@ -331,6 +331,21 @@ def test_float32_ranks_of_the_integer_sort_equal_scipy(layout):
     np.testing.assert_array_equal(got, rankdata(x, axis=-1).astype(np.float32))
 
 
+def test_float64_ranks_resolve_what_float32_rounding_ties():
+    """float64 rows are sorted by their float32 roundings, then the runs those make equal are
+    re-sorted in float64: values apart by 1e-12 keep their order, equal ones average."""
+    from scipy.stats import rankdata
+
+    from net2brain_fovex.brain.comparisons import ranks
+
+    base = np.round(RNG.normal(size=(8, 60)), 1)
+    x = base + RNG.integers(0, 3, size=base.shape) * 1e-12
+    x[0, :4], x[1, :3] = 1e300, -1e300  # beyond float32: all infinite there
+    got = ranks(x)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, rankdata(x, axis=-1))
+
+
 def test_ranks_of_rows_with_nan_put_nan_last_as_before():
     from net2brain_fovex.brain.comparisons import ranks
 

@@ -109,8 +109,14 @@ def ranks(x):
 def _numpy_ranks(x: np.ndarray) -> np.ndarray:
     x = x if x.dtype in (np.float32, np.float64) else x.astype(float)
     flat = x.reshape(-1, x.shape[-1])
-    if flat.dtype == np.float32 and flat.shape[-1] < 2**31 and not np.isnan(flat).any():
-        order, tied = _sorted_float32(flat)
+    if flat.shape[-1] < 2**31 and not np.isnan(flat).any():
+        if flat.dtype == np.float32:
+            order, tied = _sorted_float32(flat)
+        else:  # sorted by the float32 rounding (monotone), then the runs it makes equal re-sorted in float64
+            with np.errstate(over="ignore"):
+                order, tied = _sorted_float32(flat.astype(np.float32))
+            if tied.any():
+                order, tied = _refined(flat, order, tied)
     else:
         order = np.argsort(flat, axis=-1)
         ordered = np.take_along_axis(flat, order, axis=-1)
@@ -142,6 +148,30 @@ def _sorted_float32(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = keys & ((1 << shift) - 1)
     keys >>= shift
     return order, keys[:, 1:] == keys[:, :-1]
+
+
+def _refined(flat: np.ndarray, order: np.ndarray, tied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorting `order` of float64 rows and their equal sorted neighbours, from the order
+    of their float32 roundings (`tied`: the neighbours equal in float32): the positions of
+    each run of equal roundings re-sorted by the float64 values (and position, as numpy's
+    argsort would not guarantee), all runs in one lexsort. Runs are rare, so this is cheap."""
+    member = np.zeros(order.shape, dtype=bool)
+    row, left = np.nonzero(tied)
+    member[row, left] = member[row, left + 1] = True
+    row, position = np.nonzero(member)  # row-major: the positions of a run are consecutive
+    starts = np.ones(len(row), dtype=bool)
+    starts[1:] = ~tied[row[1:], position[1:] - 1] | (row[1:] != row[:-1])
+    run = np.cumsum(starts) - 1
+    index = order[row, position]
+    values = flat[row, index]
+    within = np.lexsort((index, values, run))
+    order = order.copy()
+    order[row, position] = index[within]
+    values = values[within]
+    tied = tied.copy()
+    same_run = run[1:] == run[:-1]
+    tied[row[:-1][same_run], position[:-1][same_run]] = values[1:][same_run] == values[:-1][same_run]
+    return order, tied
 
 
 def _tied_runs(tied: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
