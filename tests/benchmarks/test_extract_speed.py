@@ -2,12 +2,19 @@
 
 resnet18 with random weights, 256 JPEG stimuli of 256 x 256 px, batch 32, CPU, the
 default ("top") layers. Each timing is the best of three interleaved runs, so that the
-ratios compare like with like on a shared machine. Run with:
+ratios compare like with like on a shared machine. Both sides are timed twice: on a quiet
+machine, and with one competing CPU-bound process (a busy Python loop, as another job on
+the node), where decoding and writing compete with the forward pass for the cores.
+Targets: at most 1.25x the bare forward quiet and 1.40x with the competitor (the
+performance issue's goals, 1.03x and 1.15x, are printed beside them). Run with:
 
     pytest tests/benchmarks -m benchmark -s
 """
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -22,6 +29,7 @@ from net2brain_fovex.models.loading import load_model
 pytestmark = pytest.mark.benchmark
 
 N_IMAGES, BATCH, REPEATS = 256, 32, 3
+QUIET_TARGET, BUSY_TARGET, QUIET_GOAL, BUSY_GOAL = 1.25, 1.40, 1.03, 1.15
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +50,18 @@ def best_of(function, repeats=REPEATS) -> float:
         function()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+@contextlib.contextmanager
+def competing_process():
+    """Another CPU-bound job on the machine while the block runs: a busy Python loop."""
+    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # running before the timings start
+        yield
+    finally:
+        process.kill()
+        process.wait()
 
 
 def net2brain_style(loaded, stimuli, layers, folder):
@@ -76,12 +96,17 @@ def test_extract_speed(stimulus_folder, tmp_path):
         extract_to_file(loaded, stimuli, out, layers=plan.layers, batch_size=BATCH)
         out.unlink()  # deleting a large file costs time too; keep it out of the next run
 
+    def interleaved() -> tuple[float, float]:
+        bare_times, our_times = [], []
+        for _ in range(REPEATS):  # interleaved, so that a busy moment does not favour one side
+            bare_times.append(best_of(bare, 1))
+            our_times.append(best_of(ours, 1))
+        return min(bare_times), min(our_times)
+
     bare()  # warm-up
-    bare_times, our_times = [], []
-    for _ in range(REPEATS):  # interleaved, so that a busy moment does not favour one side
-        bare_times.append(best_of(bare, 1))
-        our_times.append(best_of(ours, 1))
-    t_bare, t_ours = min(bare_times), min(our_times)
+    t_bare, t_ours = interleaved()
+    with competing_process():
+        busy_bare, busy_ours = interleaved()
     loop_folder = tmp_path / "npz"
     loop_folder.mkdir()
     t_loop = best_of(lambda: net2brain_style(loaded, stimuli, plan.layers, loop_folder), 1)
@@ -90,9 +115,13 @@ def test_extract_speed(stimulus_folder, tmp_path):
         f"\nextract benchmark: resnet18 (random), {N_IMAGES} JPEG images, batch {BATCH}, CPU x{torch.get_num_threads()}, "
         f"layers {', '.join(plan.layers)} ({megabytes:.0f} MB written)\n"
         f"  bare batched forward      {t_bare:6.2f} s   1.00x\n"
-        f"  net2brain extract         {t_ours:6.2f} s   {t_ours / t_bare:.2f}x the bare forward (target <= 1.25x)\n"
+        f"  net2brain extract         {t_ours:6.2f} s   {t_ours / t_bare:.2f}x the bare forward (target <= {QUIET_TARGET}x, "
+        f"goal {QUIET_GOAL}x)\n"
+        f"  with a competing process: bare {busy_bare:.2f} s, extract {busy_ours:.2f} s, {busy_ours / busy_bare:.2f}x "
+        f"(target <= {BUSY_TARGET}x, goal {BUSY_GOAL}x)\n"
         f"  per-image loop, autograd,\n"
         f"  hooks rebuilt per image   {t_loop:6.2f} s   extract is {t_loop / t_ours:.1f}x faster"
     )
-    assert t_ours / t_bare <= 1.25
+    assert t_ours / t_bare <= QUIET_TARGET
+    assert busy_ours / busy_bare <= BUSY_TARGET
     assert t_loop > t_ours

@@ -85,7 +85,7 @@ def background_path(background) -> str | None:
 
 def recorded_background(plot, path: str | None, source: Path):
     """`picture_background` of the image path a shard file `source` recorded; a missing or
-    changed image is an `InputError` naming the shard."""
+    unreadable image is an `InputError` naming the shard."""
     try:
         return picture_background(plot, path)
     except InputError as error:
