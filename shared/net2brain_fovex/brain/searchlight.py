@@ -237,8 +237,8 @@ class _BatchKernel:
 
     def _upper_rdms(self, voxels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Upper triangles (B, m) of the RDMs of padded sphere patterns (B, K, n); `valid`
-        (B, K, 1) marks real voxels. In place on `voxels`; the distances are computed on
-        the upper triangle only (half the entries of the square)."""
+        (B, K, 1) marks real voxels. In place on `voxels` and on the Gram matrices; the
+        same float32 operations, value for value, as distances taken entry by entry."""
         if self.metric == "correlation":  # centre each stimulus's pattern over the sphere's voxels
             voxels.sub_(voxels.sum(dim=1, keepdim=True) / valid.sum(dim=1, keepdim=True)).mul_(valid)
         elif self.metric in ("euclidean", "sqeuclidean"):  # centring voxels across stimuli leaves distances as they are
