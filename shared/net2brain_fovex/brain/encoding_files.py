@@ -823,9 +823,9 @@ def _pictures(planned: dict, group: dict, targets: _Targets, plot) -> dict:
 
 
 def _draw_pictures(pictures: dict, rows: list[dict], targets: _Targets, background=None) -> None:
-    """Draw each R^2 map and group mean r map (positive values only: `PICTURE_THRESHOLD`,
-    over `background`, else the mask, when not in MNI space) and record the picture and the map's peak in its subject's (the group's)
-    row of every target (`WHOLE`)."""
+    """Draw each R^2 map and group mean r map (positive values only: `PICTURE_THRESHOLD`;
+    maps not in MNI space over `background`, else the mask) and record the picture and the
+    map's peak in its subject's (the group's) row of every target (`WHOLE`)."""
     if not pictures:
         return
     import nibabel as nib
