@@ -11,14 +11,14 @@ from scipy.optimize import nnls
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import pearsonr, spearmanr, ttest_1samp
 
-from net2brain_fovex.brain.comparisons import compare, compare_pairs, upper_triangle
+from net2brain_fovex.brain.comparisons import compare, compare_pairs, correlate_pairs, prepare, upper_triangle
 from net2brain_fovex.brain.noise_ceilings import noise_ceiling
 from net2brain_fovex.brain.parameters import RSAParameters
 from net2brain_fovex.brain.rdm_files import RDMSet, align_to_model, read_brain_rdms, read_model_rdms, write_rdms
-from net2brain_fovex.brain.rsa import rsa_roi, tidy_rows
+from net2brain_fovex.brain.rsa import ModelVectors, rsa_roi, tidy_rows
 from net2brain_fovex.brain.statistics import correct
 from net2brain_fovex.brain.weighted import weighted_rsa
-from net2brain_fovex.errors import InputError, UnknownNameError
+from net2brain_fovex.errors import ConfigError, InputError, UnknownNameError
 
 RNG = np.random.default_rng(0)
 
@@ -93,6 +93,52 @@ def test_roi_scores_and_noise_ceilings_against_loops(method, squared):
     np.testing.assert_allclose(result.lnc, lower, atol=1e-10)
     np.testing.assert_allclose(result.unc, upper_, atol=1e-10)
     assert np.array_equal(result.p, result.p_corrected)
+
+
+@pytest.mark.parametrize("method", list(LITERAL))
+def test_model_vectors_prepared_once_give_the_same_scores_for_every_roi(method):
+    """rsa_to_file prepares (ranks) the model RDMs once for all ROIs: the same numbers,
+    timed data included, as preparing them per ROI."""
+    n = 8
+    model_rdms = {f"layer{i}": random_rdm(n) for i in range(3)}
+    prepared = ModelVectors.from_rdms(model_rdms, method)
+    assert prepared.layers == list(model_rdms) and prepared.method == method
+    parameters = RSAParameters(method, True, "fdr")
+    for brain in (np.stack([random_rdm(n) for _ in range(4)]), np.stack([[random_rdm(n) for _ in range(2)] for _ in range(4)])):
+        once, each = rsa_roi(prepared, brain, parameters=parameters), rsa_roi(model_rdms, brain, parameters=parameters)
+        for field in ("score", "sem", "p", "p_corrected", "lnc", "unc", "subject_values"):
+            np.testing.assert_array_equal(getattr(once, field), getattr(each, field))
+        assert once.layers == each.layers and once.times == each.times
+    with pytest.raises(ConfigError, match="prepared for 'pearson', the comparison is 'spearman'"):
+        rsa_roi(ModelVectors.from_rdms(model_rdms, "pearson"), brain, parameters=RSAParameters("spearman"))
+
+
+@pytest.mark.parametrize("method", list(LITERAL))
+def test_noise_ceiling_of_prepared_vectors_equals_its_own_preparing(method):
+    """rsa_roi hands the noise ceiling the subjects' vectors it ranked for the scores."""
+    brain = upper_triangle(np.stack([[random_rdm(7) for _ in range(3)] for _ in range(4)]))  # (S, T, m)
+    own = prepare(brain, method)
+    assert own.shape == brain.shape
+    for given, computed in zip(noise_ceiling(brain, method, True, prepared=own), noise_ceiling(brain, method, True),
+                               strict=True):
+        np.testing.assert_array_equal(given, computed)
+
+
+def test_correlate_pairs_broadcasts_prepared_rows_for_every_method():
+    a, b = RNG.normal(size=(3, 2, 15)), RNG.normal(size=(2, 15))
+    for method in LITERAL:
+        expected = np.array([[LITERAL[method](a[i, t], b[t]) for t in range(2)] for i in range(3)])
+        np.testing.assert_allclose(correlate_pairs(prepare(a, method), prepare(b, method), method), expected, atol=1e-12)
+
+
+def test_float32_brain_vectors_have_float64_noise_ceilings():
+    """Prepared vectors are float64 whatever the input, so a float32 brain file's ceilings
+    are not rounded to float32 on the way (they were before rsa_roi shared them)."""
+    brain = upper_triangle(np.stack([random_rdm(10) for _ in range(5)]))
+    lower, upper_ = noise_ceiling(brain.astype(np.float32), "spearman", False)
+    assert lower.dtype == upper_.dtype == np.float64
+    expected = noise_ceiling(brain.astype(np.float32).astype(float), "spearman", False)
+    np.testing.assert_array_equal((lower, upper_), expected)
 
 
 def test_corrections():

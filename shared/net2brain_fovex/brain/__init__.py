@@ -31,6 +31,7 @@ _EXPORTS = {
     "fdr_mask": "statistics",
     "weighted_rsa": "weighted",
     "ROIResult": "rsa",
+    "ModelVectors": "rsa",
     "rsa_roi": "rsa",
     "rsa_to_file": "rsa",
     "ESTIMATORS": "registry",

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .comparisons import compare_pairs, prepare
+from .comparisons import correlate_pairs, prepare
 from .registry import COMPARISONS
 
 __all__ = ["noise_ceiling"]
 
 
-def noise_ceiling(vectors: np.ndarray, method: str, squared: bool) -> tuple[np.ndarray, np.ndarray]:
+def noise_ceiling(
+    vectors: np.ndarray, method: str, squared: bool, *, prepared: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper noise ceilings of brain RDM vectors (subjects, [time,] m).
 
     Lower: each subject against the mean of the other subjects; upper: against the mean
@@ -30,6 +32,9 @@ def noise_ceiling(vectors: np.ndarray, method: str, squared: bool) -> tuple[np.n
         A name of `COMPARISONS`, as the scores use.
     squared : bool
         Square each subject's correlation before the mean over subjects.
+    prepared : array, optional
+        `prepare(vectors, method)`, where the caller has it already (the scores compare
+        the same vectors), so that they are not ranked twice.
 
     Returns
     -------
@@ -39,19 +44,11 @@ def noise_ceiling(vectors: np.ndarray, method: str, squared: bool) -> tuple[np.n
     COMPARISONS.check(method)
     subjects = vectors.shape[0]
     flat = vectors.reshape(subjects, -1, vectors.shape[-1])  # (S, T, m)
-    mean_all = flat.mean(axis=0)  # (T, m)
-    if method == "kendall":
-        upper = compare_pairs(flat.reshape(-1, flat.shape[-1]), np.broadcast_to(mean_all, flat.shape).reshape(-1, flat.shape[-1]), method)
-        upper = upper.reshape(subjects, -1)
-    else:  # each distinct vector is ranked and normalised once
-        own = prepare(flat, method)
-        upper = np.einsum("stm,tm->st", own, prepare(mean_all, method))
+    own = (prepare(flat, method) if prepared is None else prepared).reshape(flat.shape)
+    upper = correlate_pairs(own, prepare(flat.mean(axis=0), method), method)  # (S, T)
     if subjects > 1:
         others = (flat.sum(axis=0, keepdims=True) - flat) / (subjects - 1)
-        if method == "kendall":
-            lower = compare_pairs(flat.reshape(-1, flat.shape[-1]), others.reshape(-1, flat.shape[-1]), method).reshape(subjects, -1)
-        else:
-            lower = np.einsum("stm,stm->st", own, prepare(others, method))
+        lower = correlate_pairs(own, prepare(others, method), method)
     else:
         lower = np.full(upper.shape, np.nan)
     if squared:

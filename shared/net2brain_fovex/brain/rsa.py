@@ -14,8 +14,9 @@ score as % of the lower ceiling.
 Time-resolved data (subjects, time, n, n) give one row per time point and an aggregate
 row (`time` = "mean") whose subject values are the per-time values averaged over time.
 
-Everything is vectorised over layers, subjects and time points; nothing is cached
-between calls.
+Everything is vectorised over layers, subjects and time points. Each RDM vector is
+ranked (spearman) once: a subject's for its scores and its noise ceilings, a model's for
+every ROI (`ModelVectors`); nothing is cached between calls.
 """
 from __future__ import annotations
 
@@ -27,18 +28,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..io.config import options_output, record_options
 from ..io.locks import holds_outputs
 from ..io.outputs import Output, check_outputs
 from ..io.tables import write_csv
 from ..selection import ALL
-from .comparisons import compare, upper_triangle
+from .comparisons import compare, correlate, prepare, upper_triangle
 from .noise_ceilings import noise_ceiling
 from .parameters import RSAParameters
+from .registry import COMPARISONS
 from .statistics import correct, one_sample_t
 from .weighted import WeightedResult, weighted_rsa
 
-__all__ = ["ROIResult", "RSAResult", "rsa_roi", "bootstrap_ci", "rsa_to_file", "tidy_rows", "weight_rows",
+__all__ = ["ROIResult", "RSAResult", "ModelVectors", "rsa_roi", "bootstrap_ci", "rsa_to_file", "tidy_rows", "weight_rows",
            "RESULT_COLUMNS"]
 
 log = logging.getLogger(__name__)
@@ -62,43 +65,75 @@ class ROIResult:
     ci: np.ndarray | None = None  # (layers, 2, [time])
 
 
+@dataclass(frozen=True)
+class ModelVectors:
+    """Model RDMs in the form `rsa_roi` compares, made once for every ROI.
+
+    Attributes
+    ----------
+    layers : list of str
+    vectors : ndarray (layers, m)
+        The upper triangles (`upper_triangle`).
+    prepared : ndarray (layers, m)
+        `prepare(vectors, method)`: for spearman, ranked once instead of once per ROI.
+    method : str
+        The comparison they are prepared for.
+    """
+
+    layers: list[str]
+    vectors: np.ndarray
+    prepared: np.ndarray
+    method: str
+
+    @classmethod
+    def from_rdms(cls, model_rdms: Mapping[str, np.ndarray], method: str) -> ModelVectors:
+        """{layer: (n, n)} prepared for the comparison `method` (a name of `COMPARISONS`)."""
+        COMPARISONS.check(method)
+        layers = list(model_rdms)
+        vectors = upper_triangle(np.stack([model_rdms[name] for name in layers]))
+        return cls(layers, vectors, prepare(vectors, method), method)
+
+
 def rsa_roi(
-    model_rdms: Mapping[str, np.ndarray], brain: np.ndarray, *, roi: str = "roi", parameters: RSAParameters | None = None,
+    model_rdms: Mapping[str, np.ndarray] | ModelVectors, brain: np.ndarray, *, roi: str = "roi",
+    parameters: RSAParameters | None = None,
 ) -> ROIResult:
     """Score every model RDM against one ROI's subjects.
 
     Parameters
     ----------
-    model_rdms : {layer: (n, n)}
+    model_rdms : {layer: (n, n)} or ModelVectors
+        ModelVectors (prepared for `parameters.compare`) where many ROIs are scored.
     brain : (subjects, n, n) or (subjects, time, n, n)
     roi : str
     parameters : RSAParameters, optional
         Uses compare, squared, correction, bootstrap and seed (default: the defaults).
     """
     parameters = parameters or RSAParameters()
-    layers = list(model_rdms)
-    model = upper_triangle(np.stack([model_rdms[name] for name in layers]))  # (L, m)
+    models = model_rdms if isinstance(model_rdms, ModelVectors) else ModelVectors.from_rdms(model_rdms, parameters.compare)
+    if models.method != parameters.compare:
+        raise ConfigError(f"the model vectors are prepared for {models.method!r}, the comparison is {parameters.compare!r}")
     vectors = upper_triangle(brain)  # (S, [T,] m)
     subjects = vectors.shape[0]
-    flat = vectors.reshape(-1, vectors.shape[-1])
-    values = compare(model, flat, parameters.compare).reshape(len(layers), *vectors.shape[:-1])  # (L, S, [T])
+    own = prepare(vectors.reshape(-1, vectors.shape[-1]), parameters.compare)  # ranked once: scores and ceilings
+    values = correlate(models.prepared, own, parameters.compare).reshape(len(models.layers), *vectors.shape[:-1])  # (L, S, [T])
     if parameters.squared:
         values = values**2
     timed = brain.ndim == 4
     if timed:  # the aggregate over time is one more "time point"
         values = np.concatenate([values, values.mean(axis=2, keepdims=True)], axis=2)
     mean, sem, _, p = one_sample_t(values, axis=1)
-    lower, upper = noise_ceiling(vectors, parameters.compare, parameters.squared)
+    lower, upper = noise_ceiling(vectors, parameters.compare, parameters.squared, prepared=own)
     if timed:
         lower, upper = np.append(lower, lower.mean()), np.append(upper, upper.mean())
     result = ROIResult(
-        roi=roi, layers=layers, score=mean, sem=sem, p=p, p_corrected=correct(p, parameters.correction),
+        roi=roi, layers=list(models.layers), score=mean, sem=sem, p=p, p_corrected=correct(p, parameters.correction),
         lnc=np.broadcast_to(lower, mean.shape).copy(), unc=np.broadcast_to(upper, mean.shape).copy(),
         n_subjects=subjects, subject_values=values,
         times=[str(t) for t in range(brain.shape[1])] + ["mean"] if timed else None,
     )
     if parameters.bootstrap:
-        result.ci = bootstrap_ci(model, brain, parameters=parameters)
+        result.ci = bootstrap_ci(models.vectors, brain, parameters=parameters)
     return result
 
 
@@ -310,9 +345,10 @@ def rsa_to_file(
     model.rdms = choose_rdms(model, layers)
     brain = align_to_model(model, read_brain_rdms(brain_rdms))
     model_name = model.model or Path(model_rdms).stem
+    models = ModelVectors.from_rdms(model.rdms, parameters.compare)
     results, fitted = [], []
     for index, (roi, stack) in enumerate(brain.items()):
-        results.append(rsa_roi(model.rdms, stack, roi=roi, parameters=parameters))
+        results.append(rsa_roi(models, stack, roi=roi, parameters=parameters))
         if weighted:
             fitted.append(weighted_rsa(model.rdms, stack, roi=roi, parameters=parameters))
         if progress:
