@@ -205,3 +205,36 @@ def test_the_merge_refuses_shards_whose_background_is_gone(net2brain, volumes, t
     assert str(parts[0]) in result.err and str(background) in result.err and "put that image back" in result.err
     assert sorted(path.name for path in (tmp_path / "sharded").iterdir()) == sorted(
         [path.name for path in parts] + [path.name.replace(".h5", ".config.yaml") for path in parts])
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_no_whole_volume_is_held_while_the_spheres_are_scored(volumes, monkeypatch, with_mask):
+    """Each subject's 4D volume (0.33 GB for 92 stimuli on a 2 mm grid) is let go once its
+    mask-voxel patterns are taken; the check pass over the volumes held the last one."""
+    import gc
+    import weakref
+
+    from net2brain_fovex.brain import nifti
+    from net2brain_fovex.brain import searchlight as module
+
+    folder, paths = volumes
+    read, load = [], nifti.load_volume
+
+    def tracked_load(*args, **kwargs):
+        volume = load(*args, **kwargs)
+        read.append(weakref.ref(volume.data))
+        return volume
+
+    held = []
+
+    def checked_scores(*args, **kwargs):
+        gc.collect()
+        held.append(sum(ref() is not None for ref in read))
+        return scores(*args, **kwargs)
+
+    scores = module.searchlight_scores
+    monkeypatch.setattr(nifti, "load_volume", tracked_load)
+    monkeypatch.setattr(module, "searchlight_scores", checked_scores)
+    mask = folder / "mask.nii.gz" if with_mask else None
+    run_searchlight(paths, read_model_rdms(folder / "model.h5").rdms, 4.0, mask=mask, min_voxels=3)
+    assert len(read) == 2 * len(paths) - 1 and held == [0] * len(paths)  # the first subject is read once

@@ -129,69 +129,80 @@ def ranks(x):
 def _numpy_ranks(x: np.ndarray) -> np.ndarray:
     x = x if x.dtype in (np.float32, np.float64) else x.astype(float)
     flat = x.reshape(-1, x.shape[-1])
-    if flat.shape[-1] < 2**31 and not np.isnan(flat).any():
+    rows, m = flat.shape
+    if flat.size < 2**31 and not np.isnan(flat).any():
         if flat.dtype == np.float32:
-            order, tied = _sorted_float32(flat)
+            sources, tied = _sorted_float32(flat)
         else:  # sorted by the float32 rounding (monotone), then the runs it makes equal re-sorted in float64
             with np.errstate(over="ignore"):
-                order, tied = _sorted_float32(flat.astype(np.float32))
+                sources, tied = _sorted_float32(flat.astype(np.float32))
             if tied.any():
-                order, tied = _refined(flat, order, tied)
+                sources, tied = _refined(flat, sources, tied)
     else:
         order = np.argsort(flat, axis=-1)
         ordered = np.take_along_axis(flat, order, axis=-1)
         tied = ordered[:, 1:] == ordered[:, :-1]
-    rows, m = flat.shape
-    result = np.empty((rows, m), dtype=flat.dtype)  # C order: its flat view is itself
-    # scattered through flat indices: about half the time of put_along_axis
-    targets = order + (np.arange(rows) * m)[:, None]
-    result.reshape(-1)[targets.reshape(-1)] = np.broadcast_to(np.arange(1, m + 1, dtype=flat.dtype), (rows, m)).reshape(-1)
+        sources = order + (np.arange(rows) * m)[:, None]
+    result = np.empty(rows * m, dtype=flat.dtype)
+    result[sources.reshape(-1)] = np.broadcast_to(np.arange(1, m + 1, dtype=flat.dtype), (rows, m)).reshape(-1)
     row, left, mean = _tied_runs(tied)
-    result[row, order[row, left]] = mean.astype(flat.dtype)  # runs of equal values: the mean of their positions
-    result[row, order[row, left + 1]] = mean.astype(flat.dtype)
+    result[sources[row, left]] = mean.astype(flat.dtype)  # runs of equal values: the mean of their positions
+    result[sources[row, left + 1]] = mean.astype(flat.dtype)
     return result.reshape(x.shape)
 
 
 def _sorted_float32(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The sorting order of float32 rows without NaN, and which sorted neighbours are
-    equal, from one sort of int64 keys: the value's bits made order-preserving (a
-    float32 is 32 bits), then its position. One sort of integers costs about half of
-    numpy's argsort of the floats followed by a gather (what ranks spend most time on in
-    a searchlight); the order of equal values differs, the ranks do not."""
-    m = flat.shape[-1]
-    shift = max(1, (m - 1).bit_length())
+    """Float32 rows (rows, m) without NaN, at most 2^31 entries, sorted: for every sorted
+    position the flat index of the value there (`sources`), and which sorted neighbours
+    are equal. From one sort of int64 keys: the value's bits made order-preserving (a
+    float32 is 32 bits), then its flat index (31 bits at most). One sort of integers
+    costs about half of numpy's argsort of the floats followed by a gather (what ranks
+    spend most time on in a searchlight), and the flat indices are what the ranks are
+    scattered to; the order of equal values differs from argsort's, the ranks do not."""
+    rows, m = flat.shape
+    shift = max(1, (flat.size - 1).bit_length())
     bits = (flat + np.float32(0)).view(np.int32)  # + 0: -0.0 becomes 0.0, so that equal values have equal bits
-    keys = (bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))).astype(np.int64)  # negative floats: magnitude bits flipped
-    keys <<= shift
-    keys |= np.arange(m, dtype=np.int64)
+    if bits.size and bits.min() < 0:  # negative floats: magnitude bits flipped (distances seldom need it)
+        bits ^= (bits >> 31) & np.int32(0x7FFFFFFF)
+    keys = np.left_shift(bits, shift, dtype=np.int64)  # widened inside the shift: one pass
+    keys += np.arange(m, dtype=np.int64)  # the low bits are zero: adding the flat index sets them
+    keys += (np.arange(rows, dtype=np.int64) * m)[:, None]
     keys.sort(axis=-1)
-    order = keys & ((1 << shift) - 1)
+    sources = keys & ((1 << shift) - 1)
     keys >>= shift
-    return order, keys[:, 1:] == keys[:, :-1]
+    return sources, keys[:, 1:] == keys[:, :-1]
 
 
-def _refined(flat: np.ndarray, order: np.ndarray, tied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The sorting `order` of float64 rows and their equal sorted neighbours, from the order
-    of their float32 roundings (`tied`: the neighbours equal in float32): the positions of
-    each run of equal roundings re-sorted by the float64 values (and position, as numpy's
-    argsort would not guarantee), all runs in one lexsort. Runs are rare, so this is cheap."""
-    member = np.zeros(order.shape, dtype=bool)
+def _refined(flat: np.ndarray, sources: np.ndarray, tied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The `sources` (flat indices of the sorted values, as `_sorted_float32`) of float64
+    rows and their equal sorted neighbours, from those of their float32 roundings (`tied`:
+    the neighbours equal in float32): each run of equal roundings re-sorted by the float64
+    values (and position, as numpy's argsort would not guarantee), all runs in one lexsort.
+    Runs are rare, so this is cheap."""
+    member = np.zeros(sources.shape, dtype=bool)
     row, left = _positions(tied)
     member[row, left] = member[row, left + 1] = True
     row, position = _positions(member)  # row-major: the positions of a run are consecutive
     starts = np.ones(len(row), dtype=bool)
     starts[1:] = ~tied[row[1:], position[1:] - 1] | (row[1:] != row[:-1])
     run = np.cumsum(starts) - 1
-    index = order[row, position]
-    values = flat[row, index]
+    index = sources[row, position]
+    values = flat.reshape(-1)[index]
     within = np.lexsort((index, values, run))
-    order = order.copy()
-    order[row, position] = index[within]
+    sources = sources.copy()
+    sources[row, position] = index[within]
     values = values[within]
     tied = tied.copy()
     same_run = run[1:] == run[:-1]
     tied[row[:-1][same_run], position[:-1][same_run]] = values[1:][same_run] == values[:-1][same_run]
-    return order, tied
+    return sources, tied
+
+
+def _positions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.nonzero` of a 2D mask, (rows, columns) in row-major order, from its flat
+    indices: about a tenth of the time of np.nonzero, which builds each index array by
+    its own walk over the mask (measured on masks of RDM vectors, where ties are few)."""
+    return np.divmod(np.flatnonzero(mask), mask.shape[1])
 
 
 def _tied_runs(tied: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -207,13 +218,6 @@ def _tied_runs(tied: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ends[:-1] = starts[1:]
     run = np.cumsum(starts) - 1
     return row, left, ((left[starts] + left[ends] + 1) / 2 + 1)[run]
-
-
-def _positions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`np.nonzero` of a 2D mask, (rows, columns) in row-major order, from its flat
-    indices: about a tenth of the time of np.nonzero, which builds each index array by
-    its own walk over the mask (measured on masks of RDM vectors, where ties are few)."""
-    return np.divmod(np.flatnonzero(mask), mask.shape[1])
 
 
 def _torch_ranks(x):

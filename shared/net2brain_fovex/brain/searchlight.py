@@ -240,14 +240,16 @@ class _BatchKernel:
         (B, K, 1) marks real voxels. In place on `voxels` and on the Gram matrices; the
         same float32 operations, value for value, as distances taken entry by entry."""
         if self.metric == "correlation":  # centre each stimulus's pattern over the sphere's voxels
-            voxels.sub_(voxels.sum(dim=1, keepdim=True) / valid.sum(dim=1, keepdim=True)).mul_(valid)
+            # v - mean at real voxels, padding left 0: one pass (x * 1 and x * 0 are exact)
+            voxels.addcmul_(valid, voxels.sum(dim=1, keepdim=True) / valid.sum(dim=1, keepdim=True), value=-1)
         elif self.metric in ("euclidean", "sqeuclidean"):  # centring voxels across stimuli leaves distances as they are
             voxels.sub_(voxels.mean(dim=2, keepdim=True) * valid)
         gram = voxels.transpose(1, 2) @ voxels  # (B, n, n)
         norms = torch.diagonal(gram, dim1=1, dim2=2)
         if self.metric in ("correlation", "cosine"):
             scale = norms.sqrt()
-            square = gram.div_(scale.unsqueeze(2) * scale.unsqueeze(1)).neg_().add_(1)  # `scale` is a copy
+            # 1 - gram / (scale_i scale_j) in one pass over the square (`scale` is a copy)
+            square = torch.addcdiv(gram.new_ones(()), gram, scale.unsqueeze(2) * scale.unsqueeze(1), value=-1, out=gram)
         else:
             square = (norms.unsqueeze(2) + norms.unsqueeze(1) - 2 * gram).clamp_(min=0)
             square = square.sqrt_() if self.metric == "euclidean" else square
@@ -407,10 +409,11 @@ def run_searchlight(
         # every volume is read once before any work (as for the derived mask below), so that a
         # damaged, mismatched or unusable subject stops the run before the first centre
         for number, path in enumerate(betas):
-            data = first.data if number == 0 else load_volume(path, stimuli=stimuli, order=order, reference=first.image).data
-            if not (mask & usable_voxels(data)).any():
+            volume = first if number == 0 else load_volume(path, stimuli=stimuli, order=order, reference=first.image)
+            if not (mask & usable_voxels(volume.data)).any():
                 raise InputError(f"{path}: no voxel of the mask has usable responses (all NaN, infinite or constant); "
                                  "check the volume and the mask")
+        del volume  # not held while the spheres are scored: a subject's whole 4D volume (0.33 GB on a 2 mm grid)
     else:
         mask = usable_voxels(first.data)
         for path in betas[1:]:
