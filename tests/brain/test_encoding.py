@@ -313,6 +313,39 @@ def test_banded_ridge_in_its_dual_form_is_the_primal_fit():
     assert np.abs(predicted[False]).max() > 0.1  # not a vacuous zero fit
 
 
+def test_kfold_ridge_in_its_dual_form_is_the_primal_fit():
+    """More features than stimuli: `inner="kfold"` fits the kernel (dual) form, which
+    predicts what himalaya's primal RidgeCV predicts, to float32 rounding. The alphas are
+    the same except among small ones (at most 1 here, against kernel eigenvalues of about
+    4000), where the fit nearly interpolates, the inner loss is flat, and rounding picks
+    one of them: the predictions agree there too."""
+    import torch
+
+    from net2brain_fovex.brain.encoding import _himalaya, _ridge_cv
+
+    rng = np.random.default_rng(6)
+    train, test = rng.standard_normal((24, 4000)).astype(np.float32), rng.standard_normal((8, 4000)).astype(np.float32)
+    train -= train.mean(axis=0)
+    weights = rng.standard_normal((4000, 40)).astype(np.float32) * np.logspace(-3, 0, 40, dtype=np.float32)
+    y = train @ weights / 60 + rng.standard_normal((24, 40)).astype(np.float32)  # signal from strong to none
+    y -= y.mean(axis=0)
+    parameters = EncodingParameters(inner="kfold", inner_folds=4, alphas=tuple(np.logspace(-2, 6, 9)))
+    fitted = {}
+    with _himalaya("cpu"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # himalaya's advice to use the dual form
+        for dual in (False, True):
+            held, alphas = _ridge_cv(torch.from_numpy(train), torch.from_numpy(test), torch.from_numpy(y), parameters,
+                                     fold=1, dual=dual)
+            fitted[dual] = torch.as_tensor(held).numpy(), torch.as_tensor(alphas).numpy()
+    (dual, dual_alphas), (primal, primal_alphas) = fitted[True], fitted[False]
+    differ = ~np.isclose(dual_alphas, primal_alphas, rtol=1e-6)
+    assert differ.mean() <= 0.2 and (np.maximum(dual_alphas, primal_alphas)[differ] <= 1).all()
+    assert len(set(np.round(np.log10(primal_alphas)).tolist())) >= 4  # the targets chose different alphas
+    scale = np.abs(primal).max(axis=0)
+    assert (np.abs(dual - primal).max(axis=0) <= np.where(differ, 5e-4, 1e-5) * scale).all()
+    assert dual.dtype == np.float32 and np.median(scale) > 0.05  # not a vacuous zero fit
+
+
 @pytest.mark.parametrize("reduce", [None, "pca:6", "srp:8"])
 def test_saved_models_reproduce_their_predictions(tmp_path, reduce):
     x, y = data(n=60, f=10, targets=5, noise=3.0)

@@ -24,7 +24,7 @@ stimuli leaks into the model:
    e_i / (1 - h_ii), the alphas of scikit-learn's `RidgeCV(alphas, alpha_per_target=True)`
    (cv=None) on the standardised features with an intercept; `inner="kfold"`: himalaya's
    `RidgeCV` over `inner_folds` folds (scikit-learn `KFold`, shuffled, seeded by `seed` and
-   the fold). `linear`: the minimum-norm least-squares solution (numpy's `lstsq`);
+   the fold; in its dual form, `KernelRidgeCV`, with more features than stimuli). `linear`: the minimum-norm least-squares solution (numpy's `lstsq`);
 4. predictions of the held-out stimuli.
 
 Scores: `fold_r` is the Pearson r of every target's held-out predictions with its
@@ -515,17 +515,33 @@ class _ClosedFormRidge:
         return best_index
 
 
-def _ridge_cv(z_train, y_train, parameters: EncodingParameters, fold: int):
-    """(weights (features, targets), alphas (targets,)) by himalaya's RidgeCV on centred data."""
+def _ridge_cv(z_train, z_test, y_train, parameters: EncodingParameters, fold: int, *, dual: bool | None = None):
+    """(predictions of the test stimuli, alphas (targets,)) of ridge on centred data, an
+    alpha per target chosen by `inner_folds`-fold inner cross-validation.
+
+    With more features than training stimuli (any conv layer), the same model in its dual
+    form, himalaya's `KernelRidgeCV` on the float64 linear kernel (as `_banded_ridge`, for
+    the same reason): an eigendecomposition of one n x n kernel per inner fold instead of
+    an SVD of the n x p features and products with all p features per alpha (the demo's
+    200,704-feature layer: about 2 s a fold in the primal form). The two agree to float32
+    rounding (tests/brain/test_encoding.py compares them); `dual` forces a form."""
+    import torch
+    from himalaya.kernel_ridge import KernelRidgeCV
     from himalaya.ridge import RidgeCV
     from sklearn.model_selection import KFold
 
     inner = KFold(parameters.inner_folds, shuffle=True, random_state=(parameters.seed + fold) % 2**32)
-    model = RidgeCV(alphas=np.asarray(parameters.alphas, dtype=np.float32), cv=inner, fit_intercept=False,
-                    solver_params={"n_targets_batch": parameters.chunk, "n_targets_batch_refit": parameters.chunk,
-                                   "warn": False})
-    model.fit(z_train, y_train)
-    return model.coef_, model.best_alphas_
+    alphas = np.asarray(parameters.alphas, dtype=np.float32)
+    batches = {"n_targets_batch": parameters.chunk, "n_targets_batch_refit": parameters.chunk}
+    if dual is None:
+        dual = z_train.shape[1] > z_train.shape[0]
+    if not dual:
+        model = RidgeCV(alphas=alphas, cv=inner, fit_intercept=False, solver_params={**batches, "warn": False})
+        model.fit(z_train, y_train)
+        return z_test @ torch.as_tensor(model.coef_, device=z_test.device), model.best_alphas_
+    model = KernelRidgeCV(alphas=alphas, kernel="precomputed", cv=inner, fit_intercept=False, solver_params=batches)
+    model.fit(_gram(z_train, z_train), y_train.double())
+    return model.predict(_gram(z_test, z_train)).float(), model.best_alphas_
 
 
 class _LeastSquares:
@@ -639,9 +655,9 @@ def fit_encoding(features: np.ndarray, responses: np.ndarray, parameters: Encodi
                 y_mean = y_train.mean(axis=0)
                 y_train = torch.from_numpy(y_train - y_mean).to(target)
                 if solver is None:
-                    weights, alphas = _ridge_cv(z_train, y_train, parameters, fold)
+                    held, alphas = _ridge_cv(z_train, z_test, y_train, parameters, fold)
                     chosen[fold, block] = _on_grid(torch.as_tensor(alphas).cpu().numpy(), parameters.alphas)
-                    held = z_test @ torch.as_tensor(weights, device=target)
+                    held = torch.as_tensor(held, device=target)
                 elif ridge:
                     held, chosen[fold, block] = solver(y_train)
                 else:
