@@ -296,8 +296,9 @@ def train_tiny_cnn(
     left-right and top-bottom at random (the class of a shape survives flips). The result
     is the same on every run with the same torch thread count.
 
-    On 4000 images with the defaults, training takes about 10 s on 2 CPU cores (20 s of
-    CPU time) and classifies 97 % of held-out images correctly.
+    On 4000 images with the defaults, training takes about 33 s on 2 CPU cores (about 45 s
+    with OpenMP's passive wait policy, which the commands set) and classifies 98 % of 200
+    held-out images correctly (6 epochs: 88 %; 2000 images: 84 %).
 
     Parameters
     ----------
