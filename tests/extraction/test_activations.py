@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision import transforms
 
 from net2brain_fovex.errors import ConfigError, ModelError
-from net2brain_fovex.extraction.activations import extract_to_file, iter_activations, plan_extraction
+from net2brain_fovex.extraction.activations import extract_to_file, iter_activations, plan_extraction, read_activations
 from net2brain_fovex.extraction.reduction import projection_matrix
 from net2brain_fovex.extraction.stimuli import discover_stimuli
 from net2brain_fovex.models.loading import load_model
@@ -281,3 +281,15 @@ def test_a_model_output_that_is_not_finite_is_refused(tmp_path, images):
         "    def forward(self, x):\n        return self.bad(x)\ndef build():\n    return Net()\n")
     with pytest.raises(ModelError, match=r"model output of layer 'bad' is NaN or infinite for stimulus 'img_1.png'"):
         extract_to_file(f"{tmp_path / 'nets.py'}:build", images, tmp_path / "acts.h5", image_size=16)
+
+
+def test_finite_values_whose_sum_overflows_are_kept(tmp_path, images):
+    """The finite check sums a batch first; a sum beyond float32 (finite values near its
+    maximum) sends it to the element-wise test, which lets the values through."""
+    (tmp_path / "nets.py").write_text(
+        "import torch\nclass Big(torch.nn.Module):\n    def forward(self, x):\n        return x.mean(dim=(2, 3)) * 0 + 3e38\n"
+        "class Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.big = Big()\n"
+        "    def forward(self, x):\n        return self.big(x)\ndef build():\n    return Net()\n")
+    extract_to_file(f"{tmp_path / 'nets.py'}:build", images, tmp_path / "acts.h5", image_size=16)
+    _, layers = read_activations(tmp_path / "acts.h5")
+    assert np.isfinite(layers["big"]).all() and (layers["big"] == np.float32(3e38)).all()
