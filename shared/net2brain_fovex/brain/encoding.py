@@ -24,7 +24,8 @@ stimuli leaks into the model:
    e_i / (1 - h_ii), the alphas of scikit-learn's `RidgeCV(alphas, alpha_per_target=True)`
    (cv=None) on the standardised features with an intercept; `inner="kfold"`: himalaya's
    `RidgeCV` over `inner_folds` folds (scikit-learn `KFold`, shuffled, seeded by `seed` and
-   the fold; in its dual form, `KernelRidgeCV`, with more features than stimuli). `linear`: the minimum-norm least-squares solution (numpy's `lstsq`);
+   the fold; in its dual form, `KernelRidgeCV`, with more features than stimuli).
+   `linear`: the minimum-norm least-squares solution (numpy's `lstsq`);
 4. predictions of the held-out stimuli.
 
 Scores: `fold_r` is the Pearson r of every target's held-out predictions with its

@@ -1,8 +1,8 @@
 """`fovex demo`: explanations on a task with known ground truth, no downloads.
 
-A tiny CNN is trained (about 35 s on 2 CPU cores) to tell circles, squares and triangles apart on
-cluttered 64 px images; the object's box is known, so a good explanation must point at
-it. Held-out images are explained with FovEx, Grad-CAM and RISE, overlays are written,
+A tiny CNN is trained (about 35 s on 2 CPU cores) to tell circles, squares and
+triangles apart on cluttered 64 px images; the object's box is known, so a good
+explanation must point at it. Held-out images are explained with FovEx, Grad-CAM and RISE, overlays are written,
 and the pointing-game hit rate (the map's maximum inside the box) is printed per method.
 The three methods are then scored with every metric of `fovex evaluate`; the gaze
 metrics use fixations generated from the boxes (synthetic, labelled as such).
