@@ -92,6 +92,25 @@ def test_truncated_file_fails_when_decoded(tmp_path, name):
     assert nifti_header(path, "response volume").shape == series.shape  # the header alone reads
     with pytest.raises(InputError, match=rf"cannot read response volume {re.escape(str(path))} as NIfTI: .*; replace"):
         load_nifti(path, "response volume")
+    with pytest.raises(InputError, match=rf"cannot read response volume {re.escape(str(path))} as NIfTI: .*; replace"):
+        load_volume(path, stimuli=6)  # a .nii.gz series is decompressed by ISA-L, not by nibabel's gzip
+
+
+@pytest.mark.parametrize("name", ["scaled.nii", "scaled.nii.gz"])
+@pytest.mark.parametrize("dtype", ["<i2", ">i2", ">f4"])
+def test_load_volume_reads_as_nibabel_does(tmp_path, name, dtype):
+    """Scaled integers and big-endian data: the values of nibabel's `get_fdata(float32)`."""
+    values = np.random.default_rng(3).normal(size=(*SHAPE, 6)) * 300
+    stored = values.astype(dtype)
+    image = nib.Nifti1Image(stored, AFFINE)
+    slope, intercept = (0.37, -2.5) if dtype.endswith("i2") else (1.0, 0.0)
+    image.header.set_slope_inter(slope, intercept)
+    nib.save(image, str(tmp_path / name))
+    expected = nib.load(str(tmp_path / name)).get_fdata(dtype=np.float32)
+    np.testing.assert_allclose(expected, stored * slope + intercept, rtol=1e-6)
+    data = load_volume(tmp_path / name, stimuli=6).data
+    assert data.dtype == np.float32
+    np.testing.assert_array_equal(data, expected)
 
 
 def test_load_nifti_reads_good_file(tmp_path, series):
