@@ -4,11 +4,12 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import spearmanr, zscore
 
 from net2brain_fovex.brain.parameters import RDMParameters
-from net2brain_fovex.brain.rdm import compute_rdm, compute_rdms
+from net2brain_fovex.brain.rdm import _COLUMNS, _symmetric_product, compute_rdm, compute_rdms
 from net2brain_fovex.brain.rdm_files import feature_chunks, rdms_from_activations, read_rdm_file, write_rdms
 from net2brain_fovex.brain.registry import RDM_METRICS as METRICS
 from net2brain_fovex.errors import ConfigError, InputError, UnknownNameError
@@ -123,6 +124,18 @@ def test_rdm_file_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("metric", ["correlation", "euclidean", "cosine"])
-def test_many_stimuli_use_symmetric_blocks(metric):
-    x = np.random.default_rng(4).normal(size=(301, 17)) + 1  # n >= 256: block-wise products
+def test_many_features_are_centred_part_by_part(metric):
+    x = np.random.default_rng(4).normal(size=(23, 2 * _COLUMNS + 123)) + 1  # three parts, the last narrower
     np.testing.assert_allclose(compute_rdm(x, metric, precision="double"), reference(x, metric), atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "tensor"])
+def test_symmetric_product_is_out_plus_the_full_product(kind):
+    """Both kernels: numpy's rank-k update (a CPU) and a tensor's symmetric blocks (a GPU,
+    from 256 stimuli)."""
+    rng = np.random.default_rng(5)
+    x, start = rng.normal(size=(2, 301, 17)), rng.normal(size=(2, 301, 301))
+    start += start.transpose(0, 2, 1)
+    convert = torch.from_numpy if kind == "tensor" else np.copy
+    result = np.asarray(_symmetric_product(convert(x), convert(start.copy())))
+    np.testing.assert_allclose(result, start + x @ x.transpose(0, 2, 1), rtol=1e-10, atol=1e-10)
