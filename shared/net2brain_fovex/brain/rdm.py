@@ -224,7 +224,7 @@ def _gram_accumulate(blocks: Iterable[torch.Tensor], row_means: torch.Tensor | N
     return torch.as_tensor(gram)
 
 
-def _symmetric_product(x, out):
+def _symmetric_product(x: np.ndarray | torch.Tensor, out: np.ndarray | torch.Tensor | None) -> np.ndarray | torch.Tensor:
     """out + X X^T (X (..., n, p): a numpy array on a CPU, else a tensor), from a
     rank-k update where there is one. Numpy's `a @ a.T` is BLAS syrk (one triangle, half
     the multiply-adds of a full product; torch has no such kernel): 0.32 against 0.64 s
