@@ -116,7 +116,7 @@ class Preprocessing:
         torchvision's steps (convert, divide by 255, subtract the mean, divide by the
         std) run here in place on one float32 copy: its `convert_image_dtype` allocates a
         second one, and a fresh batch-sized buffer is page-faulted in anew for every batch
-        (8 batches of 32 images: 0.15 s of the extraction's CPU time). The values are
+        (8 batches of 32 images: 0.61 CPU-seconds, against 0.09 here). The values are
         torchvision's bit for bit (tests/models/test_preprocessing.py)."""
         mean = torch.tensor(self.mean, dtype=torch.float32, device=batch.device).reshape(-1, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32, device=batch.device).reshape(-1, 1, 1)
