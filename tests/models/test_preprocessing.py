@@ -87,8 +87,8 @@ def test_the_overrides_are_options_of_every_model_command(net2brain, fovex, comm
 
 
 def test_normalise_equals_torchvision_bit_for_bit():
-    # every uint8 value of every channel, at the start, inside and at the tail of a row
-    # (vectorised and scalar loops), and a random batch
+    # every uint8 value in every channel (three times each), and a random batch of odd
+    # sizes, whose last elements fall in the element-wise kernels' scalar tail
     every_value = torch.arange(256, dtype=torch.uint8).repeat(3, 3, 1).reshape(1, 3, 24, 32)
     random_batch = torch.randint(0, 256, (5, 3, 17, 23), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     for preprocessing in (Preprocessing(), Preprocessing(mean=(0.5, 0.25, 0.1), std=(0.3, 0.7, 1.9))):
